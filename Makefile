@@ -1,0 +1,42 @@
+# The two commands of the quick start: `make run` and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export UNIFIED_ASSETS_HOME ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(UNIFIED_ASSETS_HOME)/dagster_home
+
+.PHONY: setup run test lint ui bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Land every day of 2013 and build raw, warehouse and marts in one run; print a summary.
+run: setup
+	$(BIN)/unified-assets build --through 2013-12-31
+
+## Lint, then every test.
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+## The Dagster UI on http://127.0.0.1:3000 over the same home folder and instance.
+ui: setup
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+## Benchmarks: the pipeline side by side with the same SQL run bare.
+bench: setup
+	$(BIN)/python bench/bench_foundation.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Dagster objects only, one folder per layer of the lineage graph."""

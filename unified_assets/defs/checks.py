@@ -1,0 +1,159 @@
+"""The check factory: a table's pandera schema and DQ spec become its asset checks.
+
+Every table gets `schema` (blocking: types, keys, ranges, nullability) and `quality` (warns:
+the data's own flaws). The asset validates what it wrote inside its write transaction and
+reports the results through `check_specs`, so a failing blocking check skips everything
+downstream in the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from unified_assets.lib import quality
+from unified_assets.lib.config import QualitySettings
+
+VALIDATION_SAMPLE_ROWS = 20_000
+"""Rows pandera validates per run: all of them up to this, a repeatable sample beyond."""
+
+
+def asset_key(table: str) -> dg.AssetKey:
+    """`layer.table` is also the asset key and the asset group (the layer)."""
+    return dg.AssetKey(table.split("."))
+
+
+def table_check_specs(table: str, *extra: dg.AssetCheckSpec) -> list[dg.AssetCheckSpec]:
+    key = asset_key(table)
+    return [
+        dg.AssetCheckSpec(
+            "schema", asset=key, blocking=True,
+            description=f"Every row matches the {table} pandera schema (types, keys, ranges).",
+        ),
+        dg.AssetCheckSpec(
+            "quality", asset=key, blocking=False,
+            description="The data's own flaws: measured and reported, never silently dropped.",
+        ),
+        *extra,
+    ]  # fmt: skip
+
+
+def window(context: dg.AssetExecutionContext) -> tuple[date | None, date | None]:
+    """The run's days [start, end), whether it covers one partition or a range."""
+    if not context.has_partition_key_range and not context.has_partition_key:
+        return None, None
+    tw = context.partition_time_window
+    return tw.start.date(), tw.end.date()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, table: str, start: date | None, end: date | None):
+    column = quality.SPECS[table].partition_column
+    if column is None or start is None:
+        return "TRUE", {}
+    return f"{column} >= $start AND {column} < $end", {"start": start, "end": end}
+
+
+def _sample(conn, table, start, end) -> tuple[pd.DataFrame, int]:
+    where, params = _rows(conn, table, start, end)
+    total = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+    sample = (
+        ""
+        if total <= VALIDATION_SAMPLE_ROWS
+        else f" USING SAMPLE reservoir({VALIDATION_SAMPLE_ROWS} ROWS) REPEATABLE (13)"
+    )
+    frame = conn.execute(f"SELECT * FROM {table} WHERE {where}{sample}", params).df()
+    return frame, total
+
+
+def _duplicate_keys(conn, table, key: Sequence[str], start, end) -> int:
+    if not key:
+        return 0
+    where, params = _rows(conn, table, start, end)
+    cols = ", ".join(key)
+    return conn.execute(
+        f"SELECT count(*) FROM (SELECT {cols} FROM {table} WHERE {where} "
+        f"GROUP BY ALL HAVING count(*) > 1)",
+        params,
+    ).fetchone()[0]
+
+
+def _md(records: list[dict]) -> dg.MetadataValue:
+    if not records:
+        return dg.MetadataValue.md("none")
+    return dg.MetadataValue.md(pd.DataFrame(records).to_markdown(index=False))
+
+
+def publish(
+    context: dg.AssetExecutionContext,
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    key: Sequence[str] = (),
+    metadata: dict | None = None,
+    extra_results: Sequence[dg.AssetCheckResult] = (),
+) -> dg.MaterializeResult:
+    """Validate and score what this run wrote (inside its transaction) and report it."""
+    settings = QualitySettings.from_env()
+    frame, total = _sample(conn, table, start, end)
+    validation = quality.validate(table, frame)
+    duplicates = _duplicate_keys(conn, table, key, start, end)
+    scores = quality.measure(conn, table, start, end, settings)
+    quality.record(conn, scores, table, start, end, utc_now(), settings)
+    score = quality.overall(scores)
+    blocking = quality.Validation.summary(validation.blocking)
+    if duplicates:
+        blocking[f"{'+'.join(key)}: duplicate keys"] = int(duplicates)
+    check_meta = {"rows": total, "rows_validated": len(frame)}
+    results = [
+        dg.AssetCheckResult(
+            check_name="schema",
+            passed=not blocking,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=check_meta | {
+                "failures": sum(blocking.values()),
+                "failures_by_check": dg.MetadataValue.json(blocking),
+                "failure_sample": _md(quality.Validation.sample(validation.blocking)),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="quality",
+            passed=validation.warnings.empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=check_meta | {
+                "failures": len(validation.warnings),
+                "failures_by_check": dg.MetadataValue.json(
+                    quality.Validation.summary(validation.warnings)
+                ),
+                "failure_sample": _md(quality.Validation.sample(validation.warnings)),
+                "dq": score["dq"],
+            },
+        ),
+        *extra_results,
+    ]  # fmt: skip
+    if not results[0].passed:
+        context.log.error(f"{table}: blocking schema failures {blocking}")
+    meta = {
+        "dagster/row_count": total,
+        "dq": score["dq"],
+        "dq_completeness": score["completeness"],
+        "dq_accuracy": score["accuracy"],
+        "dq_validity": score["validity"],
+        "window": f"{start} .. {end}" if start else "all",
+    } | (metadata or {})
+    if 1 < len(scores) <= 62:
+        meta["dq_by_partition"] = dg.MetadataValue.md(
+            scores.drop(columns=["table_name"]).round(4).to_markdown(index=False)
+        )
+    return dg.MaterializeResult(
+        metadata={k: v for k, v in meta.items() if v is not None}, check_results=results
+    )

@@ -1,0 +1,1 @@
+"""The marts layer of the lineage graph."""

@@ -1,0 +1,1 @@
+"""The raw layer of the lineage graph."""

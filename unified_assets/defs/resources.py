@@ -1,0 +1,49 @@
+"""The platform's resources, declared once; environment variables override the defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from unified_assets.lib import config, warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The home folder and its DuckDB warehouse: every read and write of the platform goes here."""
+
+    home: str
+    lock_timeout_s: float = 120.0
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home).expanduser().resolve()
+
+    @property
+    def database(self) -> Path:
+        return config.warehouse_path(self.home_path)
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the warehouse, waiting (bounded) while another process writes."""
+        conn = warehouse.connect(self.database, read_only=read_only, timeout_s=self.lock_timeout_s)
+        try:
+            if not read_only:
+                warehouse.ensure_schemas(conn)
+            yield conn
+        finally:
+            conn.close()
+
+
+def build_resources() -> dict[str, object]:
+    """Resources for the code location: UNIFIED_ASSETS_HOME when set, else `data/`."""
+    home = (
+        dg.EnvVar(config.HOME_ENV)
+        if os.environ.get(config.HOME_ENV)
+        else str(config.default_home())
+    )
+    return {"warehouse": WarehouseResource(home=home)}

@@ -1,0 +1,1 @@
+"""The warehouse layer of the lineage graph."""

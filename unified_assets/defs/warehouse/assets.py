@@ -1,0 +1,131 @@
+"""warehouse: typed, deduplicated, conformed facts and dimensions; bad rows quarantined."""
+
+from datetime import date
+
+import dagster as dg
+
+from unified_assets.defs.checks import publish, table_check_specs, utc_now, window
+from unified_assets.defs.partitions import daily, single_run
+from unified_assets.defs.resources import WarehouseResource
+from unified_assets.defs.warehouse import checks
+from unified_assets.lib import calendar, curated, landing, transforms
+from unified_assets.lib.config import FIRST_DAY
+from unified_assets.lib.transforms import Curation
+from unified_assets.lib.warehouse import transaction
+
+
+def build(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    spec: Curation,
+    extra=(),
+) -> dg.MaterializeResult:
+    """Curate the run's partitions (or the whole table) and report its checks, atomically."""
+    start, end = window(context)
+    with warehouse.connect() as conn, transaction(conn):
+        totals = transforms.curate(conn, spec, utc_now(), start, end)
+        context.log.info(f"{spec.target}: {totals}")
+        results = [
+            checks.conservation(conn, spec.target, start, end),
+            checks.quarantine_share(conn, spec.target, start, end),
+            *(evaluate(conn, start, end) for evaluate in extra),
+        ]
+        return publish(
+            context, conn, spec.target, start, end, key=spec.key, metadata=totals,
+            extra_results=results,
+        )  # fmt: skip
+
+
+def _specs(spec: Curation, *extra: dg.AssetCheckSpec) -> list[dg.AssetCheckSpec]:
+    return table_check_specs(
+        spec.target,
+        checks.conservation_spec(spec.target),
+        checks.quarantine_share_spec(spec.target),
+        *extra,
+    )
+
+
+_DIM = dict(group_name="warehouse", kinds={"duckdb"}, pool="duckdb", backfill_policy=single_run)
+_FACT = _DIM | dict(partitions_def=daily)
+
+
+@dg.asset(
+    key=["warehouse", "dim_carrier"],
+    deps=[["raw", "airlines"]],
+    check_specs=_specs(curated.CARRIERS),
+    **_DIM,
+)
+def dim_carrier(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Airlines by carrier code."""
+    return build(context, warehouse, curated.CARRIERS)
+
+
+@dg.asset(
+    key=["warehouse", "dim_airport"],
+    deps=[["raw", "airports"]],
+    check_specs=_specs(curated.AIRPORTS),
+    **_DIM,
+)
+def dim_airport(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Airports by FAA code: location, altitude and time zone."""
+    return build(context, warehouse, curated.AIRPORTS)
+
+
+@dg.asset(
+    key=["warehouse", "dim_plane"],
+    deps=[["raw", "planes"]],
+    check_specs=_specs(curated.PLANES),
+    **_DIM,
+)
+def dim_plane(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Aircraft by tail number: build year, seats, engines."""
+    return build(context, warehouse, curated.PLANES)
+
+
+@dg.asset(
+    key=["warehouse", "dim_date"], check_specs=table_check_specs("warehouse.dim_date"), **_DIM
+)
+def dim_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """The calendar from the first partition to the end of the last landed year, with holidays."""
+    landed = landing.landed_days(warehouse.home_path, "flights")
+    last = date((landed[-1] if landed else FIRST_DAY).year, 12, 31)
+    frame = calendar.calendar(FIRST_DAY, last)
+    with warehouse.connect() as conn, transaction(conn):
+        conn.register("_calendar", frame)
+        conn.execute(
+            "CREATE OR REPLACE TABLE warehouse.dim_date AS SELECT CAST(date AS DATE) AS date, "
+            "year::SMALLINT AS year, quarter::SMALLINT AS quarter, month::SMALLINT AS month, "
+            "day::SMALLINT AS day, day_of_week::SMALLINT AS day_of_week, is_weekend, holiday, "
+            "days_to_nearest_holiday::SMALLINT AS days_to_nearest_holiday FROM _calendar"
+        )
+        conn.unregister("_calendar")
+        return publish(
+            context,
+            conn,
+            "warehouse.dim_date",
+            key=("date",),
+            metadata={"first_day": str(FIRST_DAY), "last_day": str(last)},
+        )
+
+
+@dg.asset(
+    key=["warehouse", "fct_flights"],
+    deps=[["raw", "flights"], ["warehouse", "dim_carrier"], ["warehouse", "dim_airport"],
+          ["warehouse", "dim_plane"]],
+    check_specs=_specs(curated.FLIGHTS, checks.referential_spec()),
+    **_FACT,
+)  # fmt: skip
+def fct_flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """One row per scheduled flight: typed times, delays, cancelled and diverted flags."""
+    return build(context, warehouse, curated.FLIGHTS, extra=[checks.referential_integrity])
+
+
+@dg.asset(
+    key=["warehouse", "fct_weather_hourly"],
+    deps=[["raw", "weather"], ["warehouse", "dim_airport"]],
+    check_specs=_specs(curated.WEATHER, checks.coverage_spec()),
+    **_FACT,
+)
+def fct_weather_hourly(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """One row per origin and hour: temperature, wind, visibility, pressure, precipitation."""
+    return build(context, warehouse, curated.WEATHER, extra=[checks.hour_coverage])

@@ -1,0 +1,132 @@
+"""warehouse checks beyond the schema: conservation, quarantine share, referential integrity,
+weather coverage. Each is evaluated in SQL on every row of the run's partitions."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+import duckdb
+
+from unified_assets.defs.checks import asset_key
+from unified_assets.lib import transforms
+from unified_assets.lib.config import QualitySettings
+
+
+def conservation_spec(table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "conservation", asset=asset_key(table), blocking=True,
+        description="Per partition: rows in raw = rows curated + quarantined + duplicates.",
+    )  # fmt: skip
+
+
+def quarantine_share_spec(table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "quarantine_share", asset=asset_key(table), blocking=True,
+        description="No partition loses more than its allowed share of rows to quarantine "
+        "(UNIFIED_ASSETS_MAX_QUARANTINE_SHARE, default 5%): a broken file stops the graph.",
+    )  # fmt: skip
+
+
+def conservation(conn, table: str, start: date | None, end: date | None) -> dg.AssetCheckResult:
+    breaks = transforms.conservation_breaks(conn, table, start, end)
+    totals = transforms.audit_totals(conn, table, start, end)
+    return dg.AssetCheckResult(
+        check_name="conservation",
+        passed=not breaks,
+        metadata={
+            **totals,
+            "broken_partitions": dg.MetadataValue.json(
+                [{k: str(v) for k, v in b.items()} for b in breaks[:20]]
+            ),
+        },
+    )
+
+
+def quarantine_share(conn, table: str, start: date | None, end: date | None):
+    limit = QualitySettings.from_env().max_quarantine_share
+    rows = transforms.quarantine_shares(conn, table, start, end)
+    over = [
+        {"partition": str(day), "rows_in": n, "quarantined": q, "share": round(q / n, 4)}
+        for day, n, q in rows
+        if n and q / n > limit
+    ]
+    reasons = transforms.top_reasons(conn, table, start, end)
+    return dg.AssetCheckResult(
+        check_name="quarantine_share",
+        passed=not over,
+        metadata={
+            "max_share": limit,
+            "quarantined": sum(q for _, _, q in rows),
+            "partitions_over_limit": dg.MetadataValue.json(over[:50]),
+            "top_reasons": dg.MetadataValue.json(reasons),
+        },
+    )
+
+
+def referential_spec() -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "referential_integrity", asset=asset_key("warehouse.fct_flights"), blocking=False,
+        description="Carriers, airports and tail numbers that the dimensions do not know.",
+    )  # fmt: skip
+
+
+def referential_integrity(conn: duckdb.DuckDBPyConnection, start: date, end: date):
+    unknown = {}
+    for col, dim, key in (
+        ("carrier", "dim_carrier", "carrier"),
+        ("origin", "dim_airport", "faa"),
+        ("dest", "dim_airport", "faa"),
+        ("tailnum", "dim_plane", "tailnum"),
+    ):
+        rows = conn.execute(
+            f"SELECT {col}, count(*) FROM warehouse.fct_flights WHERE flight_date >= $s "
+            f"AND flight_date < $e AND {col} IS NOT NULL AND {col} NOT IN "
+            f"(SELECT {key} FROM warehouse.{dim}) GROUP BY 1 ORDER BY 2 DESC",
+            {"s": start, "e": end},
+        ).fetchall()
+        unknown[col] = {
+            "rows": sum(n for _, n in rows),
+            "values": len(rows),
+            "top": {v: n for v, n in rows[:10]},
+        }
+    return dg.AssetCheckResult(
+        check_name="referential_integrity",
+        passed=all(u["rows"] == 0 for u in unknown.values()),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={f"unknown_{c}_rows": u["rows"] for c, u in unknown.items()}
+        | {"unknown": dg.MetadataValue.json(unknown)},
+    )
+
+
+def coverage_spec() -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "hour_coverage", asset=asset_key("warehouse.fct_weather_hourly"), blocking=False,
+        description="Every origin has a reading for every hour of every day.",
+    )  # fmt: skip
+
+
+def hour_coverage(conn: duckdb.DuckDBPyConnection, start: date, end: date):
+    missing = conn.execute(
+        "WITH days AS (SELECT CAST(range AS DATE) AS d FROM "
+        "range($s::TIMESTAMP, $e::TIMESTAMP, INTERVAL 1 DAY)), "
+        "origins AS (SELECT DISTINCT origin FROM warehouse.fct_weather_hourly), "
+        "have AS (SELECT origin, weather_date AS d, count(DISTINCT local_hour) AS n "
+        "FROM warehouse.fct_weather_hourly WHERE weather_date >= $s AND weather_date < $e "
+        "GROUP BY ALL) "
+        "SELECT o.origin, days.d, 24 - coalesce(h.n, 0) AS missing FROM days CROSS JOIN origins o "
+        "LEFT JOIN have h ON h.origin = o.origin AND h.d = days.d WHERE coalesce(h.n, 0) < 24 "
+        "ORDER BY 3 DESC, 2",
+        {"s": start, "e": end},
+    ).fetchall()
+    return dg.AssetCheckResult(
+        check_name="hour_coverage",
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "missing_hours": sum(m for _, _, m in missing),
+            "worst": dg.MetadataValue.json(
+                [{"origin": o, "day": str(d), "missing": m} for o, d, m in missing[:20]]
+            ),
+        },
+    )

