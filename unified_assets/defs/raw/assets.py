@@ -8,19 +8,10 @@ import dagster as dg
 
 from unified_assets.defs.checks import publish, table_check_specs, utc_now, window
 from unified_assets.defs.partitions import daily, single_run
+from unified_assets.defs.raw.checks import landing_files, landing_files_spec
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import ingest, landing
 from unified_assets.lib.warehouse import transaction
-
-
-def _stats_metadata(stats: ingest.IngestStats) -> dict:
-    return {
-        "files": stats.files,
-        "source_data_lines": stats.data_lines,
-        "empty_files": dg.MetadataValue.json(list(stats.empty_files)),
-        "invalid_utf8_files": dg.MetadataValue.json(list(stats.invalid_utf8_files)),
-        "extra_columns": dg.MetadataValue.json(list(stats.extra_columns)),
-    }
 
 
 def ingest_daily(
@@ -48,7 +39,7 @@ def ingest_daily(
             stats = ingest.replace_daily(conn, table, files, start, end, utc_now())
             context.log.info(f"raw.{table}: {stats.rows} rows from {stats.files} files")
             return publish(
-                context, conn, f"raw.{table}", start, end, metadata=_stats_metadata(stats)
+                context, conn, f"raw.{table}", start, end, extra_results=[landing_files(stats)]
             )
 
 
@@ -68,7 +59,11 @@ def ingest_reference(
         with transaction(conn):
             file = ingest.inspect_file(path, Path(scratch), conn)
             stats = ingest.replace_reference(conn, table, file, utc_now())
-            return publish(context, conn, f"raw.{table}", metadata=_stats_metadata(stats))
+            return publish(context, conn, f"raw.{table}", extra_results=[landing_files(stats)])
+
+
+def _specs(table: str) -> list[dg.AssetCheckSpec]:
+    return table_check_specs(table, landing_files_spec(table))
 
 
 _DAILY = dict(
@@ -80,13 +75,13 @@ _DAILY = dict(
 )
 
 
-@dg.asset(key=["raw", "flights"], check_specs=table_check_specs("raw.flights"), **_DAILY)
+@dg.asset(key=["raw", "flights"], check_specs=_specs("raw.flights"), **_DAILY)
 def flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Every flight that left a New York airport, one landing file per day, as it arrived."""
     return ingest_daily(context, warehouse, "flights")
 
 
-@dg.asset(key=["raw", "weather"], check_specs=table_check_specs("raw.weather"), **_DAILY)
+@dg.asset(key=["raw", "weather"], check_specs=_specs("raw.weather"), **_DAILY)
 def weather(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Hourly weather at the three New York origins, one landing file per day, as it arrived."""
     return ingest_daily(context, warehouse, "weather")
@@ -95,19 +90,19 @@ def weather(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
 _REFERENCE = dict(group_name="raw", kinds={"duckdb"}, pool="duckdb", backfill_policy=single_run)
 
 
-@dg.asset(key=["raw", "planes"], check_specs=table_check_specs("raw.planes"), **_REFERENCE)
+@dg.asset(key=["raw", "planes"], check_specs=_specs("raw.planes"), **_REFERENCE)
 def planes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """The aircraft register: build year, seats and engines by tail number, as it arrived."""
     return ingest_reference(context, warehouse, "planes")
 
 
-@dg.asset(key=["raw", "airports"], check_specs=table_check_specs("raw.airports"), **_REFERENCE)
+@dg.asset(key=["raw", "airports"], check_specs=_specs("raw.airports"), **_REFERENCE)
 def airports(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Airports by FAA code with location and time zone, as it arrived."""
     return ingest_reference(context, warehouse, "airports")
 
 
-@dg.asset(key=["raw", "airlines"], check_specs=table_check_specs("raw.airlines"), **_REFERENCE)
+@dg.asset(key=["raw", "airlines"], check_specs=_specs("raw.airlines"), **_REFERENCE)
 def airlines(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Carrier codes and names, as they arrived."""
     return ingest_reference(context, warehouse, "airlines")
