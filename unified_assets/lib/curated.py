@@ -8,6 +8,7 @@ from unified_assets.lib.transforms import (
     Curation,
     Rule,
     matches,
+    no_stray_fields,
     parsed,
     required,
     same_day,
@@ -114,6 +115,7 @@ FLIGHTS = Curation(
         matches("dest", "[A-Z0-9]{3}"),
         matches("tailnum", "[A-Z0-9]{2,7}"),
         valid_utf8(COLUMNS["flights"]),
+        no_stray_fields(),
     ),
     key=("flight_date", "carrier", "flight", "origin", "sched_dep_ts"),
     partition_column="flight_date",
@@ -159,6 +161,7 @@ WEATHER = Curation(
         *(within(name, lo, hi, raw) for raw, name, lo, hi in _WEATHER_NUMBERS),
         matches("origin", "[A-Z0-9]{3}"),
         valid_utf8(COLUMNS["weather"]),
+        no_stray_fields(),
     ),
     key=("origin", "time_hour_utc"),
     partition_column="weather_date",
@@ -173,6 +176,7 @@ CARRIERS = Curation(
         *required("carrier", "name"),
         matches("carrier", "[A-Z0-9]{2}"),
         valid_utf8(COLUMNS["airlines"]),
+        no_stray_fields(),
     ),
     key=("carrier",),
 )
@@ -199,6 +203,7 @@ AIRPORTS = Curation(
         within("lon", -180, 180, "longitude"),
         matches("faa", "[A-Z0-9]{3,4}"),
         valid_utf8(COLUMNS["airports"]),
+        no_stray_fields(),
     ),
     key=("faa",),
 )
@@ -226,6 +231,7 @@ PLANES = Curation(
         within("engines", 0, 8, "engines"),
         matches("tailnum", "[A-Z0-9]{2,7}"),
         valid_utf8(COLUMNS["planes"]),
+        no_stray_fields(),
     ),
     key=("tailnum",),
 )

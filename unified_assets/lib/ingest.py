@@ -93,7 +93,6 @@ def _insert(
     partitioned: bool,
 ) -> None:
     contract = COLUMNS[table]
-    extras = sorted({c for f, _ in files for c in f.columns if c not in contract})
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE _lineage "
         "(read_path VARCHAR, source_file VARCHAR, sha256 VARCHAR, partition_date DATE)"
@@ -102,26 +101,32 @@ def _insert(
         "INSERT INTO _lineage VALUES (?, ?, ?, ?)",
         [(str(f.read_path), str(f.path), f.sha256, day) for f, day in files],
     )
-    extra_sql = "NULL"
-    if extras:
-        pairs = ", ".join(f"'{c}', CAST(r.\"{c}\" AS VARCHAR)" for c in extras)
-        extra_sql = f"json_object({pairs})::VARCHAR"
     select = ", ".join(f'CAST(r."{c}" AS VARCHAR)' for c in contract)
     target = ", ".join(f'"{c}"' for c in contract) + ", " + ", ".join(LINEAGE_COLUMNS)
     target += ", partition_date" if partitioned else ""
     tail = ", l.partition_date" if partitioned else ""
-    csv = [str(f.read_path) for f, _ in files if not f.is_parquet]
-    parquet = [str(f.read_path) for f, _ in files if f.is_parquet]
-    readers = []
-    if csv:
-        nulls = ", ".join(f"'{t}'" for t in NULL_TOKENS)
-        readers.append(
-            "read_csv($files, header=true, delim=',', quote='\"', escape='\"', all_varchar=true, "
-            f"union_by_name=true, filename=true, null_padding=true, nullstr=[{nulls}])"
-        )
-    if parquet:
-        readers.append("read_parquet($files, union_by_name=true, filename=true)")
-    for reader, paths in zip(readers, [p for p in (csv, parquet) if p], strict=True):
+    nulls = ", ".join(f"'{t}'" for t in NULL_TOKENS)
+    readers = {
+        "read_csv($files, header=true, delim=',', quote='\"', escape='\"', all_varchar=true, "
+        f"union_by_name=true, filename=true, null_padding=true, nullstr=[{nulls}])": [
+            str(f.read_path) for f, _ in files if not f.is_parquet
+        ],
+        "read_parquet($files, union_by_name=true, filename=true)": [
+            str(f.read_path) for f, _ in files if f.is_parquet
+        ],
+    }
+    for reader, paths in readers.items():
+        if not paths:
+            continue
+        # Columns outside the contract: declared in a header, or values past the header's end
+        # (DuckDB names those column<N>). Both are kept, as JSON, in `_extra`.
+        found = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {reader}", {"files": paths})
+                 .fetchall()]  # fmt: skip
+        extras = [c for c in found if c not in contract and c != "filename"]
+        extra_sql = "NULL"
+        if extras:
+            pairs = ", ".join(f"'{c}', CAST(r.\"{c}\" AS VARCHAR)" for c in extras)
+            extra_sql = f"json_object({pairs})::VARCHAR"
         conn.execute(
             f"INSERT INTO raw.{table} ({target}) "
             f"SELECT {select}, {extra_sql}, l.source_file, l.sha256, $at{tail} "

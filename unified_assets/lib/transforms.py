@@ -95,6 +95,14 @@ def valid_utf8(raw_columns: tuple[str, ...]) -> Rule:
     return Rule(f"contains({joined}, chr(65533))", "'invalid UTF-8 bytes in source row'")
 
 
+def no_stray_fields() -> Rule:
+    """A row with more fields than its file's header (see ingest: `_extra` keys column<N>)."""
+    return Rule(
+        '_extra IS NOT NULL AND regexp_matches(_extra, \'"column[0-9]+":"\')',
+        "'more fields than the header: ' || _extra",
+    )
+
+
 def same_day(typed_date: str) -> Rule:
     return Rule(
         f"c_{typed_date} IS NOT NULL AND c_{typed_date} <> partition_date",

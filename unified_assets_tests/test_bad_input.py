@@ -1,0 +1,165 @@
+"""Bad landing files: each gets a clear error or a quarantine, and every row is accounted for."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from unified_assets_tests.conftest import check_outcomes, query, run, scalar
+
+DAY = "2013-01-02"
+ROWS = 943  # flights on 2013-01-02
+SELECTION = ["raw/flights", "warehouse/fct_flights"]
+
+
+@pytest.fixture
+def built(home) -> Path:
+    """Jan 1-3 built once, so a bad re-delivery of Jan 2 has a last good state to keep."""
+    assert run(home).success
+    return home
+
+
+def day_file(home: Path) -> Path:
+    return home / "landing" / "flights" / f"{DAY}.csv"
+
+
+def lines(home: Path) -> list[str]:
+    return day_file(home).read_text().splitlines()
+
+
+def write(home: Path, rows: list[str], tail: str = "\n") -> None:
+    day_file(home).write_text("\n".join(rows) + tail)
+
+
+def rerun(home: Path):
+    return run(home, DAY, DAY, selection=SELECTION)
+
+
+def audit(home: Path) -> tuple[int, int, int, int]:
+    return query(
+        home,
+        "SELECT rows_in, curated, quarantined, duplicates FROM warehouse.ingest_audit "
+        f"WHERE table_name = 'warehouse.fct_flights' AND partition_date = DATE '{DAY}'",
+    )[0]
+
+
+def assert_conserved(home: Path) -> tuple[int, int, int, int]:
+    rows_in, curated, quarantined, duplicates = audit(home)
+    raw = scalar(home, f"SELECT count(*) FROM raw.flights WHERE partition_date = DATE '{DAY}'")
+    fct = scalar(home, f"SELECT count(*) FROM warehouse.fct_flights WHERE flight_date = '{DAY}'")
+    held = scalar(
+        home,
+        "SELECT count(*) FROM warehouse.quarantine WHERE table_name = 'warehouse.fct_flights' "
+        f"AND partition_date = DATE '{DAY}'",
+    )
+    assert rows_in == raw == curated + quarantined + duplicates
+    assert (curated, quarantined) == (fct, held)
+    return rows_in, curated, quarantined, duplicates
+
+
+def reasons(home: Path) -> list[str]:
+    return [r for (r,) in query(home, "SELECT reason FROM warehouse.quarantine ORDER BY 1")]
+
+
+def test_missing_column_is_a_clear_error_and_keeps_the_last_good_state(built):
+    header, *rows = lines(built)
+    at = header.split(",").index("dep_delay")
+    drop = [",".join(f for i, f in enumerate(r.split(",")) if i != at) for r in [header, *rows]]
+    write(built, drop)
+    result = rerun(built)
+    assert not result.success
+    error = str(next(e for e in result.all_events if e.is_step_failure).event_specific_data.error)
+    assert f"{DAY}.csv lacks column(s) dep_delay" in error
+    assert assert_conserved(built) == (ROWS, ROWS, 0, 0)  # the previous delivery, intact
+
+
+def test_extra_column_is_kept_in_extra_and_warned(built):
+    header, *rows = lines(built)
+    write(built, [header + ",gate"] + [r + ",B12" for r in rows])
+    result = rerun(built)
+    assert result.success
+    assert check_outcomes(result)[("raw/flights", "landing_files")] is False
+    assert scalar(built, "SELECT DISTINCT _extra FROM raw.flights WHERE "
+                  f"partition_date = '{DAY}'") == '{"gate":"B12"}'  # fmt: skip
+    assert assert_conserved(built) == (ROWS, ROWS, 0, 0)
+
+
+def test_unparseable_numbers_are_quarantined(built):
+    header, *rows = lines(built)
+    at = header.split(",").index("arr_delay")
+    for i in (0, 10, 20):
+        fields = rows[i].split(",")
+        fields[at] = "12min"
+        rows[i] = ",".join(fields)
+    write(built, [header, *rows])
+    result = rerun(built)
+    assert result.success  # 3 of 943 is under the quarantine share that blocks
+    outcomes = check_outcomes(result)
+    assert outcomes[("raw/flights", "quality")] is False  # raw warns about the text
+    assert outcomes[("warehouse/fct_flights", "quarantine_share")] is True
+    assert assert_conserved(built) == (ROWS, ROWS - 3, 3, 0)
+    assert reasons(built) == ["unparseable arr_delay: 12min"] * 3
+
+
+def test_duplicate_rows_are_counted_not_kept(built):
+    header, *rows = lines(built)
+    write(built, [header, *rows, *rows[:5]])
+    assert rerun(built).success
+    assert assert_conserved(built) == (ROWS + 5, ROWS, 0, 5)
+
+
+@pytest.mark.parametrize("content", ["", "header-only"])
+def test_empty_file_lands_no_rows_and_warns(built, content):
+    header = lines(built)[0]
+    day_file(built).write_text("" if content == "" else header + "\n")
+    result = rerun(built)
+    assert result.success
+    assert check_outcomes(result)[("raw/flights", "landing_files")] is False
+    assert assert_conserved(built) == (0, 0, 0, 0)
+    dq = scalar(built, "SELECT dq FROM monitoring.data_quality WHERE table_name = "
+                f"'warehouse.fct_flights' AND partition_date = '{DAY}'")  # fmt: skip
+    assert dq is None  # nothing to score
+
+
+def test_truncated_last_line_is_quarantined(built):
+    header, *rows = lines(built)
+    rows[-1] = rows[-1][:12]  # e.g. "2013,1,2,235" cut mid-row, no newline
+    write(built, [header, *rows], tail="")
+    assert rerun(built).success
+    assert assert_conserved(built) == (ROWS, ROWS - 1, 1, 0)
+    assert "missing carrier" in reasons(built)[0]
+
+
+def test_rows_of_another_day_are_quarantined(built):
+    header, *rows = lines(built)
+    rows[:2] = [r.replace("2013,1,2,", "2013,1,3,", 1) for r in rows[:2]]
+    write(built, [header, *rows])
+    assert rerun(built).success
+    assert assert_conserved(built) == (ROWS, ROWS - 2, 2, 0)
+    assert reasons(built) == [f"row dated 2013-01-03 in the file of {DAY}"] * 2
+
+
+def test_non_utf8_bytes_are_quarantined_and_the_file_flagged(built):
+    data = day_file(built).read_bytes().split(b"\n")
+    data[5] = data[5].replace(b",N", b",N\xff\xfe", 1)
+    day_file(built).write_bytes(b"\n".join(data))
+    result = rerun(built)
+    assert result.success
+    assert check_outcomes(result)[("raw/flights", "landing_files")] is False
+    assert assert_conserved(built) == (ROWS, ROWS - 1, 1, 0)
+    (reason,) = reasons(built)
+    assert "invalid UTF-8 bytes in source row" in reason.split("; ")
+    # the source file's hash is of the bytes as they arrived
+    digest = hashlib.sha256(day_file(built).read_bytes()).hexdigest()
+    assert scalar(built, f"SELECT DISTINCT _source_sha256 FROM raw.flights WHERE "
+                  f"partition_date = '{DAY}'") == digest  # fmt: skip
+
+
+def test_row_with_more_fields_than_the_header_is_quarantined_with_its_values(built):
+    header, *rows = lines(built)
+    rows[7] = rows[7] + ",SURPRISE"
+    write(built, [header, *rows])
+    assert rerun(built).success
+    assert assert_conserved(built) == (ROWS, ROWS - 1, 1, 0)
+    (reason,) = reasons(built)
+    assert reason.startswith("more fields than the header") and "SURPRISE" in reason
