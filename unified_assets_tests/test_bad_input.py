@@ -163,3 +163,39 @@ def test_row_with_more_fields_than_the_header_is_quarantined_with_its_values(bui
     assert assert_conserved(built) == (ROWS, ROWS - 1, 1, 0)
     (reason,) = reasons(built)
     assert reason.startswith("more fields than the header") and "SURPRISE" in reason
+
+
+def test_parquet_delivery_is_read_like_csv(built):
+    """A user's own Parquet file in the same layout, with real types (timestamps in UTC)."""
+    import duckdb
+
+    parquet = day_file(built).with_suffix(".parquet")
+    conn = duckdb.connect()
+    conn.execute(
+        f"COPY (SELECT * REPLACE (CAST(time_hour AS TIMESTAMPTZ) AS time_hour) FROM "
+        f"read_csv('{day_file(built)}', nullstr='NA')) TO '{parquet}' (FORMAT parquet)"
+    )
+    conn.close()
+    day_file(built).unlink()
+    assert rerun(built).success
+    assert assert_conserved(built) == (ROWS, ROWS, 0, 0)
+    assert scalar(built, f"SELECT min(time_hour_utc) FROM warehouse.fct_flights WHERE "
+                  f"flight_date = '{DAY}'").isoformat() == "2013-01-02T10:00:00"  # fmt: skip
+
+
+def test_stray_field_far_into_a_large_file_is_quarantined(built):
+    header, *rows = lines(built)
+    many = (rows * 30)[:25_000]  # more lines than DuckDB's sniffer samples
+    many[24_000] += ",STRAY"
+    write(built, [header, *many])
+    assert rerun(built).success
+    assert assert_conserved(built) == (25_000, ROWS, 1, 25_000 - ROWS - 1)
+
+
+def test_odd_extra_column_names_are_kept(built):
+    header, *rows = lines(built)
+    write(built, [header + ',pilot\'s "note"'] + [r + ",x" for r in rows])
+    assert rerun(built).success
+    assert "pilot's" in scalar(built, "SELECT any_value(_extra) FROM raw.flights WHERE "
+                               f"partition_date = '{DAY}'")  # fmt: skip
+    assert assert_conserved(built) == (ROWS, ROWS, 0, 0)

@@ -81,6 +81,9 @@ def test_typed_times_and_flags(conn):
         (dict(tailnum="N1\ufffd3"), "invalid UTF-8 bytes in source row"),
         (dict(time_hour="yesterday"), "unparseable time_hour: yesterday"),
         (dict(dep_delay=None), "departed without a dep_delay"),
+        (dict(dep_time="517.6"), "unparseable dep_time: 517.6"),
+        (dict(flight="1e3"), "unparseable flight: 1e3"),
+        (dict(sched_dep_time="3300000"), "invalid clock time sched_dep_time: 3300000"),
     ],
 )
 def test_bad_rows_are_quarantined_with_their_reason(conn, change, reason):

