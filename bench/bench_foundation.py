@@ -51,7 +51,7 @@ with warehouse.transaction(conn):
     for spec in (curated.FLIGHTS, curated.WEATHER):
         transforms.curate(conn, spec, now, start, end)
     for table in marts.MARTS:
-        marts.refresh(conn, table, start, end)
+        marts.refresh(conn, table)
 print(conn.execute("SELECT count(*) FROM warehouse.fct_flights").fetchone()[0])
 """
 

@@ -109,7 +109,33 @@ def test_failing_blocking_check_stops_downstream_in_the_same_run(home):
     done = materialized(result)
     assert "warehouse/fct_flights" in done
     assert not {"marts/carrier_origin_monthly", "marts/route_monthly"} & done
-    # nothing lost: every raw row is curated or quarantined with its reason
-    assert scalar(home, "SELECT count(*) FROM warehouse.quarantine WHERE partition_date = "
-                  "DATE '2013-01-02' AND reason LIKE 'unparseable dep_delay%'") == 943  # fmt: skip
-    assert scalar(home, "SELECT count(*) FROM warehouse.fct_flights") == 842 + 914
+    # the run's write (all three days: one transaction) was rolled back, so the warehouse keeps
+    # its last good state, here: no fct_flights at all ...
+    tables = {t for (t,) in query(home, "SELECT table_name FROM information_schema.tables "
+                                  "WHERE table_schema = 'warehouse'")}  # fmt: skip
+    assert "fct_flights" not in tables and "dim_plane" in tables
+    # ... the delivery stays in raw as it arrived, and the check carries the evidence
+    assert scalar(home, "SELECT count(*) FROM raw.flights") == FLIGHTS_JAN_1_3
+    share = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "quarantine_share"
+        and e.asset_key == dg.AssetKey(["warehouse", "fct_flights"])
+    )  # fmt: skip
+    assert share.metadata["top_reasons"].value == {"unparseable dep_delay": 943}
+    assert share.metadata["partitions_over_limit"].value[0]["partition"] == "2013-01-02"
+    fct = [
+        e.event_specific_data.materialization.metadata["rolled_back"].value
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key.path[-1] == "fct_flights"
+    ]
+    assert fct == [True, True, True]
+
+
+def test_blocked_redelivery_keeps_the_last_good_day(home):
+    assert run(home).success
+    good = query(home, "SELECT count(*), sum(dep_delay_min) FROM warehouse.fct_flights")
+    path = home / "landing" / "flights" / "2013-01-02.csv"
+    path.write_text(path.read_text().replace(",EWR,", ",??,"))  # a third of the rows broken
+    result = run(home, "2013-01-02", "2013-01-02")
+    assert not result.success
+    assert check_outcomes(result)[("warehouse/fct_flights", "quarantine_share")] is False
+    assert query(home, "SELECT count(*), sum(dep_delay_min) FROM warehouse.fct_flights") == good

@@ -50,7 +50,9 @@ def test_dq_score_weights():
     assert quality.dq_score(1.0, 0.5, 0.0, QualitySettings()) == pytest.approx(0.5)
     weights = QualitySettings(alpha=2, beta=1, gamma=1)
     assert quality.dq_score(1.0, 0.5, 0.0, weights) == pytest.approx(2.5 / 4)
-    assert quality.dq_score(None, 1.0, 1.0, weights) is None
+    # nothing curated: C and A unmeasurable, the score is the validity alone
+    assert quality.dq_score(None, None, 0.0, weights) == 0.0
+    assert quality.dq_score(None, None, None, weights) is None
 
 
 def test_dq_weights_from_environment(monkeypatch):

@@ -143,27 +143,17 @@ def test_conservation_break_is_reported(conn):
     assert breaks and breaks[0]["rows_in"] == 1
 
 
-def test_marts_recompute_whole_months(conn):
+def test_marts_aggregate_the_facts(conn):
     late = GOOD | dict(flight="7", arr_delay="40", arr_time="859")
     put(conn, [GOOD, late])
     curate(conn)
-    assert marts.refresh(conn, "marts.carrier_origin_monthly", DAY, date(2013, 1, 2)) == 1
+    assert marts.refresh(conn, "marts.carrier_origin_monthly") == 1
     row = conn.execute(
         "SELECT month, flights, arrived, on_time_rate, mean_arr_delay_min "
         "FROM marts.carrier_origin_monthly"
     ).fetchone()
     assert row == (date(2013, 1, 1), 2, 2, 0.5, 25.5)
-    marts.refresh(conn, "marts.carrier_origin_monthly", DAY, date(2013, 1, 2))
-    assert conn.execute("SELECT count(*) FROM marts.carrier_origin_monthly").fetchone()[0] == 1
-
-
-def test_month_window():
-    assert marts.month_window(date(2013, 1, 5), date(2013, 1, 6)) == (
-        date(2013, 1, 1), date(2013, 2, 1))  # fmt: skip
-    assert marts.month_window(date(2013, 1, 31), date(2013, 3, 1)) == (
-        date(2013, 1, 1), date(2013, 3, 1))  # fmt: skip
-    assert marts.month_window(date(2013, 12, 1), date(2013, 12, 2)) == (
-        date(2013, 12, 1), date(2014, 1, 1))  # fmt: skip
+    assert marts.refresh(conn, "marts.carrier_origin_monthly") == 1
 
 
 def test_transaction_rolls_back_on_error(conn):

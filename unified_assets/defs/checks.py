@@ -17,6 +17,7 @@ import pandas as pd
 
 from unified_assets.lib import quality
 from unified_assets.lib.config import QualitySettings
+from unified_assets.lib.warehouse import Transaction
 
 VALIDATION_SAMPLE_ROWS = 20_000
 """Rows pandera validates per run: all of them up to this, a repeatable sample beyond."""
@@ -93,7 +94,7 @@ def _md(records: list[dict]) -> dg.MetadataValue:
 
 def publish(
     context: dg.AssetExecutionContext,
-    conn: duckdb.DuckDBPyConnection,
+    tx: Transaction,
     table: str,
     start: date | None = None,
     end: date | None = None,
@@ -102,7 +103,12 @@ def publish(
     metadata: dict | None = None,
     extra_results: Sequence[dg.AssetCheckResult] = (),
 ) -> dg.MaterializeResult:
-    """Validate and score what this run wrote (inside its transaction) and report it."""
+    """Validate and score what this run wrote, inside its transaction, and report it.
+
+    When a blocking check fails the write is rolled back: the tables keep their last good
+    state, the failed check (with its evidence) skips everything downstream in this run.
+    """
+    conn = tx.conn
     settings = QualitySettings.from_env()
     frame, total = _sample(conn, table, start, end)
     validation = quality.validate(table, frame)
@@ -142,6 +148,14 @@ def publish(
     ]  # fmt: skip
     if not results[0].passed:
         context.log.error(f"{table}: blocking schema failures {blocking}")
+    blocking_checks = {
+        spec.name for spec in context.assets_def.check_specs
+        if spec.blocking and spec.asset_key == asset_key(table)
+    }  # fmt: skip
+    failed = [r.check_name for r in results if not r.passed and r.check_name in blocking_checks]
+    if failed:
+        tx.rollback()
+        context.log.error(f"{table}: blocking check(s) {failed} failed; write rolled back")
     meta = {
         "dagster/row_count": total,
         "dq": score["dq"],
@@ -149,6 +163,7 @@ def publish(
         "dq_accuracy": score["accuracy"],
         "dq_validity": score["validity"],
         "window": f"{start} .. {end}" if start else "all",
+        "rolled_back": bool(failed),
     } | (metadata or {})
     if 1 < len(scores) <= 62:
         meta["dq_by_partition"] = dg.MetadataValue.md(

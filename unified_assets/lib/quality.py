@@ -10,6 +10,7 @@ DQ = (α·C + β·A + γ·V) / (α + β + γ) per table and partition, computed 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -20,6 +21,7 @@ import pandera.pandas as pa
 from unified_assets.lib.config import QualitySettings
 from unified_assets.lib.schemas import SCHEMAS, WARN_PREFIX
 from unified_assets.lib.transforms import AUDIT, install_macros
+from unified_assets.lib.warehouse import table_exists
 
 DQ_TABLE = "monitoring.data_quality"
 SAMPLE_ROWS = 20
@@ -195,10 +197,26 @@ SPECS: dict[str, QualitySpec] = {
 
 
 def dq_score(c: float | None, a: float | None, v: float | None, s: QualitySettings) -> float | None:
-    """The weighted DQ score; None when there is nothing to score."""
-    if c is None or a is None or v is None:
+    """The weighted DQ score over the parts that could be measured; None when none could.
+
+    A partition whose every row was quarantined has no curated cells to measure C and A on:
+    its score is its validity (0), not an average that hides the loss.
+    """
+    parts = [(w, x) for w, x in ((s.alpha, c), (s.beta, a), (s.gamma, v)) if x is not None]
+    weight = sum(w for w, _ in parts)
+    if not parts or weight == 0:
         return None
-    return (s.alpha * c + s.beta * a + s.gamma * v) / (s.alpha + s.beta + s.gamma)
+    return sum(w * x for w, x in parts) / weight
+
+
+def _known_tables(conn: duckdb.DuckDBPyConnection, predicates: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop the predicates that read a dimension not built yet (scored once it exists)."""
+    kept = []
+    for predicate in predicates:
+        tables = re.findall(r"\b(warehouse\.dim_\w+)", predicate)
+        if all(table_exists(conn, t) for t in tables):
+            kept.append(predicate)
+    return tuple(kept)
 
 
 def measure(
@@ -208,7 +226,11 @@ def measure(
     end: date | None = None,
     settings: QualitySettings | None = None,
 ) -> pd.DataFrame:
-    """C, A, V and DQ per partition of `table` over [start, end) (one row when unpartitioned)."""
+    """C, A, V and DQ per partition of `table` over [start, end) (one row when unpartitioned).
+
+    `rows_in` is what the partition received (for curated tables: before quarantine and
+    deduplication); it weighs the partition in `overall`.
+    """
     settings = settings or QualitySettings()
     spec = SPECS[table]
     install_macros(conn)
@@ -217,39 +239,29 @@ def measure(
     if spec.partition_column and start is not None:
         where = f"{spec.partition_column} >= $start AND {spec.partition_column} < $end"
         params = {"start": start, "end": end}
-    n_req = len(spec.required)
-    completeness = (
-        "1.0"
-        if not n_req
-        else (
-            "("
-            + " + ".join(f"sum(CASE WHEN {r} THEN 1 ELSE 0 END)" for r in spec.required)
-            + f") / (count(*) * {n_req}.0)"
-        )
-    )
+    completeness = "1.0"
+    if spec.required:
+        present = " + ".join(f"sum(CASE WHEN {r} THEN 1 ELSE 0 END)" for r in spec.required)
+        completeness = f"({present}) / (count(*) * {len(spec.required)}.0)"
+    accuracy = _as_number(_known_tables(conn, spec.accuracy))
     measured = (
         f"SELECT CAST({part} AS DATE) AS partition_date, count(*) AS rows, "
-        f"{completeness} AS completeness, {_as_number(spec.accuracy)} AS accuracy, "
+        f"count(*) AS rows_in, {completeness} AS completeness, {accuracy} AS accuracy, "
         f"{_as_number(spec.validity)} AS validity FROM {table} WHERE {where} GROUP BY 1"
     )
     if spec.audited:
-        audit_where = (
-            "partition_date IS NULL"
-            if spec.partition_column is None
-            else (
-                "partition_date >= $start AND partition_date < $end"
-                if start is not None
-                else "TRUE"
+        audit_where = "partition_date IS NULL"
+        if spec.partition_column is not None:
+            audit_where = (
+                "TRUE" if start is None else "partition_date >= $start AND partition_date < $end"
             )
-        )
-        target = table
+        # V counts quarantined rows and duplicates as failing the schema (types, ranges, keys).
         measured = (
-            f"WITH m AS ({measured}), a AS (SELECT partition_date, rows_in, quarantined "
-            f"FROM {AUDIT} WHERE table_name = '{target}' AND {audit_where}) "
-            "SELECT a.partition_date, coalesce(m.rows, 0) AS rows, "
-            "CASE WHEN a.rows_in > 0 THEN coalesce(m.completeness, 0) END AS completeness, "
-            "CASE WHEN a.rows_in > 0 THEN coalesce(m.accuracy, 0) END AS accuracy, "
-            "CASE WHEN a.rows_in > 0 THEN 1.0 - a.quarantined / a.rows_in END AS validity "
+            f"WITH m AS ({measured}), a AS (SELECT partition_date, rows_in, quarantined, "
+            f"duplicates FROM {AUDIT} WHERE table_name = '{table}' AND {audit_where}) "
+            "SELECT a.partition_date, coalesce(m.rows, 0) AS rows, a.rows_in, "
+            "m.completeness, m.accuracy, CASE WHEN a.rows_in > 0 THEN "
+            "1.0 - (a.quarantined + a.duplicates) / a.rows_in END AS validity "
             "FROM a LEFT JOIN m ON m.partition_date IS NOT DISTINCT FROM a.partition_date"
         )
     frame = conn.execute(f"{measured} ORDER BY 1", params).df()
@@ -300,12 +312,10 @@ def record(
 
 
 def overall(scores: pd.DataFrame) -> dict[str, float | None]:
-    """Row-weighted C, A, V and DQ over the partitions of one measurement."""
-    scored = scores.dropna(subset=["dq"])
-    weights = scored["rows"].clip(lower=1)
-    if scored.empty:
-        return {"completeness": None, "accuracy": None, "validity": None, "dq": None}
-    return {
-        k: float((scored[k] * weights).sum() / weights.sum())
-        for k in ("completeness", "accuracy", "validity", "dq")
-    }
+    """C, A, V and DQ over the partitions of one measurement, weighted by rows received."""
+    result: dict[str, float | None] = {}
+    for k in ("completeness", "accuracy", "validity", "dq"):
+        known = scores.dropna(subset=[k])
+        weights = known["rows_in"].astype(float)
+        result[k] = float((known[k] * weights).sum() / weights.sum()) if weights.sum() else None
+    return result

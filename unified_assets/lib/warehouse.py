@@ -49,16 +49,32 @@ def _open(database: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     return conn
 
 
+class Transaction:
+    """An open write: committed when its block ends, unless rolled back on purpose."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
+        self.conn = conn
+        self.rolled_back = False
+
+    def rollback(self) -> None:
+        """Discard everything written so far: the tables keep their last good state."""
+        if not self.rolled_back:
+            self.conn.execute("ROLLBACK")
+            self.rolled_back = True
+
+
 @contextmanager
-def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[Transaction]:
     """All or nothing: a failure (or a killed process) leaves the previous state intact."""
     conn.execute("BEGIN TRANSACTION")
+    tx = Transaction(conn)
     try:
-        yield conn
+        yield tx
     except BaseException:
-        conn.execute("ROLLBACK")
+        tx.rollback()
         raise
-    conn.execute("COMMIT")
+    if not tx.rolled_back:
+        conn.execute("COMMIT")
 
 
 def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:

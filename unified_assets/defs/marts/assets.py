@@ -2,35 +2,30 @@
 
 import dagster as dg
 
-from unified_assets.defs.checks import publish, table_check_specs, window
-from unified_assets.defs.partitions import daily, single_run
+from unified_assets.defs.checks import publish, table_check_specs
+from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import marts
 from unified_assets.lib.warehouse import transaction
 
 
 def refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str):
-    """Recompute the whole months that the run's days touch, in one transaction."""
-    start, end = window(context)
-    first, last = marts.month_window(start, end)
-    with warehouse.connect() as conn, transaction(conn):
-        rows = marts.refresh(conn, table, start, end)
-        context.log.info(f"{table}: {rows} rows for months {first} .. {last}")
-        return publish(
-            context,
-            conn,
-            table,
-            first,
-            last,
-            key=("month", *marts.MARTS[table]),
-            metadata={"months": f"{first} .. {last}"},
-        )
+    """Rebuild the mart from the curated facts, in one transaction."""
+    with warehouse.connect() as conn, transaction(conn) as tx:
+        rows = marts.refresh(conn, table)
+        context.log.info(f"{table}: {rows} rows")
+        return publish(context, tx, table, key=("month", *marts.MARTS[table]))
 
 
+# Unpartitioned: a mart is rebuilt whole from fct_flights (under a second for a year). The
+# single-run policy lets `--partition-range` runs of the daily layers include the marts.
 _MART = dict(
-    group_name="marts", partitions_def=daily, backfill_policy=single_run, kinds={"duckdb"},
-    pool="duckdb", deps=[["warehouse", "fct_flights"]],
-)  # fmt: skip
+    group_name="marts",
+    backfill_policy=single_run,
+    kinds={"duckdb"},
+    pool="duckdb",
+    deps=[["warehouse", "fct_flights"]],
+)
 
 
 @dg.asset(
@@ -44,7 +39,9 @@ def carrier_origin_monthly(context: dg.AssetExecutionContext, warehouse: Warehou
 
 
 @dg.asset(
-    key=["marts", "route_monthly"], check_specs=table_check_specs("marts.route_monthly"), **_MART
+    key=["marts", "route_monthly"],
+    check_specs=table_check_specs("marts.route_monthly"),
+    **_MART,
 )
 def route_monthly(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """On-time performance by route (origin to destination) and month."""

@@ -32,14 +32,14 @@ def ingest_daily(
             f"(land them with `unified-assets land --through {max(days)}`)",
         )
     with warehouse.connect() as conn, tempfile.TemporaryDirectory(dir=home) as scratch:
-        with transaction(conn):
+        with transaction(conn) as tx:
             files = [
                 (ingest.inspect_file(path, Path(scratch), conn), day) for day, path in found.items()
             ]
             stats = ingest.replace_daily(conn, table, files, start, end, utc_now())
             context.log.info(f"raw.{table}: {stats.rows} rows from {stats.files} files")
             return publish(
-                context, conn, f"raw.{table}", start, end, extra_results=[landing_files(stats)]
+                context, tx, f"raw.{table}", start, end, extra_results=[landing_files(stats)]
             )
 
 
@@ -56,10 +56,10 @@ def ingest_reference(
             "(land it with `unified-assets land`)"
         )
     with warehouse.connect() as conn, tempfile.TemporaryDirectory(dir=home) as scratch:
-        with transaction(conn):
+        with transaction(conn) as tx:
             file = ingest.inspect_file(path, Path(scratch), conn)
             stats = ingest.replace_reference(conn, table, file, utc_now())
-            return publish(context, conn, f"raw.{table}", extra_results=[landing_files(stats)])
+            return publish(context, tx, f"raw.{table}", extra_results=[landing_files(stats)])
 
 
 def _specs(table: str) -> list[dg.AssetCheckSpec]:

@@ -22,7 +22,7 @@ def build(
 ) -> dg.MaterializeResult:
     """Curate the run's partitions (or the whole table) and report its checks, atomically."""
     start, end = window(context)
-    with warehouse.connect() as conn, transaction(conn):
+    with warehouse.connect() as conn, transaction(conn) as tx:
         totals = transforms.curate(conn, spec, utc_now(), start, end)
         context.log.info(f"{spec.target}: {totals}")
         results = [
@@ -30,8 +30,7 @@ def build(
             checks.quarantine_share(conn, spec.target, start, end),
             *(evaluate(conn, start, end) for evaluate in extra),
         ]
-        return publish(
-            context, conn, spec.target, start, end, key=spec.key, metadata=totals,
+        return publish(context, tx, spec.target, start, end, key=spec.key, metadata=totals,
             extra_results=results,
         )  # fmt: skip
 
@@ -90,7 +89,7 @@ def dim_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     landed = landing.landed_days(warehouse.home_path, "flights")
     last = date((landed[-1] if landed else FIRST_DAY).year, 12, 31)
     frame = calendar.calendar(FIRST_DAY, last)
-    with warehouse.connect() as conn, transaction(conn):
+    with warehouse.connect() as conn, transaction(conn) as tx:
         conn.register("_calendar", frame)
         conn.execute(
             "CREATE OR REPLACE TABLE warehouse.dim_date AS SELECT CAST(date AS DATE) AS date, "
@@ -101,7 +100,7 @@ def dim_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         conn.unregister("_calendar")
         return publish(
             context,
-            conn,
+            tx,
             "warehouse.dim_date",
             key=("date",),
             metadata={"first_day": str(FIRST_DAY), "last_day": str(last)},
