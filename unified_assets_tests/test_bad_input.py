@@ -106,6 +106,9 @@ def test_duplicate_rows_are_counted_not_kept(built):
     write(built, [header, *rows, *rows[:5]])
     assert rerun(built).success
     assert assert_conserved(built) == (ROWS + 5, ROWS, 0, 5)
+    validity = scalar(built, "SELECT validity FROM monitoring.data_quality WHERE table_name = "
+                      f"'warehouse.fct_flights' AND partition_date = '{DAY}'")  # fmt: skip
+    assert validity == pytest.approx(ROWS / (ROWS + 5))  # a duplicate fails uniqueness
 
 
 @pytest.mark.parametrize("content", ["", "header-only"])
@@ -134,7 +137,11 @@ def test_rows_of_another_day_are_quarantined(built):
     header, *rows = lines(built)
     rows[:2] = [r.replace("2013,1,2,", "2013,1,3,", 1) for r in rows[:2]]
     write(built, [header, *rows])
-    assert rerun(built).success
+    result = rerun(built)
+    assert result.success
+    share = next(e for e in result.get_asset_check_evaluations()
+                 if e.check_name == "quarantine_share")  # fmt: skip
+    assert share.metadata["top_reasons"].value == {"row dated <date> in the file of <date>": 2}
     assert assert_conserved(built) == (ROWS, ROWS - 2, 2, 0)
     assert reasons(built) == [f"row dated 2013-01-03 in the file of {DAY}"] * 2
 

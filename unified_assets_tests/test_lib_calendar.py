@@ -24,3 +24,11 @@ def test_calendar_days_to_nearest_holiday():
     assert by_day[date(2013, 12, 25)] == 0
     assert by_day[date(2013, 12, 31)] == 1  # New Year's Day 2014
     assert by_day[date(2013, 12, 20)] == 5
+
+
+def test_daylight_saving_days_have_23_and_25_hours():
+    assert calendar.local_day_hours(date(2013, 3, 10)) == 23
+    assert calendar.local_day_hours(date(2013, 11, 3)) == 25
+    assert calendar.local_day_hours(date(2013, 6, 1)) == 24
+    frame = calendar.weather_hours(date(2013, 3, 9), date(2013, 3, 12))
+    assert frame["hours"].tolist() == [24, 23, 24]

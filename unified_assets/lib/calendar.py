@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -65,3 +66,17 @@ def calendar(first: date, last: date) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["date"] = pd.to_datetime(frame["date"])
     return frame
+
+
+def local_day_hours(day: date, tz: str = "America/New_York") -> int:
+    """Hours in a local calendar day: 23 or 25 on daylight-saving changes, else 24."""
+    zone = ZoneInfo(tz)
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    end = start + timedelta(days=1)
+    return round((end.timestamp() - start.timestamp()) / 3600)
+
+
+def weather_hours(start: date, end: date, tz: str = "America/New_York") -> pd.DataFrame:
+    """Expected hourly readings per day in [start, end) at an airport in time zone `tz`."""
+    days = [start + timedelta(days=i) for i in range((end - start).days)]
+    return pd.DataFrame({"day": days, "hours": [local_day_hours(d, tz) for d in days]})

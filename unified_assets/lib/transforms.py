@@ -283,7 +283,8 @@ def top_reasons(
     """The most frequent quarantine reasons in the window (values stripped)."""
     where, params = _audit_window(target, start, end)
     rows = conn.execute(
-        f"SELECT split_part(unnest(string_split(reason, '; ')), ':', 1) AS r, count(*) "
+        "SELECT regexp_replace(split_part(unnest(string_split(reason, '; ')), ':', 1), "
+        "'[0-9]{4}-[0-9]{2}-[0-9]{2}', '<date>', 'g') AS r, count(*) "
         f"FROM {QUARANTINE} WHERE {where} GROUP BY 1 ORDER BY 2 DESC "
         f"LIMIT {n}",
         params,

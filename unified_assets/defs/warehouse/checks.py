@@ -10,6 +10,7 @@ import duckdb
 
 from unified_assets.defs.checks import asset_key
 from unified_assets.lib import transforms
+from unified_assets.lib.calendar import weather_hours
 from unified_assets.lib.config import QualitySettings
 
 
@@ -107,18 +108,26 @@ def coverage_spec() -> dg.AssetCheckSpec:
 
 
 def hour_coverage(conn: duckdb.DuckDBPyConnection, start: date, end: date):
-    missing = conn.execute(
-        "WITH days AS (SELECT CAST(range AS DATE) AS d FROM "
-        "range($s::TIMESTAMP, $e::TIMESTAMP, INTERVAL 1 DAY)), "
-        "origins AS (SELECT DISTINCT origin FROM warehouse.fct_weather_hourly), "
-        "have AS (SELECT origin, weather_date AS d, count(DISTINCT local_hour) AS n "
-        "FROM warehouse.fct_weather_hourly WHERE weather_date >= $s AND weather_date < $e "
-        "GROUP BY ALL) "
-        "SELECT o.origin, days.d, 24 - coalesce(h.n, 0) AS missing FROM days CROSS JOIN origins o "
-        "LEFT JOIN have h ON h.origin = o.origin AND h.d = days.d WHERE coalesce(h.n, 0) < 24 "
-        "ORDER BY 3 DESC, 2",
-        {"s": start, "e": end},
-    ).fetchall()
+    """Missing readings per origin and day, against the day's real length in New York.
+
+    A daylight-saving day has 23 or 25 hours; `calendar.weather_hours` knows which.
+    """
+    expected = weather_hours(start, end)
+    conn.register("_expected", expected)
+    try:
+        missing = conn.execute(
+            "WITH origins AS (SELECT DISTINCT origin FROM warehouse.fct_weather_hourly), "
+            "have AS (SELECT origin, weather_date AS d, count(*) AS n "
+            "FROM warehouse.fct_weather_hourly WHERE weather_date >= $s AND weather_date < $e "
+            "GROUP BY ALL) "
+            "SELECT o.origin, x.day, x.hours - coalesce(h.n, 0) AS missing "
+            "FROM _expected x CROSS JOIN origins o "
+            "LEFT JOIN have h ON h.origin = o.origin AND h.d = x.day "
+            "WHERE coalesce(h.n, 0) < x.hours ORDER BY 3 DESC, 2",
+            {"s": start, "e": end},
+        ).fetchall()
+    finally:
+        conn.unregister("_expected")
     return dg.AssetCheckResult(
         check_name="hour_coverage",
         passed=not missing,
