@@ -35,6 +35,10 @@ def dagster_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env[config.HOME_ENV] = str(home)
     env.setdefault("DAGSTER_HOME", str(home / "dagster_home"))
+    # One "planned" event per asset for a range run instead of one per asset and day: a year
+    # builds in well under half the time (bench/). The price: if the run crashes, its days
+    # show as missing rather than failed in the UI.
+    env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     return env
 
