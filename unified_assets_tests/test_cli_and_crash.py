@@ -87,3 +87,36 @@ def test_a_process_killed_mid_write_leaves_the_previous_state(home):
 def test_cli_rejects_bad_dates(tmp_path, bad):
     out = sh([str(BIN / "unified-assets"), "land", "--through", bad], tmp_path)
     assert out.returncode == 2 and "is not a date" in out.stderr
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from unified_assets.lib import warehouse
+
+    conn = warehouse.connect(Path(sys.argv[1]))
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+    conn.close()
+    """
+)
+
+
+def test_a_writer_waits_for_the_lock_then_gives_a_clear_error(tmp_path):
+    from unified_assets.lib import warehouse
+
+    database = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(database), "4"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(RuntimeError, match=r"could not open .*warehouse\.duckdb \(write\)"):
+            warehouse.connect(database, timeout_s=0.5)
+        conn = warehouse.connect(database, timeout_s=30)  # waits until the holder lets go
+        conn.execute("CREATE TABLE t AS SELECT 1 AS x")
+        conn.close()
+    finally:
+        holder.wait(timeout=30)
+    assert holder.returncode == 0
