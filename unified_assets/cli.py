@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         sys.executable, "-m", "dagster", "asset", "materialize",
         "-m", "unified_assets.definitions", "--select", args.select,
         "--partition-range", f"{days[0]}...{days[-1]}",
+        "--config-json", json.dumps({"loggers": {"console": {"config": {"log_level": "INFO"}}}}),
     ]  # fmt: skip
     print("$ " + " ".join(command), flush=True)
     code = subprocess.run(command, env=dagster_env(home), check=False).returncode

@@ -42,6 +42,13 @@ def test_whole_graph_over_three_days(home):
     outcomes = check_outcomes(result)
     assert all(passed for (_, name), passed in outcomes.items() if name == "schema")
     assert outcomes[("warehouse/fct_flights", "conservation")]
+    conserved = {
+        e.asset_key.path[-1]: e.metadata["rows_in"].value
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "conservation"
+    }
+    assert conserved == {"dim_carrier": 16, "dim_airport": 1458, "dim_plane": 3322,
+                         "fct_flights": FLIGHTS_JAN_1_3, "fct_weather_hourly": 211}  # fmt: skip
     # the real data's own flaws are caught and measured, not dropped
     assert outcomes[("warehouse/fct_flights", "referential_integrity")] is False
     unknown_tails = scalar(

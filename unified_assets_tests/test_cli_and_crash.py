@@ -40,6 +40,7 @@ def test_land_then_materialize_by_group_as_ci_does(tmp_path):
     assert scalar(home, "SELECT count(*) FROM marts.route_monthly") > 0
     status = sh([str(BIN / "unified-assets"), "status"], home)
     assert "warehouse.fct_flights" in status.stdout and "1785" in status.stdout
+    assert "flights whose tailnum the dimension does not know" in status.stdout
 
     # a planted bad file: a blocking check fails and the command exits non-zero
     path = home / "landing" / "flights" / "2013-01-02.csv"

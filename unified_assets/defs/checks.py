@@ -44,8 +44,9 @@ def table_check_specs(table: str, *extra: dg.AssetCheckSpec) -> list[dg.AssetChe
 
 
 def window(context: dg.AssetExecutionContext) -> tuple[date | None, date | None]:
-    """The run's days [start, end), whether it covers one partition or a range."""
-    if not context.has_partition_key_range and not context.has_partition_key:
+    """The run's days [start, end), whether it covers one partition or a range; (None, None)
+    for an unpartitioned asset, even inside a range run."""
+    if context.assets_def.partitions_def is None:
         return None, None
     tw = context.partition_time_window
     return tw.start.date(), tw.end.date()

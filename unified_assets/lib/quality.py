@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
+from unified_assets.lib.calendar import weather_hours
 from unified_assets.lib.config import QualitySettings
 from unified_assets.lib.schemas import SCHEMAS, WARN_PREFIX
 from unified_assets.lib.transforms import AUDIT, install_macros
@@ -319,3 +320,53 @@ def overall(scores: pd.DataFrame) -> dict[str, float | None]:
         weights = known["rows_in"].astype(float)
         result[k] = float((known[k] * weights).sum() / weights.sum()) if weights.sum() else None
     return result
+
+
+# ---------------------------------------------------------------- the real data's flaws
+
+_REFERENCES = (
+    ("carrier", "dim_carrier", "carrier"),
+    ("origin", "dim_airport", "faa"),
+    ("dest", "dim_airport", "faa"),
+    ("tailnum", "dim_plane", "tailnum"),
+)
+
+
+def unknown_references(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> dict:
+    """Per flight column: rows and values that its dimension does not know, in [start, end)."""
+    unknown = {}
+    for col, dim, key in _REFERENCES:
+        rows = conn.execute(
+            f"SELECT {col}, count(*) FROM warehouse.fct_flights WHERE flight_date >= $s "
+            f"AND flight_date < $e AND {col} IS NOT NULL AND {col} NOT IN "
+            f"(SELECT {key} FROM warehouse.{dim}) GROUP BY 1 ORDER BY 2 DESC, 1",
+            {"s": start, "e": end},
+        ).fetchall()
+        unknown[col] = {
+            "rows": sum(n for _, n in rows),
+            "values": len(rows),
+            "top": {v: n for v, n in rows[:10]},
+        }
+    return unknown
+
+
+def missing_weather_hours(
+    conn: duckdb.DuckDBPyConnection, start: date, end: date
+) -> list[tuple[str, date, int]]:
+    """(origin, day, hours missing) against the day's real length in New York (23 or 25 hours
+    on daylight-saving days), worst first."""
+    conn.register("_expected", weather_hours(start, end))
+    try:
+        return conn.execute(
+            "WITH origins AS (SELECT DISTINCT origin FROM warehouse.fct_weather_hourly), "
+            "have AS (SELECT origin, weather_date AS d, count(*) AS n "
+            "FROM warehouse.fct_weather_hourly WHERE weather_date >= $s AND weather_date < $e "
+            "GROUP BY ALL) "
+            "SELECT o.origin, x.day, x.hours - coalesce(h.n, 0) AS missing "
+            "FROM _expected x CROSS JOIN origins o "
+            "LEFT JOIN have h ON h.origin = o.origin AND h.d = x.day "
+            "WHERE coalesce(h.n, 0) < x.hours ORDER BY 3 DESC, 2, 1",
+            {"s": start, "e": end},
+        ).fetchall()
+    finally:
+        conn.unregister("_expected")

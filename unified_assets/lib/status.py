@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from unified_assets.lib import config, landing, warehouse
+import duckdb
+
+from unified_assets.lib import config, landing, quality, warehouse
 
 
 def status_report(home: Path) -> str:
@@ -47,6 +50,51 @@ def status_report(home: Path) -> str:
             )
             shown_dq = f"{dq:6.3f}" if dq is not None else f"{'':>6}"
             lines.append(f"{fqn:38} {rows:>9} {quarantined:>11} {shown_dq}")
+        lines += _flaws(conn, tables)
     finally:
         conn.close()
     return "\n".join(lines)
+
+
+def _flaws(conn: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]) -> list[str]:
+    """What the warnings and the quarantine found in the data, in a few lines."""
+    lines = ["what the checks found:"]
+    if ("warehouse", "quarantine") in tables:
+        for table, reason, n in conn.execute(
+            "SELECT table_name, regexp_replace(split_part(reason, ':', 1), "
+            "'[0-9]{4}-[0-9]{2}-[0-9]{2}', '<date>', 'g'), count(*) FROM warehouse.quarantine "
+            "GROUP BY ALL ORDER BY 3 DESC LIMIT 5"
+        ).fetchall():
+            lines.append(f"  quarantined in {table}: {n} x {reason}")
+    dims = {("warehouse", d) for d in ("dim_carrier", "dim_airport", "dim_plane")}
+    if ("warehouse", "fct_flights") in tables and dims <= set(tables):
+        first, last = conn.execute(
+            "SELECT min(flight_date), max(flight_date) FROM warehouse.fct_flights"
+        ).fetchall()[0]
+        if first is not None:
+            unknown = quality.unknown_references(conn, first, last + timedelta(days=1))
+            for column, found in unknown.items():
+                if found["rows"]:
+                    top = ", ".join(list(found["top"])[:5])
+                    more = ", ..." if found["values"] > 5 else ""
+                    lines.append(
+                        f"  flights whose {column} the dimension does not know: {found['rows']} "
+                        f"rows, {found['values']} values ({top}{more})"
+                    )
+    if ("warehouse", "fct_weather_hourly") in tables:
+        first, last = conn.execute(
+            "SELECT min(weather_date), max(weather_date) FROM warehouse.fct_weather_hourly"
+        ).fetchall()[0]
+        if first is not None:
+            landed = conn.execute(  # days curated, including those that arrived empty
+                "SELECT max(partition_date) FROM warehouse.ingest_audit "
+                "WHERE table_name = 'warehouse.fct_weather_hourly'"
+            ).fetchall()[0][0]
+            missing = quality.missing_weather_hours(conn, first, max(last, landed) + timedelta(1))
+            if missing:
+                lines.append(
+                    f"  missing weather hours: {sum(m for _, _, m in missing)} over "
+                    f"{len({d for _, d, _ in missing})} days (worst: {missing[0][0]} "
+                    f"{missing[0][1]}, {missing[0][2]} h)"
+                )
+    return lines if len(lines) > 1 else []

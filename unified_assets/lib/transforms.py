@@ -153,6 +153,8 @@ def curate(
     _ensure_support_tables(conn)
     conn.execute(spec.ddl())
     partitioned = spec.partition_column is not None
+    if not partitioned:
+        start = end = None
     params: dict[str, object] = {"now": now}
     if partitioned:
         params |= {"start": start, "end": end}

@@ -9,8 +9,7 @@ import dagster as dg
 import duckdb
 
 from unified_assets.defs.checks import asset_key
-from unified_assets.lib import transforms
-from unified_assets.lib.calendar import weather_hours
+from unified_assets.lib import quality, transforms
 from unified_assets.lib.config import QualitySettings
 
 
@@ -73,24 +72,7 @@ def referential_spec() -> dg.AssetCheckSpec:
 
 
 def referential_integrity(conn: duckdb.DuckDBPyConnection, start: date, end: date):
-    unknown = {}
-    for col, dim, key in (
-        ("carrier", "dim_carrier", "carrier"),
-        ("origin", "dim_airport", "faa"),
-        ("dest", "dim_airport", "faa"),
-        ("tailnum", "dim_plane", "tailnum"),
-    ):
-        rows = conn.execute(
-            f"SELECT {col}, count(*) FROM warehouse.fct_flights WHERE flight_date >= $s "
-            f"AND flight_date < $e AND {col} IS NOT NULL AND {col} NOT IN "
-            f"(SELECT {key} FROM warehouse.{dim}) GROUP BY 1 ORDER BY 2 DESC",
-            {"s": start, "e": end},
-        ).fetchall()
-        unknown[col] = {
-            "rows": sum(n for _, n in rows),
-            "values": len(rows),
-            "top": {v: n for v, n in rows[:10]},
-        }
+    unknown = quality.unknown_references(conn, start, end)
     return dg.AssetCheckResult(
         check_name="referential_integrity",
         passed=all(u["rows"] == 0 for u in unknown.values()),
@@ -108,26 +90,7 @@ def coverage_spec() -> dg.AssetCheckSpec:
 
 
 def hour_coverage(conn: duckdb.DuckDBPyConnection, start: date, end: date):
-    """Missing readings per origin and day, against the day's real length in New York.
-
-    A daylight-saving day has 23 or 25 hours; `calendar.weather_hours` knows which.
-    """
-    expected = weather_hours(start, end)
-    conn.register("_expected", expected)
-    try:
-        missing = conn.execute(
-            "WITH origins AS (SELECT DISTINCT origin FROM warehouse.fct_weather_hourly), "
-            "have AS (SELECT origin, weather_date AS d, count(*) AS n "
-            "FROM warehouse.fct_weather_hourly WHERE weather_date >= $s AND weather_date < $e "
-            "GROUP BY ALL) "
-            "SELECT o.origin, x.day, x.hours - coalesce(h.n, 0) AS missing "
-            "FROM _expected x CROSS JOIN origins o "
-            "LEFT JOIN have h ON h.origin = o.origin AND h.d = x.day "
-            "WHERE coalesce(h.n, 0) < x.hours ORDER BY 3 DESC, 2",
-            {"s": start, "e": end},
-        ).fetchall()
-    finally:
-        conn.unregister("_expected")
+    missing = quality.missing_weather_hours(conn, start, end)
     return dg.AssetCheckResult(
         check_name="hour_coverage",
         passed=not missing,
