@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unified_assets.lib.landing import COLUMNS
+from unified_assets.lib.landing import COLUMNS, NUMERIC
 from unified_assets.lib.transforms import (
     Column,
     Curation,
@@ -82,22 +82,7 @@ FLIGHTS = Curation(
             "distance",
             "time_hour",
         ),
-        *_ints(
-            "year",
-            "month",
-            "day",
-            "dep_time",
-            "sched_dep_time",
-            "dep_delay",
-            "arr_time",
-            "sched_arr_time",
-            "arr_delay",
-            "flight",
-            "air_time",
-            "distance",
-            "hour",
-            "minute",
-        ),
+        *_ints(*NUMERIC["flights"]),
         Rule(f"time_hour IS NOT NULL AND {_UTC} IS NULL", "'unparseable time_hour: ' || time_hour"),
         Rule(
             "year IS NOT NULL AND month IS NOT NULL AND day IS NOT NULL AND c_flight_date IS NULL",

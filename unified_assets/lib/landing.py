@@ -40,6 +40,21 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "airlines": ("carrier", "name"),
 }  # fmt: skip
 
+# The columns that carry numbers (integers or decimals), as text in the files.
+NUMERIC: dict[str, tuple[str, ...]] = {
+    "flights": (
+        "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
+        "sched_arr_time", "arr_delay", "flight", "air_time", "distance", "hour", "minute",
+    ),
+    "weather": (
+        "year", "month", "day", "hour", "temp", "dewp", "humid", "wind_dir", "wind_speed",
+        "wind_gust", "precip", "pressure", "visib",
+    ),
+    "planes": ("year", "engines", "seats", "speed"),
+    "airports": ("lat", "lon", "alt", "tz"),
+    "airlines": (),
+}  # fmt: skip
+
 
 def landing_root(home: Path) -> Path:
     return Path(home) / "landing"

@@ -20,6 +20,7 @@ import pandera.pandas as pa
 
 from unified_assets.lib.calendar import weather_hours
 from unified_assets.lib.config import QualitySettings
+from unified_assets.lib.landing import NUMERIC
 from unified_assets.lib.schemas import SCHEMAS, WARN_PREFIX
 from unified_assets.lib.transforms import AUDIT, install_macros
 from unified_assets.lib.warehouse import table_exists
@@ -111,10 +112,7 @@ SPECS: dict[str, QualitySpec] = {
             "origin", "dest", "distance", "time_hour", "hour", "minute",
         ),
         accuracy=("ymd(year, month, day) = partition_date",),
-        validity=_parses(
-            "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
-            "sched_arr_time", "arr_delay", "flight", "air_time", "distance", "hour", "minute",
-        ),
+        validity=_parses(*NUMERIC["flights"]),
     ),
     "raw.weather": QualitySpec(
         partition_column="partition_date",
@@ -123,18 +121,15 @@ SPECS: dict[str, QualitySpec] = {
             "wind_dir", "wind_speed", "precip", "pressure", "visib",
         ),
         accuracy=("ymd(year, month, day) = partition_date",),
-        validity=_parses(
-            "year", "month", "day", "hour", "temp", "dewp", "humid", "wind_dir", "wind_speed",
-            "wind_gust", "precip", "pressure", "visib",
-        ),
+        validity=_parses(*NUMERIC["weather"]),
     ),
     "raw.planes": QualitySpec(
         required=_present("tailnum", "year", "type", "manufacturer", "model", "engines", "seats"),
-        validity=_parses("year", "engines", "seats", "speed"),
+        validity=_parses(*NUMERIC["planes"]),
     ),
     "raw.airports": QualitySpec(
         required=_present("faa", "name", "lat", "lon", "alt", "tz", "dst", "tzone"),
-        validity=_parses("lat", "lon", "alt", "tz"),
+        validity=_parses(*NUMERIC["airports"]),
     ),
     "raw.airlines": QualitySpec(required=_present("carrier", "name")),
     "warehouse.fct_flights": QualitySpec(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pa
 
-from unified_assets.lib.landing import COLUMNS
+from unified_assets.lib.landing import COLUMNS, DAILY_TABLES, NUMERIC, REFERENCE_TABLES
 
 WARN_PREFIX = "warn_"
 
@@ -35,10 +35,10 @@ def _col(dtype, nullable: bool = True, checks=None, unique: bool = False) -> pa.
     return pa.Column(dtype, nullable=nullable, checks=checks or [], unique=unique, coerce=True)
 
 
-def _raw(table: str, numeric: tuple[str, ...], partitioned: bool) -> pa.DataFrameSchema:
+def _raw(table: str, partitioned: bool) -> pa.DataFrameSchema:
     """raw keeps text as it arrived: lineage must be complete; unparseable numbers only warn."""
     columns = {
-        c: _col(STR, checks=[warn(_numeric_text, "numeric_text")] if c in numeric else None)
+        c: _col(STR, checks=[warn(_numeric_text, "numeric_text")] if c in NUMERIC[table] else None)
         for c in COLUMNS[table]
     }
     columns |= {
@@ -63,48 +63,10 @@ def _in(low: float, high: float) -> pa.Check:
 FLIGHT_KEY = ["flight_date", "carrier", "flight", "origin", "sched_dep_ts"]
 
 SCHEMAS: dict[str, pa.DataFrameSchema] = {
-    "raw.flights": _raw(
-        "flights",
-        (
-            "year",
-            "month",
-            "day",
-            "dep_time",
-            "sched_dep_time",
-            "dep_delay",
-            "arr_time",
-            "sched_arr_time",
-            "arr_delay",
-            "flight",
-            "air_time",
-            "distance",
-            "hour",
-            "minute",
-        ),
-        partitioned=True,
-    ),
-    "raw.weather": _raw(
-        "weather",
-        (
-            "year",
-            "month",
-            "day",
-            "hour",
-            "temp",
-            "dewp",
-            "humid",
-            "wind_dir",
-            "wind_speed",
-            "wind_gust",
-            "precip",
-            "pressure",
-            "visib",
-        ),
-        partitioned=True,
-    ),
-    "raw.planes": _raw("planes", ("year", "engines", "seats", "speed"), partitioned=False),
-    "raw.airports": _raw("airports", ("lat", "lon", "alt", "tz"), partitioned=False),
-    "raw.airlines": _raw("airlines", (), partitioned=False),
+    **{
+        f"raw.{table}": _raw(table, partitioned=table in DAILY_TABLES)
+        for table in (*DAILY_TABLES, *REFERENCE_TABLES)
+    },
     "warehouse.fct_flights": pa.DataFrameSchema(
         {
             "flight_date": _col(DT, nullable=False),
