@@ -10,7 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from unified_assets.lib import config, landing
+from unified_assets.lib import config, landing, manifests
 from unified_assets.lib.status import status_report
 
 
@@ -72,6 +72,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Put the previous promoted model back in service, and record that it happened."""
+    home = config.home_dir()
+    try:
+        restored = manifests.rollback(home, args.model, reason=args.reason)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"cannot roll back {args.model}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.model}: restored {restored['version'][:12]} "
+          f"(was {restored['rolled_back_from'][:12]})")  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unified-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
 
     status = sub.add_parser("status", help="rows per layer, quarantine and DQ per table")
     status.set_defaults(func=cmd_status)
+
+    rollback = sub.add_parser("rollback", help="restore a model's previous promoted manifest")
+    rollback.add_argument("model", help="model name, e.g. delay_classifier")
+    rollback.add_argument("--reason", default="manual rollback", help="recorded in history")
+    rollback.set_defaults(func=cmd_rollback)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -4,11 +4,14 @@ from pathlib import Path
 
 import dagster as dg
 
+from unified_assets.defs.factory import all_model_assets
 from unified_assets.defs.resources import build_resources
 
 # One process runs a run's steps: the warehouse is one DuckDB file with one writer at a time,
 # and a step in-process costs no re-import of the code.
 defs = dg.Definitions.merge(
     dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-    dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
+    dg.Definitions(
+        assets=all_model_assets(), resources=build_resources(), executor=dg.in_process_executor
+    ),
 )

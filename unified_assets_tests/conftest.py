@@ -13,6 +13,7 @@ from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import config, landing, warehouse
 
 FIRST_DAYS_END = date(2013, 1, 3)
+DATA_LAYERS = dg.AssetSelection.groups("raw", "warehouse", "marts")
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +43,12 @@ def run(
     home: Path,
     start: str | None = "2013-01-01",
     end: str | None = "2013-01-03",
-    selection: str | None = None,
+    selection=None,
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize the graph (or a selection) over the days start..end, as one run."""
+    """Materialize the data layers (or a selection) over the days start..end, as one run."""
+    if selection is None:
+        selection = DATA_LAYERS
     tags = {}
     if start:
         tags = {

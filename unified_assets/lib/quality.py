@@ -365,3 +365,15 @@ def missing_weather_hours(
         ).fetchall()
     finally:
         conn.unregister("_expected")
+
+
+def window_dq(conn: duckdb.DuckDBPyConnection, table: str, start: date, end: date) -> float | None:
+    """A table's DQ over [start, end), weighted by rows (None when nothing was scored)."""
+    if not table_exists(conn, DQ_TABLE):
+        return None
+    value = conn.execute(
+        f"SELECT sum(dq * rows) / nullif(sum(rows), 0) FROM {DQ_TABLE} WHERE table_name = $t "
+        "AND dq IS NOT NULL AND partition_date >= $s AND partition_date < $e",
+        {"t": table, "s": start, "e": end},
+    ).fetchall()[0][0]
+    return None if value is None else float(value)

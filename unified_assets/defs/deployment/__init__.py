@@ -1,0 +1,1 @@
+"""The deployment layer of the lineage graph."""

@@ -1,0 +1,1 @@
+"""The features layer of the lineage graph."""

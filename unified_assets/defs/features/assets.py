@@ -1,0 +1,124 @@
+"""features: point-in-time correct feature tables and the feature registry."""
+
+import dagster as dg
+import pandas as pd
+
+from unified_assets.defs.checks import asset_key, utc_now, window
+from unified_assets.defs.partitions import daily, single_run
+from unified_assets.defs.resources import WarehouseResource
+from unified_assets.lib import features
+from unified_assets.lib.warehouse import transaction
+
+
+def leakage_spec(table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "leakage",
+        asset=asset_key(table),
+        blocking=True,
+        description="No registered feature uses anything timestamped after its row's "
+        "prediction cutoff (each feature's as-of column against cutoff_utc).",
+    )
+
+
+def leakage(conn, table: str, start, end) -> dg.AssetCheckResult:
+    report = features.leakage_report(conn, table, start, end)
+    leaks = {name: n for name, n in report.items() if n}
+    return dg.AssetCheckResult(
+        check_name="leakage",
+        passed=not leaks,
+        metadata={"features_checked": len(report), "leaking": dg.MetadataValue.json(leaks)},
+    )
+
+
+def build(context, warehouse: WarehouseResource, table: str, builder) -> dg.MaterializeResult:
+    """Rebuild the run's days of a feature table; a leak rolls the write back."""
+    start, end = window(context)
+    with warehouse.connect() as conn, transaction(conn) as tx:
+        rows = builder(conn, start, end)
+        check = leakage(conn, table, start, end)
+        if not check.passed:
+            tx.rollback()
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "window": f"{start} .. {end}",
+                "rolled_back": not check.passed,
+            },  # fmt: skip
+            check_results=[check],
+        )
+
+
+_FEATURES = dict(
+    group_name="features",
+    partitions_def=daily,
+    backfill_policy=single_run,
+    kinds={"duckdb"},
+    pool="duckdb",
+)
+
+
+@dg.asset(
+    key=["features", "flight_features"],
+    deps=[["warehouse", "fct_flights"], ["warehouse", "fct_weather_hourly"],
+          ["warehouse", "dim_plane"], ["warehouse", "dim_date"]],
+    check_specs=[leakage_spec("features.flight_features")],
+    **_FEATURES,
+)  # fmt: skip
+def flight_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """One row per flight, as known at its prediction cutoff (scheduled departure minus the
+    lead time): schedule, route, plane, weather, recent delay rates, congestion, inbound delay."""
+    lead = features.lead_minutes()
+    return build(
+        context, warehouse, "features.flight_features",
+        lambda conn, s, e: features.build_flight_features(conn, s, e, lead),
+    )  # fmt: skip
+
+
+@dg.asset(
+    key=["features", "origin_daily"],
+    deps=[["warehouse", "fct_flights"], ["warehouse", "dim_date"]],
+    check_specs=[leakage_spec("features.origin_daily")],
+    **_FEATURES,
+)
+def origin_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """One row per origin and day: departure history and the target day's calendar, to
+    forecast departures 7 days ahead."""
+    return build(context, warehouse, "features.origin_daily", features.build_origin_daily)
+
+
+@dg.asset(key=["features", "feature_registry"], group_name="features", kinds={"duckdb"},
+          pool="duckdb", backfill_policy=single_run)  # fmt: skip
+def feature_registry(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Every feature the platform generates: name, meaning, type, sources, owner, as-of."""
+    frame = pd.DataFrame(
+        [
+            {
+                "name": f.name,
+                "description": f.description,
+                "dtype": f.dtype,
+                "source_tables": ", ".join(f.source_tables),
+                "owner": f.owner,
+                "table_name": f.table,
+                "as_of": f.as_of,
+            }
+            for f in features.REGISTRY.values()
+        ]  # fmt: skip
+    )
+    with warehouse.connect() as conn, transaction(conn):
+        conn.register("_registry", frame)
+        conn.execute(
+            "CREATE OR REPLACE TABLE features.feature_registry AS "
+            "SELECT *, $now AS registered_at FROM _registry",
+            {"now": utc_now()},
+        )
+        conn.unregister("_registry")
+    counts = frame.groupby("table_name").size().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "features_by_table": dg.MetadataValue.json(counts),
+            "registry": dg.MetadataValue.md(
+                frame[["name", "dtype", "table_name", "as_of"]].to_markdown(index=False)
+            ),
+        }  # fmt: skip
+    )

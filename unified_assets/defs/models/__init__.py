@@ -1,0 +1,1 @@
+"""The models layer of the lineage graph."""

@@ -1,0 +1,269 @@
+"""models: for each model spec, its training set, its trained model and its evaluation.
+
+`build_model_assets(spec)` (in defs/factory.py) calls these builders; nothing here is
+model-specific.
+"""
+
+import dataclasses
+import hashlib
+import io
+import time
+from pathlib import Path
+
+import dagster as dg
+import lightgbm as lgb
+import pandas as pd
+
+from unified_assets.defs.checks import utc_now
+from unified_assets.defs.partitions import single_run
+from unified_assets.defs.resources import WarehouseResource
+from unified_assets.lib import (
+    artifacts,
+    candidates,
+    evaluation,
+    gates,
+    manifests,
+    quality,
+    training,
+)
+from unified_assets.lib.artifacts import ArtifactIntegrityError
+from unified_assets.lib.models import ModelSpec
+
+# The curated tables each feature table is computed from: their DQ is the model's input DQ.
+FEATURE_SOURCES = {
+    "features.flight_features": ("warehouse.fct_flights", "warehouse.fct_weather_hourly"),
+    "features.origin_daily": ("warehouse.fct_flights",),
+}
+SPLITS = ("train", "valid", "test")
+
+
+def key(layer: str, spec: ModelSpec, suffix: str) -> dg.AssetKey:
+    return dg.AssetKey([layer, f"{spec.name}_{suffix}"])
+
+
+def read_snapshot(ref: dict) -> pd.DataFrame:
+    """A dataset snapshot, refused unless its bytes still hash to the recorded sha256."""
+    data = Path(ref["path"]).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != ref["sha256"]:
+        raise ArtifactIntegrityError(
+            f"dataset {ref['path']} changed: sha256 {actual}, expected {ref['sha256']}"
+        )
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def load_model(home: Path, sha256: str) -> lgb.Booster:
+    """A model from the artifact store, verified by sha256 (never unpickled)."""
+    return lgb.Booster(model_str=artifacts.load_model_text(home, sha256))
+
+
+def landing_version(conn, spec: ModelSpec) -> dict:
+    """The landing files behind the training window: count and one hash over their hashes."""
+    start, end = spec.train[0], spec.test[1]
+    shas = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT _source_sha256 FROM raw.flights WHERE partition_date >= $s AND "
+            "partition_date < $e UNION SELECT DISTINCT _source_sha256 FROM raw.weather WHERE "
+            "partition_date >= $s AND partition_date < $e ORDER BY 1",
+            {"s": start, "e": end},
+        ).fetchall()
+    ]
+    digest = hashlib.sha256("\n".join(shas).encode()).hexdigest()
+    return {"landing_files": len(shas), "landing_version": digest}
+
+
+def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=key("models", spec, "training_set"),
+        group_name="models",
+        deps=[dg.AssetKey(spec.table.split("."))],
+        kinds={"duckdb", "parquet"},
+        pool="duckdb",
+        backfill_policy=single_run,
+        description=f"Train/validation/test snapshots of {spec.table} for {spec.name}, "
+        "split by time, content-addressed Parquet.",
+    )
+    def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        home = warehouse.home_path
+        windows = dict(zip(SPLITS, (spec.train, spec.valid, spec.test), strict=True))
+        with warehouse.connect() as conn:
+            frames = {name: training.load_split(conn, spec, w) for name, w in windows.items()}
+            input_dq = {t: quality.window_dq(conn, t, *spec.train)
+                        for t in FEATURE_SOURCES[spec.table]}  # fmt: skip
+            lineage = landing_version(conn, spec)
+        empty = [name for name, frame in frames.items() if frame.empty]
+        if empty:
+            raise dg.Failure(
+                f"{spec.name}: no labelled rows in {spec.table} for the {', '.join(empty)} "
+                f"window(s) {[str(windows[n]) for n in empty]}: build those days first"
+            )
+        refs = {}
+        for name, frame in frames.items():
+            path, sha = artifacts.snapshot_frame(home, frame, f"{spec.name}-{name}")
+            refs[name] = {"path": str(path), "sha256": sha, "rows": len(frame),
+                          "window": [str(d) for d in windows[name]]}  # fmt: skip
+        known = [v for v in input_dq.values() if v is not None]
+        datasets = {
+            "splits": refs,
+            "input_dq": input_dq,
+            "input_dq_min": min(known) if known else None,
+            "lineage": lineage | {"feature_table": spec.table,
+                                  "inputs": list(FEATURE_SOURCES[spec.table])},
+            "created_at": str(utc_now()),
+        }  # fmt: skip
+        candidates.update(home, spec.name, "datasets", datasets, reset=True)
+        return dg.MaterializeResult(
+            metadata={f"{n}_rows": r["rows"] for n, r in refs.items()}
+            | {f"{n}_sha256": r["sha256"] for n, r in refs.items()}
+            | {"input_dq": dg.MetadataValue.json(input_dq)}
+            | lineage
+        )
+
+    return training_set
+
+
+def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=key("models", spec, "model"),
+        group_name="models",
+        deps=[key("models", spec, "training_set")],
+        kinds={"lightgbm"},
+        backfill_policy=single_run,
+        description=f"{spec.description} LightGBM, early-stopped on the validation window, "
+        "best of a seeded search; saved by sha256 in LightGBM's text format.",
+    )
+    def model(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        home = warehouse.home_path
+        datasets = candidates.read(home, spec.name, "datasets")
+        frames = {n: read_snapshot(datasets["splits"][n]) for n in ("train", "valid")}
+        started = time.perf_counter()
+        trained = training.train(spec, frames["train"], frames["valid"])
+        seconds = time.perf_counter() - started
+        selected = training.selected_features(trained.booster)
+        x = training.matrix(spec, frames["train"])
+        metadata = {
+            "model": spec.name,
+            "task": spec.task,
+            "params": trained.params,
+            "best_iteration": trained.best_iteration,
+            "valid_score": trained.valid_score,
+            "features": list(spec.features),
+            "categorical": list(spec.categorical),
+            "dtypes": {c: str(t) for c, t in x.dtypes.items()},
+            "selected_features": selected,
+            "windows": {"train": spec.train, "valid": spec.valid, "test": spec.test},
+            "rows": {n: r["rows"] for n, r in datasets["splits"].items()},
+            "datasets": {n: r["sha256"] for n, r in datasets["splits"].items()},
+            "lineage": datasets["lineage"],
+            "trials": trained.trials,
+            "training_seconds": round(seconds, 3),
+            "code_version": artifacts.code_version(),
+            "libraries": artifacts.library_versions(),
+            "trained_at": str(utc_now()),
+        }
+        ref = artifacts.save_model(home, trained.model_text(), metadata)
+        candidates.update(home, spec.name, "model", {
+            "sha256": ref.sha256, "path": str(ref.model_path), "selected_features": selected,
+            "best_iteration": trained.best_iteration, "training_seconds": round(seconds, 3),
+        })  # fmt: skip
+        context.log.info(f"{spec.name}: model {ref.sha256[:12]} after {len(trained.trials)} trials")
+        return dg.MaterializeResult(
+            metadata={
+                "sha256": ref.sha256,
+                "artifact": str(ref.model_path),
+                "best_iteration": trained.best_iteration,
+                "valid_score": trained.valid_score,
+                "trials": dg.MetadataValue.md(
+                    pd.DataFrame(trained.trials).to_markdown(index=False)
+                ),
+                "selected_features": len(selected),
+                "training_seconds": round(seconds, 3),
+            }
+        )
+
+    return model
+
+
+def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=key("models", spec, "evaluation"),
+        group_name="models",
+        deps=[key("models", spec, "model")],
+        kinds={"lightgbm"},
+        backfill_policy=single_run,
+        description=f"{spec.name} on its test window, against a naive baseline and the current "
+        "champion, with slice metrics.",
+    )
+    def evaluation_(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        home = warehouse.home_path
+        ledger = candidates.read(home, spec.name)
+        datasets, model_ref = ledger["datasets"], candidates.read(home, spec.name, "model")
+        frames = {n: read_snapshot(datasets["splits"][n]) for n in SPLITS}
+        booster = load_model(home, model_ref["sha256"])
+        y = {n: training.label(spec, f) for n, f in frames.items()}
+        pred = {n: training.predict(booster, spec, frames[n]) for n in ("valid", "test")}
+        base = {n: training.baseline(spec, frames["train"], frames[n]) for n in ("valid", "test")}
+        threshold = None
+        if spec.task == "binary":
+            threshold = evaluation.best_f1_threshold(y["valid"], pred["valid"])
+        metrics = evaluation.metrics(spec.task, y["test"], pred["test"], base["test"], threshold)
+        valid_primary = evaluation.primary(spec.task, y["valid"], pred["valid"])
+        valid_baseline = evaluation.primary(spec.task, y["valid"], base["valid"])
+        v_val = gates.v_val(spec.task, valid_primary,
+                            None if spec.task == "binary" else valid_baseline)  # fmt: skip
+        primary = evaluation.primary(spec.task, y["test"], pred["test"])
+        champion = champion_score(home, spec, frames["test"], y["test"])
+        scored = frames["test"].assign(prediction=pred["test"])
+        slice_rows, gap, worst = evaluation.slices(spec.task, scored, spec.slice_columns,
+                                                   spec.label)  # fmt: skip
+        sample = list(range(min(200, len(frames["test"]))))
+        result = {
+            "model_sha256": model_ref["sha256"],
+            "primary_metric": "auc" if spec.task == "binary" else "mae",
+            "primary": primary,
+            "metrics": metrics,
+            "valid_primary": valid_primary,
+            "valid_baseline": valid_baseline,
+            "v_val": v_val,
+            "threshold": threshold,
+            "champion": champion,
+            "slices": slice_rows,
+            "worst_slice": worst,
+            "worst_slice_gap": gap,
+            "smoke_rows": sample,
+            "smoke_predictions": [float(p) for p in pred["test"][sample]],
+            "evaluated_at": str(utc_now()),
+        }
+        candidates.update(home, spec.name, "evaluation", result)
+        shown = {k: v for k, v in metrics.items() if k != "calibration"}
+        meta = {
+            "primary": primary, "v_val": v_val, "worst_slice": worst,
+            "worst_slice_gap": gap, "metrics": dg.MetadataValue.json(shown),
+            "champion": dg.MetadataValue.json(champion or {}),
+        }  # fmt: skip
+        if "calibration" in metrics:
+            meta["calibration"] = dg.MetadataValue.md(
+                pd.DataFrame(metrics["calibration"]).to_markdown(index=False)
+            )
+        return dg.MaterializeResult(metadata=meta)
+
+    return evaluation_
+
+
+def champion_score(home: Path, spec: ModelSpec, test: pd.DataFrame, y) -> dict | None:
+    """The promoted model's primary metric on the challenger's test window, or None."""
+    current = manifests.current(home, spec.name)
+    if current is None:
+        return None
+    champion_spec = spec
+    features = tuple(current.get("features", {}).get("names", spec.features))
+    if features != spec.features:
+        missing = [f for f in features if f not in test.columns]
+        if missing:
+            return {"version": current["version"], "primary": None,
+                    "note": f"champion features not in the test set: {missing}"}  # fmt: skip
+        champion_spec = dataclasses.replace(spec, features=features)
+    booster = load_model(home, current["artifact"]["sha256"])
+    pred = training.predict(booster, champion_spec, test)
+    return {"version": current["version"], "primary": evaluation.primary(spec.task, y, pred)}

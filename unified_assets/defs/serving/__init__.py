@@ -1,0 +1,1 @@
+"""The serving layer of the lineage graph."""

@@ -1,0 +1,188 @@
+"""The deployment gate: KPIs (shared KPIS.md) and the five gates a challenger must pass.
+
+Pure functions, no I/O. The primary metric is AUC for classifiers (higher is better) and MAE
+for regressors and forecasters (lower is better); `Gates.higher_is_better` says which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+CLASSIFIER_TASKS = ("binary",)
+ERROR_TASKS = ("regression", "forecast")
+GATE_NAMES = ("metric_floor", "champion", "amdr", "slice_gap", "smoke_test")
+
+# Slack for differences of floats (0.72 - 0.01 is not exactly 0.71), so a boundary passes.
+_EPS = 1e-12
+
+
+def amdr(dq: float, fee: float, v_val: float) -> float:
+    """Deployment readiness: min(DQ, FEE, V_val); NaN when any input is NaN."""
+    values = [float(dq), float(fee), float(v_val)]
+    if any(math.isnan(v) for v in values):
+        return math.nan
+    return min(values)
+
+
+def fee(selected: int, generated: int) -> float:
+    """Feature engineering efficiency: selected / generated features."""
+    if generated <= 0:
+        raise ValueError(f"FEE needs at least one generated feature, got generated={generated}")
+    if not 0 <= selected <= generated:
+        raise ValueError(f"selected={selected} must be within 0..generated={generated}")
+    return selected / generated
+
+
+def v_val(task: str, primary_metric: float, baseline_error: float | None = None) -> float:
+    """Validation performance on 0..1: AUC for "binary"; skill vs. the naive baseline else.
+
+    For "regression" and "forecast" the primary metric is the model's error (MAE) and the
+    value is max(0, 1 - error / baseline_error).
+    """
+    if task in CLASSIFIER_TASKS:
+        return float(primary_metric)
+    if task in ERROR_TASKS:
+        if baseline_error is None or not baseline_error > 0:
+            raise ValueError(
+                f"V_val for a {task} model needs a positive baseline_error, got {baseline_error}"
+            )
+        return max(0.0, 1.0 - float(primary_metric) / float(baseline_error))
+    raise ValueError(f"unknown task {task!r}; expected one of {CLASSIFIER_TASKS + ERROR_TASKS}")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    passed: bool
+    value: float | None
+    threshold: float | None
+    comparison: str
+    detail: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Gates:
+    metric_floor: float
+    champion_tolerance: float
+    amdr_threshold: float
+    max_slice_gap: float
+    higher_is_better: bool
+
+
+def _fmt(value: float | None) -> str:
+    return "none" if value is None else f"{value:.4f}"
+
+
+def _metric_floor(gates: Gates, primary: float) -> GateResult:
+    if gates.higher_is_better:
+        passed, comparison = primary >= gates.metric_floor, ">="
+    else:
+        passed, comparison = primary <= gates.metric_floor, "<="
+    verdict = "meets" if passed else "misses"
+    return GateResult(
+        "metric_floor",
+        bool(passed),
+        primary,
+        gates.metric_floor,
+        comparison,
+        f"primary metric {_fmt(primary)} {verdict} the floor ({comparison} "
+        f"{_fmt(gates.metric_floor)})",
+    )
+
+
+def _champion(gates: Gates, primary: float, champion_primary: float | None) -> GateResult:
+    if champion_primary is None:
+        return GateResult(
+            "champion",
+            True,
+            None,
+            gates.champion_tolerance,
+            "<=",
+            "no champion: nothing to compare against",
+        )
+    # How much worse the challenger is, in the metric's direction (negative: better).
+    if gates.higher_is_better:
+        worse_by = champion_primary - primary
+    else:
+        worse_by = primary - champion_primary
+    passed = worse_by <= gates.champion_tolerance + _EPS
+    if math.isnan(worse_by):
+        how = "cannot be compared"
+    elif worse_by > 0:
+        how = f"worse by {_fmt(worse_by)}"
+    elif worse_by < 0:
+        how = f"better by {_fmt(-worse_by)}"
+    else:
+        how = "equal"
+    return GateResult(
+        "champion",
+        bool(passed),
+        worse_by,
+        gates.champion_tolerance,
+        "<=",
+        f"challenger {_fmt(primary)} vs champion {_fmt(champion_primary)}: {how} "
+        f"(tolerance {_fmt(gates.champion_tolerance)})",
+    )
+
+
+def evaluate(
+    gates: Gates,
+    primary: float,
+    champion_primary: float | None,
+    amdr_value: float,
+    slice_gap: float,
+    smoke_ok: bool,
+    smoke_detail: str = "",
+) -> list[GateResult]:
+    """The five gates, in order: metric_floor, champion, amdr, slice_gap, smoke_test.
+
+    A NaN value fails its gate (every comparison with NaN is false).
+    """
+    amdr_ok = amdr_value >= gates.amdr_threshold
+    gap_ok = slice_gap <= gates.max_slice_gap
+    return [
+        _metric_floor(gates, primary),
+        _champion(gates, primary, champion_primary),
+        GateResult(
+            "amdr",
+            bool(amdr_ok),
+            amdr_value,
+            gates.amdr_threshold,
+            ">=",
+            f"AMDR {_fmt(amdr_value)} {'meets' if amdr_ok else 'is below'} the threshold "
+            f"{_fmt(gates.amdr_threshold)}",
+        ),
+        GateResult(
+            "slice_gap",
+            bool(gap_ok),
+            slice_gap,
+            gates.max_slice_gap,
+            "<=",
+            f"worst slice gap {_fmt(slice_gap)} {'within' if gap_ok else 'exceeds'} the "
+            f"maximum {_fmt(gates.max_slice_gap)}",
+        ),
+        GateResult(
+            "smoke_test",
+            bool(smoke_ok),
+            None,
+            None,
+            "is true",
+            smoke_detail or ("smoke test passed" if smoke_ok else "smoke test failed"),
+        ),
+    ]
+
+
+def decide(results: list[GateResult]) -> tuple[str, list[str]]:
+    """("promoted", []) when every gate passed, else ("rejected", the failed gates' reasons).
+
+    No results at all is a rejection: a decision needs evidence.
+    """
+    if not results:
+        return "rejected", ["no gates were evaluated"]
+    reasons = [f"{r.name}: {r.detail}" for r in results if not r.passed]
+    return ("rejected", reasons) if reasons else ("promoted", [])

@@ -1,0 +1,175 @@
+"""Deployment decisions under `$UNIFIED_ASSETS_HOME/deployments/<model>/`.
+
+`current.json` is the promoted manifest, the one serving uses. `history/` holds every decision
+(promoted, rejected, rolled back) as one file each, created once and never rewritten, named so
+that the names sort in time order: `<UTC %Y%m%dT%H%M%S%fZ>-<status>-<version[:12]>.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from unified_assets.lib.artifacts import write_new
+from unified_assets.lib.landing import write_atomic
+
+DEPLOYMENTS = "deployments"
+CURRENT = "current.json"
+HISTORY = "history"
+PROMOTED = "promoted"
+REJECTED = "rejected"
+ROLLED_BACK = "rolled_back"
+DECISIONS = (PROMOTED, REJECTED)
+REQUIRED = ("model", "version", "status")
+
+_STAMP = "%Y%m%dT%H%M%S%fZ"
+_STAMP_LEN = len("20130101T000000000000Z")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def deployments_root(home: Path) -> Path:
+    return Path(home) / DEPLOYMENTS
+
+
+def model_dir(home: Path, model: str) -> Path:
+    if not isinstance(model, str) or not _NAME.fullmatch(model):
+        raise ValueError(f"model name must be letters, digits, '_', '.' or '-', not {model!r}")
+    return deployments_root(home) / model
+
+
+def current_path(home: Path, model: str) -> Path:
+    return model_dir(home, model) / CURRENT
+
+
+def history_dir(home: Path, model: str) -> Path:
+    return model_dir(home, model) / HISTORY
+
+
+def _dumps(value: object) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+
+
+def _history_files(home: Path, model: str) -> list[Path]:
+    folder = history_dir(home, model)
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+
+
+def _stamp_after(home: Path, model: str) -> datetime:
+    """Now, or one microsecond past the newest history entry if the clock has not moved on."""
+    now = datetime.now(UTC)
+    files = _history_files(home, model)
+    if files:
+        try:
+            last = datetime.strptime(files[-1].name[:_STAMP_LEN], _STAMP).replace(tzinfo=UTC)
+        except ValueError:
+            return now
+        if now <= last:
+            return last + timedelta(microseconds=1)
+    return now
+
+
+def _append_history(home: Path, model: str, entry: dict, status: str, version: str) -> Path:
+    """Create one new history file; an existing file is never replaced."""
+    folder = history_dir(home, model)
+    label = _UNSAFE.sub("_", str(version)[:12])
+    for _ in range(100):
+        stamp = _stamp_after(home, model)
+        path = folder / f"{stamp.strftime(_STAMP)}-{status}-{label}.json"
+        body = entry | {"recorded_at": stamp.isoformat()}
+        if write_new(path, _dumps(body)):
+            return path
+    raise RuntimeError(f"could not create a new history entry in {folder}")
+
+
+def _validate(model: str, manifest: dict) -> None:
+    if not isinstance(manifest, dict):
+        raise ValueError(f"a manifest must be a dict, not {type(manifest).__name__}")
+    missing = [key for key in REQUIRED if key not in manifest]
+    if missing:
+        raise ValueError(f"manifest for {model!r} lacks required keys: {', '.join(missing)}")
+    if manifest["model"] != model:
+        raise ValueError(f"manifest names model {manifest['model']!r}, recorded under {model!r}")
+    if not isinstance(manifest["version"], str) or not manifest["version"]:
+        raise ValueError(f"manifest version must be a non-empty str: {manifest['version']!r}")
+    if manifest["status"] not in DECISIONS:
+        raise ValueError(
+            f"manifest status must be one of {', '.join(DECISIONS)}: {manifest['status']!r}"
+        )
+
+
+def record(home: Path, model: str, manifest: dict) -> Path:
+    """Record one deployment decision; returns its history file.
+
+    Every decision goes to history. A promoted manifest also replaces current.json
+    (atomically, after its history entry exists); a rejected one leaves current.json alone.
+    """
+    model_dir(home, model)
+    _validate(model, manifest)
+    path = _append_history(home, model, manifest, manifest["status"], manifest["version"])
+    if manifest["status"] == PROMOTED:
+        write_atomic(current_path(home, model), path.read_bytes())
+    return path
+
+
+def current(home: Path, model: str) -> dict | None:
+    """The promoted manifest, or None when the model has never been promoted."""
+    path = current_path(home, model)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text("utf-8"))
+
+
+def history(home: Path, model: str) -> list[dict]:
+    """Every decision, oldest first, each with its `_file` name added."""
+    return [
+        json.loads(path.read_text("utf-8")) | {"_file": path.name}
+        for path in _history_files(home, model)
+    ]
+
+
+def rollback(home: Path, model: str, reason: str = "manual rollback") -> dict:
+    """Restore the version promoted before the current one; returns the restored manifest.
+
+    The event is recorded in history (status "rolled_back") before current.json is replaced.
+    "Before" is below the newest promotion of the current version, so a version withdrawn by
+    an earlier rollback (promoted after the restored one) is not restored again.
+    """
+    now = current(home, model)
+    if now is None:
+        raise ValueError(f"cannot roll back {model!r}: it has no current (promoted) manifest")
+    old = now.get("version")
+    promoted = [entry for entry in history(home, model) if entry.get("status") == PROMOTED]
+    # Look below the newest promotion of the current version (or, if history does not show
+    # it, below everything) for the nearest promotion of a different version.
+    position = max((i for i, e in enumerate(promoted) if e.get("version") == old), default=None)
+    below = promoted[:position] if position is not None else promoted
+    earlier = next((e for e in reversed(below) if e.get("version") != old), None)
+    if earlier is None:
+        raise ValueError(
+            f"cannot roll back {model!r}: no promoted version earlier than {old!r} in history"
+        )
+    when = datetime.now(UTC).isoformat()
+    restored = {k: v for k, v in earlier.items() if k != "_file"} | {
+        "status": PROMOTED,
+        "restored_by_rollback": True,
+        "restored_from_file": earlier["_file"],
+        "rolled_back_from": old,
+        "rolled_back_at": when,
+        "rollback_reason": reason,
+    }
+    event = {
+        "model": model,
+        "status": ROLLED_BACK,
+        "from_version": old,
+        "to_version": earlier.get("version"),
+        "reason": reason,
+        "rolled_back_at": when,
+    }
+    _append_history(home, model, event, ROLLED_BACK, old)
+    write_atomic(current_path(home, model), _dumps(restored))
+    return restored

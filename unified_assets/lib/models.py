@@ -1,0 +1,168 @@
+"""Model specs: a model is declared once, and one factory turns each spec into its assets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from unified_assets.lib.gates import Gates
+
+Window = tuple[date, date]  # [start, end)
+
+TRAIN: Window = (date(2013, 1, 1), date(2013, 9, 1))
+VALID: Window = (date(2013, 9, 1), date(2013, 10, 1))
+TEST: Window = (date(2013, 10, 1), date(2014, 1, 1))
+
+_BASE = {
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 100,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+}
+_SPACE = {
+    "learning_rate": (0.03, 0.05, 0.1),
+    "num_leaves": (15, 31, 63, 127),
+    "min_data_in_leaf": (50, 100, 200),
+    "feature_fraction": (0.7, 0.8, 0.9),
+    "lambda_l2": (0.0, 1.0, 10.0),
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that defines a model: task, data, windows, parameters, search, gates."""
+
+    name: str
+    task: str  # "binary" | "regression" | "forecast"
+    description: str
+    table: str
+    date_column: str
+    key: tuple[str, ...]
+    label: str
+    features: tuple[str, ...]
+    categorical: tuple[str, ...]
+    params: dict
+    gates: Gates
+    train: Window = TRAIN
+    valid: Window = VALID
+    test: Window = TEST
+    search_space: dict = field(default_factory=lambda: dict(_SPACE))
+    budget: int = 4
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 50
+    slice_columns: tuple[str, ...] = ("carrier", "origin")
+    baseline_groups: tuple[str, ...] = ()
+    baseline_column: str | None = None
+    owner: str = "ml-platform"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.task == "binary"
+
+
+_FLIGHT_KEY = ("flight_date", "carrier", "flight", "origin", "sched_dep_ts")
+# `month` is generated but not used: with a month-based split, test months never occur in
+# training (see PITFALLS.md); features that generalise across seasons are preferred.
+_FLIGHT_FEATURES = (
+    "sched_hour", "day_of_week", "days_to_holiday", "carrier", "origin", "dest", "distance_mi",
+    "plane_age_years", "seats", "engine", "temp_f", "dewp_f", "humid_pct", "wind_speed_mph",
+    "wind_gust_mph", "precip_in", "pressure_mb", "visib_mi", "carrier_late_rate_7d",
+    "carrier_late_rate_28d", "origin_late_rate_7d", "origin_late_rate_28d",
+    "route_late_rate_7d", "route_late_rate_28d", "carrier_flights_28d",
+    "origin_hour_departures", "prev_arr_delay_min", "has_prev_flight",
+)  # fmt: skip
+_FLIGHT_CATEGORICAL = ("carrier", "origin", "dest", "engine")
+
+DELAY_CLASSIFIER = ModelSpec(
+    name="delay_classifier",
+    task="binary",
+    description="Will the flight arrive more than 15 minutes late? Scored 2 hours before "
+    "its scheduled departure.",
+    table="features.flight_features",
+    date_column="flight_date",
+    key=_FLIGHT_KEY,
+    label="is_late_15",
+    features=_FLIGHT_FEATURES,
+    categorical=_FLIGHT_CATEGORICAL,
+    params=_BASE | {"objective": "binary", "metric": "auc"},
+    gates=Gates(
+        metric_floor=0.70,
+        champion_tolerance=0.01,
+        amdr_threshold=0.6,
+        max_slice_gap=0.15,
+        higher_is_better=True,
+    ),  # fmt: skip
+    baseline_groups=("carrier", "origin"),
+)
+
+ARRIVAL_DELAY_REGRESSOR = ModelSpec(
+    name="arrival_delay_regressor",
+    task="regression",
+    description="Arrival delay in minutes; Huber loss keeps the long tail of big delays from "
+    "dominating.",
+    table="features.flight_features",
+    date_column="flight_date",
+    key=_FLIGHT_KEY,
+    label="arr_delay_min",
+    features=_FLIGHT_FEATURES,
+    categorical=_FLIGHT_CATEGORICAL,
+    params=_BASE | {"objective": "huber", "alpha": 30.0, "metric": "l1"},
+    gates=Gates(
+        metric_floor=30.0,
+        champion_tolerance=0.5,
+        amdr_threshold=0.02,
+        max_slice_gap=1.0,
+        higher_is_better=False,
+    ),  # fmt: skip
+    baseline_groups=("carrier", "origin"),
+)
+
+DEPARTURES_FORECASTER = ModelSpec(
+    name="departures_forecaster",
+    task="forecast",
+    description="Departures per origin per day, 7 days ahead.",
+    table="features.origin_daily",
+    date_column="feature_date",
+    key=("feature_date", "origin"),
+    label="departures_target",
+    features=(
+        "origin",
+        "departures_d0",
+        "departures_d1",
+        "departures_lag7",
+        "departures_lag14",
+        "departures_mean_7d",
+        "departures_mean_28d",
+        "target_day_of_week",
+        "target_days_to_holiday",
+    ),  # fmt: skip
+    categorical=("origin",),
+    params=_BASE
+    | {
+        "objective": "regression_l1",
+        "metric": "l1",
+        "min_data_in_leaf": 10,
+        "num_leaves": 7,
+    },  # fmt: skip
+    search_space={
+        "learning_rate": (0.03, 0.05, 0.1),
+        "num_leaves": (4, 7, 15),
+        "min_data_in_leaf": (5, 10, 20),
+    },  # fmt: skip
+    gates=Gates(
+        metric_floor=60.0,
+        champion_tolerance=2.0,
+        amdr_threshold=0.0,
+        max_slice_gap=1.0,
+        higher_is_better=False,
+    ),  # fmt: skip
+    slice_columns=("origin",),
+    baseline_column="departures_lag7",
+)
+
+SPECS: dict[str, ModelSpec] = {
+    spec.name: spec for spec in (DELAY_CLASSIFIER, ARRIVAL_DELAY_REGRESSOR, DEPARTURES_FORECASTER)
+}

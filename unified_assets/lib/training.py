@@ -1,0 +1,170 @@
+"""Training: time-based splits from a feature table, LightGBM with native categoricals,
+early stopping on the validation window, and a seeded search within a budget."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import date
+
+import duckdb
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from unified_assets.lib.evaluation import auc, mae
+from unified_assets.lib.models import ModelSpec
+
+BUDGET_ENV = "UNIFIED_ASSETS_SEARCH_BUDGET"
+
+
+def search_budget(spec: ModelSpec) -> int:
+    """Trials of the search: the spec's budget, or UNIFIED_ASSETS_SEARCH_BUDGET when set."""
+    raw = os.environ.get(BUDGET_ENV, "").strip()
+    if not raw:
+        return spec.budget
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{BUDGET_ENV}={raw!r} must be a positive integer")
+    return int(raw)
+
+
+def load_split(
+    conn: duckdb.DuckDBPyConnection, spec: ModelSpec, window: tuple[date, date]
+) -> pd.DataFrame:
+    """Rows of the spec's feature table in [start, end) whose label is known, in key order."""
+    columns = list(dict.fromkeys([*spec.key, *spec.features, *spec.slice_columns, spec.label]))
+    if spec.baseline_column and spec.baseline_column not in columns:
+        columns.append(spec.baseline_column)
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {spec.table} WHERE {spec.date_column} >= $start "
+        f"AND {spec.date_column} < $end AND {spec.label} IS NOT NULL ORDER BY {', '.join(spec.key)}"
+    )
+    return conn.execute(sql, {"start": window[0], "end": window[1]}).df()
+
+
+def matrix(spec: ModelSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's input: its features, categoricals as pandas categories, the rest as floats.
+
+    LightGBM stores the training categories in the model text and maps scoring data onto
+    them, so the same function serves training and scoring.
+    """
+    x = frame[list(spec.features)].copy()
+    for column in spec.features:
+        if column in spec.categorical:
+            x[column] = x[column].astype("string").astype("category")
+        else:
+            x[column] = pd.to_numeric(x[column], errors="coerce").astype("float64")
+    return x
+
+
+def label(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
+    values = frame[spec.label]
+    return values.astype(float).to_numpy()
+
+
+@dataclass
+class Trained:
+    """A trained model and how it was found."""
+
+    booster: lgb.Booster
+    params: dict
+    best_iteration: int
+    valid_score: float
+    trials: list[dict] = field(default_factory=list)
+
+    def model_text(self) -> str:
+        return self.booster.model_to_string(num_iteration=self.best_iteration)
+
+
+def _trial_params(spec: ModelSpec, budget: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    trials = [dict(spec.params)]
+    names = sorted(spec.search_space)
+    seen = {tuple(sorted(trials[0].items()))}
+    attempts = 0
+    while len(trials) < budget and attempts < 100 * budget:
+        attempts += 1
+        candidate = dict(spec.params) | {n: rng.choice(spec.search_space[n]) for n in names}
+        marker = tuple(sorted(candidate.items()))
+        if marker not in seen:
+            seen.add(marker)
+            trials.append(candidate)
+    return trials
+
+
+def _score(spec: ModelSpec, y: np.ndarray, pred: np.ndarray) -> float:
+    return auc(y, pred) if spec.task == "binary" else mae(y, pred)
+
+
+def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
+          seed: int = 13) -> Trained:  # fmt: skip
+    """Search `budget` parameter sets (the spec's base first), each early-stopped on the
+    validation window; keep the best by the primary metric. Deterministic for the same inputs."""
+    if train_frame.empty or valid_frame.empty:
+        raise ValueError(
+            f"{spec.name}: empty training ({len(train_frame)} rows) or validation "
+            f"({len(valid_frame)} rows) window: build the features for "
+            f"{spec.train} and {spec.valid}"
+        )
+    x_train, y_train = matrix(spec, train_frame), label(spec, train_frame)
+    x_valid, y_valid = matrix(spec, valid_frame), label(spec, valid_frame)
+    best: Trained | None = None
+    trials = []
+    for number, params in enumerate(_trial_params(spec, search_budget(spec), seed)):
+        started = time.perf_counter()
+        full = params | {"seed": seed, "deterministic": True, "force_row_wise": True,
+                         "verbose": -1, "num_threads": 2}  # fmt: skip
+        train_set = lgb.Dataset(x_train, y_train, categorical_feature=list(spec.categorical),
+                                free_raw_data=False)  # fmt: skip
+        valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
+        booster = lgb.train(
+            full, train_set, num_boost_round=spec.num_boost_round, valid_sets=[valid_set],
+            callbacks=[lgb.early_stopping(spec.early_stopping_rounds, verbose=False)],
+        )  # fmt: skip
+        iteration = booster.best_iteration or booster.current_iteration()
+        score = _score(spec, y_valid, booster.predict(x_valid, num_iteration=iteration))
+        trials.append(
+            {
+                "trial": number,
+                "params": params,
+                "best_iteration": iteration,
+                "valid_score": score,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+        better = best is None or (score > best.valid_score if spec.task == "binary"
+                                  else score < best.valid_score)  # fmt: skip
+        if better:
+            best = Trained(booster, full, iteration, score)
+    best.trials = trials
+    return best
+
+
+def predict(booster: lgb.Booster, spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
+    """Scores for the frame's rows (a probability for a classifier)."""
+    if frame.empty:
+        return np.array([], dtype=float)
+    return booster.predict(matrix(spec, frame))
+
+
+def selected_features(booster: lgb.Booster) -> list[str]:
+    """The recorded FEE rule: features the spec lists that carry non-zero gain in the model."""
+    gains = booster.feature_importance(importance_type="gain")
+    return [name for name, gain in zip(booster.feature_name(), gains, strict=True) if gain > 0]
+
+
+def baseline(spec: ModelSpec, train_frame: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """The naive baseline each model must beat: a column of the frame (seasonal naive), or
+    the training mean of the label per group (historical rate), else overall."""
+    if spec.baseline_column:
+        fallback = train_frame[spec.label].astype(float).mean()
+        return frame[spec.baseline_column].astype(float).fillna(fallback).to_numpy()
+    overall = train_frame[spec.label].astype(float).mean()
+    if not spec.baseline_groups:
+        return np.full(len(frame), overall)
+    groups = list(spec.baseline_groups)
+    rates = train_frame.groupby(groups, observed=True)[spec.label].mean().rename("_base")
+    joined = frame[groups].merge(rates, left_on=groups, right_index=True, how="left")
+    return joined["_base"].astype(float).fillna(overall).to_numpy()

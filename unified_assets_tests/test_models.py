@@ -1,0 +1,281 @@
+"""The ML half through materialize(): features -> training set -> model -> evaluation -> gated
+manifest -> predictions, on four real weeks of January 2013 with small windows."""
+
+import dataclasses
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from unified_assets.defs.factory import build_model_assets
+from unified_assets.defs.resources import WarehouseResource
+from unified_assets.lib import artifacts, candidates, features, landing, manifests, models
+from unified_assets.lib.gates import Gates
+from unified_assets_tests.conftest import all_assets, check_outcomes, query
+
+END = "2013-01-28"
+FEATURES_UP = dg.AssetSelection.groups("raw", "warehouse", "marts", "features")
+
+
+def small(spec: models.ModelSpec, **changes) -> models.ModelSpec:
+    """The spec on January: train 1-14, validate 15-21, test 22-28; a quick search."""
+    windows = dict(
+        train=(date(2013, 1, 1), date(2013, 1, 15)),
+        valid=(date(2013, 1, 15), date(2013, 1, 22)),
+        test=(date(2013, 1, 22), date(2013, 1, 29)),
+    )
+    if spec.task == "forecast":  # its targets are 7 days ahead of the feature day
+        windows = dict(
+            train=(date(2013, 1, 1), date(2013, 1, 10)),
+            valid=(date(2013, 1, 10), date(2013, 1, 16)),
+            test=(date(2013, 1, 16), date(2013, 1, 22)),
+        )
+    loose = dataclasses.replace(spec.gates, metric_floor=0.55 if spec.higher_is_better else 500,
+                                amdr_threshold=0.0, max_slice_gap=10.0)  # fmt: skip
+    return dataclasses.replace(spec, **(windows | dict(budget=2, num_boost_round=150,
+                                                       gates=loose) | changes))  # fmt: skip
+
+
+CLASSIFIER = small(models.DELAY_CLASSIFIER)
+
+
+def data_and_feature_assets() -> list:
+    return [a for a in all_assets() if next(iter(a.keys)).path[0] in
+            ("raw", "warehouse", "marts", "features")]  # fmt: skip
+
+
+def run(home: Path, assets: list, selection=None, start=None, end=None, instance=None):
+    tags = {}
+    if start:
+        tags = {"dagster/asset_partition_range_start": start,
+                "dagster/asset_partition_range_end": end}  # fmt: skip
+    return dg.materialize(
+        assets,
+        selection=selection,
+        resources={"warehouse": WarehouseResource(home=str(home), lock_timeout_s=10)},
+        tags=tags,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def train_and_deploy(home: Path, spec: models.ModelSpec) -> dg.ExecuteInProcessResult:
+    """training set -> model -> evaluation -> manifest (the unpartitioned part of the chain)."""
+    chain = build_model_assets(spec)
+    selection = [a.key for a in chain[:4]]
+    return run(home, data_and_feature_assets() + chain, selection=selection)
+
+
+def serve(home: Path, spec: models.ModelSpec, start="2013-01-22", end=END):
+    chain = build_model_assets(spec)
+    return run(home, data_and_feature_assets() + chain, selection=[chain[4].key],
+               start=start, end=end)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def featured_template(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("featured")
+    landing.land(home, through=date.fromisoformat(END))
+    result = run(home, data_and_feature_assets(), selection=FEATURES_UP, start="2013-01-01",
+                 end=END)  # fmt: skip
+    assert result.success
+    return home
+
+
+@pytest.fixture
+def featured(tmp_path, featured_template) -> Path:
+    target = tmp_path / "home"
+    shutil.copytree(featured_template, target)
+    return target
+
+
+def test_features_are_point_in_time_on_real_days(featured):
+    rows = query(
+        featured,
+        "SELECT count(*), count(*) FILTER (WHERE weather_as_of > cutoff_utc OR rates_as_of > "
+        "cutoff_utc OR inbound_as_of > cutoff_utc), count(prev_arr_delay_min), "
+        "count(carrier_late_rate_7d) FROM features.flight_features",
+    )[0]
+    assert rows[0] == scalar_flights(featured) and rows[1] == 0
+    assert rows[2] > 0 and rows[3] > 0  # the history features are really there
+    registry = query(featured, "SELECT count(*) FROM features.feature_registry")[0][0]
+    assert registry == len(features.REGISTRY)
+
+
+def scalar_flights(home: Path) -> int:
+    return query(home, "SELECT count(*) FROM warehouse.fct_flights")[0][0]
+
+
+def test_classifier_from_spec_to_predictions(featured):
+    result = train_and_deploy(featured, CLASSIFIER)
+    assert result.success
+    gates = {name: ok for (asset, name), ok in check_outcomes(result).items()
+             if asset.startswith("deployment/")}  # fmt: skip
+    assert gates == dict.fromkeys(("metric_floor", "champion", "amdr", "slice_gap",
+                                   "smoke_test"), True)  # fmt: skip
+    current = manifests.current(featured, "delay_classifier")
+    sha = current["version"]
+    assert current["status"] == "promoted" and current["previous_champion"] is None
+    assert current["artifact"]["sha256"] == sha and len(sha) == 64
+    model_file = featured / "artifacts" / "models" / f"{sha}.txt"
+    assert model_file.read_text().startswith("tree")  # LightGBM's text format, no pickle
+    meta = artifacts.load_metadata(featured, sha)
+    assert meta["best_iteration"] >= 1 and len(meta["trials"]) == 2
+    assert set(meta["datasets"]) == {"train", "valid", "test"}
+    assert {g["name"] for g in current["gates"]} == {"metric_floor", "champion", "amdr",
+                                                    "slice_gap", "smoke_test"}  # fmt: skip
+    assert all("value" in g and "threshold" in g for g in current["gates"])
+    amdr = current["amdr"]
+    assert amdr["value"] == min(amdr["input_dq"], amdr["fee"], amdr["v_val"])
+    assert 0 < amdr["fee"] <= 1 and amdr["generated_features"] == len(
+        features.features_of("features.flight_features"))  # fmt: skip
+    assert current["lineage"]["landing_files"] == 56  # 28 days of flights and of weather
+    test = current["metrics"]["test"]
+    assert 0.55 < test["auc"] < 0.85 and test["auc"] > test["baseline_auc"]
+
+    served = serve(featured, CLASSIFIER)
+    assert served.success
+    rows = query(
+        featured,
+        "SELECT count(*), count(DISTINCT model_version), min(model_version), "
+        "min(prediction), max(prediction) FROM serving.delay_classifier_predictions",
+    )[0]
+    expected = query(featured, "SELECT count(*) FROM features.flight_features "
+                     "WHERE flight_date >= '2013-01-22'")[0][0]  # fmt: skip
+    assert rows[0] == expected and rows[1] == 1 and rows[2] == sha
+    assert 0 <= rows[3] <= rows[4] <= 1
+
+
+def test_same_inputs_give_the_same_artifact(featured):
+    assert train_and_deploy(featured, CLASSIFIER).success
+    first = candidates.read(featured, "delay_classifier", "model")["sha256"]
+    assert train_and_deploy(featured, CLASSIFIER).success
+    assert candidates.read(featured, "delay_classifier", "model")["sha256"] == first
+    # deterministic and immutable: one model file, however often it is trained
+    assert len(list((featured / "artifacts" / "models").glob("*.txt"))) == 1
+
+
+def test_a_worse_challenger_is_rejected_and_the_champion_stays(featured):
+    assert train_and_deploy(featured, CLASSIFIER).success
+    champion = manifests.current(featured, "delay_classifier")
+    # the challenger learns from shuffled labels
+    chain = build_model_assets(CLASSIFIER)
+    assert run(featured, data_and_feature_assets() + chain, selection=[chain[0].key]).success
+    ledger = candidates.read(featured, "delay_classifier", "datasets")
+    train = artifacts_frame(ledger["splits"]["train"])
+    rng = np.random.default_rng(7)
+    train["is_late_15"] = rng.permutation(train["is_late_15"].to_numpy())
+    path, sha = artifacts.snapshot_frame(featured, train, "delay_classifier-train-shuffled")
+    ledger["splits"]["train"] |= {"path": str(path), "sha256": sha}
+    candidates.update(featured, "delay_classifier", "datasets", ledger, reset=True)
+    result = run(featured, data_and_feature_assets() + chain,
+                 selection=[a.key for a in chain[1:4]])  # fmt: skip
+    assert not result.success  # the gate's blocking checks failed
+    outcomes = check_outcomes(result)
+    assert outcomes[("deployment/delay_classifier_manifest", "champion")] is False
+    assert manifests.current(featured, "delay_classifier") == champion
+    decisions = [h["status"] for h in manifests.history(featured, "delay_classifier")]
+    assert decisions == ["promoted", "rejected"]
+    rejected = manifests.history(featured, "delay_classifier")[-1]
+    assert rejected["previous_champion"] == champion["version"]
+    assert any(reason.startswith("champion") for reason in rejected["reasons"])
+
+
+def artifacts_frame(ref: dict):
+    from unified_assets.defs.models.assets import read_snapshot
+
+    return read_snapshot(ref)
+
+
+def test_rollback_restores_the_previous_champion(featured, monkeypatch, capsys):
+    from unified_assets import cli
+
+    assert train_and_deploy(featured, CLASSIFIER).success
+    first = manifests.current(featured, "delay_classifier")["version"]
+    assert train_and_deploy(featured, dataclasses.replace(CLASSIFIER, params=CLASSIFIER.params
+                                                          | {"num_leaves": 7})).success  # fmt: skip
+    second = manifests.current(featured, "delay_classifier")["version"]
+    assert second != first
+    monkeypatch.setenv("UNIFIED_ASSETS_HOME", str(featured))
+    assert cli.main(["rollback", "delay_classifier", "--reason", "test"]) == 0
+    assert "restored" in capsys.readouterr().out
+    current = manifests.current(featured, "delay_classifier")
+    assert current["version"] == first and current["rolled_back_from"] == second
+    assert [h["status"] for h in manifests.history(featured, "delay_classifier")][-1] == \
+        "rolled_back"  # fmt: skip
+    assert cli.main(["rollback", "no_such_model"]) == 1
+
+
+def test_a_tampered_artifact_is_refused_at_scoring(featured):
+    assert train_and_deploy(featured, CLASSIFIER).success
+    sha = manifests.current(featured, "delay_classifier")["version"]
+    model_file = featured / "artifacts" / "models" / f"{sha}.txt"
+    model_file.write_text(model_file.read_text().replace("tree", "tree ", 1))
+    result = serve(featured, CLASSIFIER)
+    assert not result.success
+    error = str(next(e for e in result.all_events if e.is_step_failure).event_specific_data.error)
+    assert "sha256" in error and sha in error
+    tables = query(featured, "SELECT table_name FROM information_schema.tables WHERE "
+                   "table_schema = 'serving'")  # fmt: skip
+    assert tables == []
+
+
+def test_a_planted_leak_is_caught_and_nothing_is_deployed(featured, monkeypatch):
+    real = features.build_flight_features
+
+    def leaky(conn, start, end, lead):
+        rows = real(conn, start, end, lead)
+        features.plant_leak(conn)
+        return rows
+
+    monkeypatch.setattr(features, "build_flight_features", leaky)
+    monkeypatch.setitem(features.REGISTRY, "leaky_arrival_delay", features.planted_leak_feature())
+    spec = dataclasses.replace(CLASSIFIER,
+                               features=(*CLASSIFIER.features, "leaky_arrival_delay"))  # fmt: skip
+    chain = build_model_assets(spec)
+    flight_features = dg.AssetKey(["features", "flight_features"])
+    result = run(featured, data_and_feature_assets() + chain,
+                 selection=[flight_features], start="2013-01-01", end=END)  # fmt: skip
+    assert not result.success
+    assert check_outcomes(result)[("features/flight_features", "leakage")] is False
+    leak = next(e for e in result.get_asset_check_evaluations() if e.check_name == "leakage")
+    assert leak.metadata["leaking"].value["leaky_arrival_delay"] > 1000
+    # the write was rolled back: the table has no leaky column, and no model is deployed
+    columns = {c for (c,) in query(featured, "SELECT column_name FROM information_schema.columns "
+                                   "WHERE table_name = 'flight_features'")}  # fmt: skip
+    assert "leaky_arrival_delay" not in columns
+    assert manifests.current(featured, "delay_classifier") is None
+
+
+def test_all_three_shipped_specs_build_and_a_fourth_takes_only_its_spec(featured):
+    for spec in (small(models.ARRIVAL_DELAY_REGRESSOR), small(models.DEPARTURES_FORECASTER)):
+        result = train_and_deploy(featured, spec)
+        assert result.success, spec.name
+        current = manifests.current(featured, spec.name)
+        assert current["metrics"]["test"]["baseline_mae"] > 0
+    fourth = small(models.DELAY_CLASSIFIER, name="cancellation_classifier", label="is_cancelled",
+                   description="Will the flight be cancelled?",
+                   gates=Gates(0.5, 0.05, 0.0, 1.0, True))  # fmt: skip
+    result = train_and_deploy(featured, fourth)
+    assert {a.to_user_string() for a in materialized_keys(result)} >= {
+        "models/cancellation_classifier_model",
+        "deployment/cancellation_classifier_manifest",
+    }
+    assert manifests.history(featured, "cancellation_classifier")
+
+
+def materialized_keys(result):
+    return {e.event_specific_data.materialization.asset_key
+            for e in result.get_asset_materialization_events()}  # fmt: skip
+
+
+def test_manifest_is_valid_json_on_disk(featured):
+    assert train_and_deploy(featured, CLASSIFIER).success
+    path = manifests.current_path(featured, "delay_classifier")
+    document = json.loads(path.read_text())
+    assert document["model"] == "delay_classifier" and document["features"]["names"]
+    assert not list(path.parent.glob("*.tmp*"))  # written atomically, nothing left half-done
