@@ -24,7 +24,7 @@ WEATHER_COLS = (
     "wind_gust_mph DOUBLE, precip_in DOUBLE, pressure_mb DOUBLE, visib_mi DOUBLE"
 )
 KEY = ("flight_date", "carrier", "flight", "origin", "sched_dep_ts")
-AS_OF = ("weather_as_of", "rates_as_of", "inbound_as_of")
+AS_OF = ("weather_as_of", "rates_as_of", "inbound_as_of", "prev_dep_as_of", "live_as_of")
 
 
 def make_dim_date(conn, first: date, last: date) -> None:

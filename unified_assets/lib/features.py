@@ -73,6 +73,9 @@ def _ny_midnight_utc(date_sql: str) -> str:
 # Scheduled departure in UTC: the scheduled hour in UTC plus the minutes of the local schedule.
 _SCHED_DEP_UTC = "time_hour_utc + to_minutes(minute(sched_dep_ts))"
 _KNOWN_AT_UTC = f"{_SCHED_DEP_UTC} + to_minutes(dep_delay_min + air_time_min + 60)"
+# A departure delay is known when the flight leaves.
+_DEP_UTC = f"{_SCHED_DEP_UTC} + to_minutes(dep_delay_min)"
+_LIVE_HOURS = 3
 
 
 # ------------------------------------------------------------------------------ table layouts
@@ -121,6 +124,12 @@ _FLIGHT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("prev_arr_delay_min", "INTEGER"),
     ("has_prev_flight", "BOOLEAN"),
     ("inbound_as_of", "TIMESTAMP"),
+    ("prev_dep_delay_min", "INTEGER"),
+    ("prev_dep_as_of", "TIMESTAMP"),
+    ("origin_dep_delay_3h", "DOUBLE"),
+    ("origin_departures_3h", "INTEGER"),
+    ("carrier_dep_delay_3h", "DOUBLE"),
+    ("live_as_of", "TIMESTAMP"),
 )
 
 _ORIGIN_DAILY_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -153,6 +162,15 @@ def _create(conn: duckdb.DuckDBPyConnection, table: str) -> None:
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     cols = ", ".join(f"{name} {sql_type}" for name, sql_type in COLUMNS[table])
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+    # A feature added to the layout is added to an existing table: its older days read NULL
+    # until they are rebuilt (a model trained on them would see the gap in its FEE).
+    name = table.split(".")[1]
+    existing = {r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = $s "
+        "AND table_name = $t", {"s": schema, "t": name}).fetchall()}  # fmt: skip
+    for column, sql_type in COLUMNS[table]:
+        if column not in existing:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
 
 def _replace(
@@ -260,6 +278,40 @@ def _flight_features_sql() -> str:
             PARTITION BY b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts
             ORDER BY p.known_at_utc DESC, p.sched_dep_ts DESC
         ) = 1
+    ),
+    departures AS MATERIALIZED (
+        SELECT flight_date, carrier, origin, tailnum, sched_dep_ts, dep_delay_min,
+            {_DEP_UTC} AS dep_utc
+        FROM {_FLIGHTS}
+        WHERE flight_date >= $start - 1 AND flight_date < $end AND dep_delay_min IS NOT NULL
+    ),
+    prev_departure AS (
+        SELECT b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts,
+            p.dep_delay_min AS prev_dep_delay_min, p.dep_utc AS prev_dep_as_of
+        FROM base b JOIN departures p
+            ON p.tailnum = b.tailnum AND p.flight_date = b.flight_date
+            AND p.sched_dep_ts < b.sched_dep_ts AND p.dep_utc <= b.cutoff_utc
+        QUALIFY row_number() OVER (
+            PARTITION BY b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts
+            ORDER BY p.dep_utc DESC, p.sched_dep_ts DESC
+        ) = 1
+    ),
+    origin_live AS (
+        SELECT b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts,
+            avg(d.dep_delay_min) AS origin_dep_delay_3h, count(*) AS origin_departures_3h,
+            max(d.dep_utc) AS origin_live_as_of
+        FROM base b JOIN departures d ON d.origin = b.origin
+            AND d.dep_utc <= b.cutoff_utc
+            AND d.dep_utc > b.cutoff_utc - INTERVAL {_LIVE_HOURS} HOUR
+        GROUP BY ALL
+    ),
+    carrier_live AS (
+        SELECT b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts,
+            avg(d.dep_delay_min) AS carrier_dep_delay_3h, max(d.dep_utc) AS carrier_live_as_of
+        FROM base b JOIN departures d ON d.carrier = b.carrier
+            AND d.dep_utc <= b.cutoff_utc
+            AND d.dep_utc > b.cutoff_utc - INTERVAL {_LIVE_HOURS} HOUR
+        GROUP BY ALL
     )
     SELECT b.flight_date, b.carrier, b.flight, b.origin, b.dest, b.tailnum, b.sched_dep_ts,
         b.sched_dep_utc, $lead, b.cutoff_utc,
@@ -277,12 +329,18 @@ def _flight_features_sql() -> str:
         rate_route.route_late_rate_7d, rate_route.route_late_rate_28d,
         {_ny_midnight_utc("b.anchor_day")},
         b.origin_hour_departures,
-        i.prev_arr_delay_min, i.inbound_as_of IS NOT NULL, i.inbound_as_of
+        i.prev_arr_delay_min, i.inbound_as_of IS NOT NULL, i.inbound_as_of,
+        pd.prev_dep_delay_min, pd.prev_dep_as_of,
+        ol.origin_dep_delay_3h, coalesce(ol.origin_departures_3h, 0), cl.carrier_dep_delay_3h,
+        greatest(ol.origin_live_as_of, cl.carrier_live_as_of)
     FROM base b
     LEFT JOIN {_DATE} dd ON dd.date = b.flight_date
     LEFT JOIN {_PLANE} pl ON pl.tailnum = b.tailnum
     LEFT JOIN weather w USING (flight_date, carrier, flight, origin, sched_dep_ts)
     LEFT JOIN inbound i USING (flight_date, carrier, flight, origin, sched_dep_ts)
+    LEFT JOIN prev_departure pd USING (flight_date, carrier, flight, origin, sched_dep_ts)
+    LEFT JOIN origin_live ol USING (flight_date, carrier, flight, origin, sched_dep_ts)
+    LEFT JOIN carrier_live cl USING (flight_date, carrier, flight, origin, sched_dep_ts)
     {rate_joins}
     """
 
@@ -484,6 +542,36 @@ _FEATURES: list[Feature] = [
         "inbound_as_of",
         _F,
         "Whether an earlier flight of the plane that day was known by the cutoff.",
+    ),
+    _flight(
+        "prev_dep_delay_min",
+        "int",
+        "prev_dep_as_of",
+        _F,
+        "Departure delay of the plane's latest earlier flight that day that had left by the "
+        "cutoff (known when it leaves, before it lands).",
+    ),
+    _flight(
+        "origin_dep_delay_3h",
+        "float",
+        "live_as_of",
+        _F,
+        f"Mean departure delay at the origin over the {_LIVE_HOURS} hours before the cutoff.",
+    ),
+    _flight(
+        "origin_departures_3h",
+        "int",
+        "live_as_of",
+        _F,
+        f"Departures from the origin in the {_LIVE_HOURS} hours before the cutoff.",
+    ),
+    _flight(
+        "carrier_dep_delay_3h",
+        "float",
+        "live_as_of",
+        _F,
+        f"Mean departure delay of the carrier (all NYC origins) over the {_LIVE_HOURS} hours "
+        "before the cutoff.",
     ),
     _daily("departures_d0", "int", "history_as_of", _F, "Departures at the origin on day d."),
     _daily("departures_d1", "int", "history_as_of", _F, "Departures on day d-1."),

@@ -72,7 +72,8 @@ _FLIGHT_FEATURES = (
     "wind_gust_mph", "precip_in", "pressure_mb", "visib_mi", "carrier_late_rate_7d",
     "carrier_late_rate_28d", "origin_late_rate_7d", "origin_late_rate_28d",
     "route_late_rate_7d", "route_late_rate_28d", "carrier_flights_28d",
-    "origin_hour_departures", "prev_arr_delay_min", "has_prev_flight",
+    "origin_hour_departures", "prev_arr_delay_min", "has_prev_flight", "prev_dep_delay_min",
+    "origin_dep_delay_3h", "origin_departures_3h", "carrier_dep_delay_3h",
 )  # fmt: skip
 _FLIGHT_CATEGORICAL = ("carrier", "origin", "dest", "engine")
 
