@@ -196,8 +196,13 @@ def test_rollback_restores_the_previous_champion(featured, monkeypatch, capsys):
 
     assert train_and_deploy(featured, CLASSIFIER).success
     first = manifests.current(featured, "delay_classifier")["version"]
-    assert train_and_deploy(featured, dataclasses.replace(CLASSIFIER, params=CLASSIFIER.params
-                                                          | {"num_leaves": 7})).success  # fmt: skip
+    # a second, different model that the gate lets through
+    other = dataclasses.replace(
+        CLASSIFIER,
+        params=CLASSIFIER.params | {"num_leaves": 7},
+        gates=dataclasses.replace(CLASSIFIER.gates, champion_tolerance=1.0),
+    )
+    assert train_and_deploy(featured, other).success
     second = manifests.current(featured, "delay_classifier")["version"]
     assert second != first
     monkeypatch.setenv("UNIFIED_ASSETS_HOME", str(featured))
