@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from unified_assets.lib import config, landing, quality, warehouse
+from unified_assets.lib import config, landing, manifests, quality, warehouse
 
 
 def status_report(home: Path) -> str:
@@ -53,7 +53,31 @@ def status_report(home: Path) -> str:
         lines += _flaws(conn, tables)
     finally:
         conn.close()
-    return "\n".join(lines)
+    return "\n".join(lines + _deployments(home))
+
+
+def _deployments(home: Path) -> list[str]:
+    """Per model: the promoted version, its test metric against the baseline, the last decision."""
+    root = manifests.deployments_root(home)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+    if not names:
+        return []
+    lines = ["models:"]
+    for name in names:
+        current = manifests.current(home, name)
+        decisions = manifests.history(home, name)
+        last = decisions[-1]["status"] if decisions else "none"
+        if current is None:
+            lines.append(f"  {name}: nothing promoted (last decision: {last})")
+            continue
+        test = current.get("metrics", {}).get("test", {})
+        if "auc" in test:
+            shown = f"test AUC {test['auc']:.3f} (baseline {test['baseline_auc']:.3f})"
+        else:
+            shown = f"test MAE {test['mae']:.2f} (baseline {test['baseline_mae']:.2f})"
+        lines.append(f"  {name}: promoted {current['version'][:12]}, {shown}, "
+                     f"AMDR {current['amdr']['value']:.3f}; last decision: {last}")  # fmt: skip
+    return lines
 
 
 def _flaws(conn: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]) -> list[str]:

@@ -1,0 +1,123 @@
+"""Benchmark: the whole 2013 graph, landing files to manifests and predictions, next to the
+same computation as one bare script (DuckDB + LightGBM, no orchestration).
+
+- pipeline: `unified-assets build --through 2013-12-31` (one Dagster run of every asset: every
+  check, pandera validation, DQ scores, gates, manifests, predictions for every day);
+- bare: one Python process running the same lib/ SQL (ingest, curation, marts, features), the
+  same training (same search budget), evaluation and scoring, with no Dagster, no validation,
+  no DQ and no gates.
+
+Each runs in a fresh process on the same landing files; wall time and peak RSS are measured
+by the parent (wait4). The models' test metrics come from the pipeline's manifests.
+Usage: python bench/bench_ml.py [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_foundation import BARE as BARE_FOUNDATION  # noqa: E402
+from bench_foundation import timed  # noqa: E402
+
+BARE_ML = (
+    BARE_FOUNDATION
+    + """
+from unified_assets.lib import artifacts, evaluation, features, models, training
+from unified_assets.lib.calendar import calendar
+
+with warehouse.transaction(conn):
+    conn.register("_calendar", calendar(start, date(2013, 12, 31)))
+    conn.execute("CREATE OR REPLACE TABLE warehouse.dim_date AS SELECT CAST(date AS DATE) AS date, "
+                 "day_of_week, month, days_to_nearest_holiday FROM _calendar")
+    features.build_flight_features(conn, start, end, features.lead_minutes())
+    features.build_origin_daily(conn, start, end)
+for spec in models.SPECS.values():
+    frames = {n: training.load_split(conn, spec, w)
+              for n, w in (("train", spec.train), ("valid", spec.valid), ("test", spec.test))}
+    trained = training.train(spec, frames["train"], frames["valid"])
+    ref = artifacts.save_model(home, trained.model_text(), {"model": spec.name})
+    test = frames["test"]
+    pred = training.predict(trained.booster, spec, test)
+    base = training.baseline(spec, frames["train"], test)
+    print(spec.name, evaluation.primary(spec.task, training.label(spec, test), pred))
+    everything = conn.execute(f"SELECT * FROM {spec.table}").df()
+    everything["prediction"] = training.predict(trained.booster, spec, everything)
+    with warehouse.transaction(conn):
+        conn.register("_p", everything[[*spec.key, "prediction"]])
+        conn.execute(f"CREATE OR REPLACE TABLE serving.{spec.name}_predictions AS SELECT * FROM _p")
+"""
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from unified_assets.lib import landing
+
+    root = Path(tempfile.mkdtemp(prefix="bench-ml-"))
+    source = root / "landed"
+    landing.land(source, through=date(2013, 12, 31))
+    bin_dir = Path(sys.executable).parent
+    results: dict[str, list[tuple[float, float]]] = {"bare": [], "pipeline": []}
+    manifests_seen = {}
+    try:
+        for i in range(args.repeat):
+            for variant in results:
+                home = root / f"{variant}-{i}"
+                shutil.copytree(source, home)
+                env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home),
+                           DAGSTER_HOME=str(home / "dagster_home"))  # fmt: skip
+                if variant == "bare":
+                    cmd = [sys.executable, "-c", BARE_ML, str(home), "2013-01-01", "2014-01-01"]
+                else:
+                    cmd = [str(bin_dir / "unified-assets"), "build", "--through", "2013-12-31"]
+                wall, rss, _ = timed(cmd, env)
+                results[variant].append((wall, rss))
+                print(f"run {i + 1} {variant:8} {wall:7.2f} s {rss:6.0f} MiB", flush=True)
+                if variant == "pipeline":
+                    for current in (home / "deployments").glob("*/current.json"):
+                        manifests_seen[current.parent.name] = json.loads(current.read_text())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    bare = statistics.median(w for w, _ in results["bare"])
+    pipeline = statistics.median(w for w, _ in results["pipeline"])
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"\nmachine: {machine}")
+    print("| variant | median wall (s) | x bare | peak RSS (MiB) |\n|---|---|---|---|")
+    for v, runs in results.items():
+        w = statistics.median(x for x, _ in runs)
+        print(f"| {v} | {w:.2f} | {w / bare:.2f} | {max(r for _, r in runs):.0f} |")
+    print("\n| model | status | test metric | model | naive baseline | skill / lift |")
+    print("|---|---|---|---|---|---|")
+    for name, m in sorted(manifests_seen.items()):
+        t = m["metrics"]["test"]
+        if "auc" in t:
+            print(f"| {name} | {m['status']} | AUC | {t['auc']:.4f} | {t['baseline_auc']:.4f} | "
+                  f"+{t['auc'] - t['baseline_auc']:.4f} |")  # fmt: skip
+        else:
+            print(f"| {name} | {m['status']} | MAE | {t['mae']:.2f} | {t['baseline_mae']:.2f} | "
+                  f"{t['skill']:.3f} |")  # fmt: skip
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "ml.json").write_text(json.dumps({
+        "machine": machine, "runs": results, "ratio": pipeline / bare,
+        "models": {n: m["metrics"] for n, m in manifests_seen.items()},
+        "measured_at": time.strftime("%Y-%m-%d"),
+    }, indent=2, default=str))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
