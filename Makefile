@@ -37,6 +37,7 @@ ui: setup
 ## Benchmarks: the pipeline side by side with the same SQL run bare.
 bench: setup
 	$(BIN)/python bench/bench_foundation.py
+	$(BIN)/python bench/bench_ml.py
 
 clean:
 	rm -rf $(VENV)
