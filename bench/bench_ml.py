@@ -9,7 +9,9 @@ same computation as one bare script (DuckDB + LightGBM, no orchestration).
 
 Each runs in a fresh process on the same landing files; wall time and peak RSS are measured
 by the parent (wait4). The models' test metrics come from the pipeline's manifests.
-Usage: python bench/bench_ml.py [--repeat 1]
+With --scale N (N > 1) the landing zone is a synthetic year N times as large: every flight
+(and every plane) replicated N times with distinct tail numbers and flight numbers.
+Usage: python bench/bench_ml.py [--repeat 1] [--scale 10] [--budget 1]
 """
 
 from __future__ import annotations
@@ -60,9 +62,35 @@ for spec in models.SPECS.values():
 )
 
 
+def scale_up(home: Path, factor: int) -> None:
+    """Replicate each day's flights and the planes `factor` times: copy k gets flight numbers
+    + 10000*k and tail numbers whose first letter is shifted by k (still valid, all distinct)."""
+    import duckdb
+
+    conn = duckdb.connect()
+    copies = f"range(0, {factor}) AS c(k)"
+    tail = "CASE WHEN k = 0 THEN tailnum ELSE chr(ascii('A') + k) || substr(tailnum, 2) END"
+    for path in sorted((home / "landing" / "flights").glob("*.csv")):
+        conn.execute(
+            f"COPY (SELECT * REPLACE (CAST(flight AS INTEGER) + 10000 * k AS flight, {tail} AS "
+            f"tailnum) FROM read_csv('{path}', all_varchar=true), {copies} ORDER BY k) "
+            f"TO '{path}.tmp' (HEADER, FORMAT csv)"
+        )
+        os.replace(f"{path}.tmp", path)
+    planes = home / "landing" / "reference" / "planes.csv"
+    conn.execute(
+        f"COPY (SELECT * REPLACE ({tail} AS tailnum) FROM read_csv('{planes}', all_varchar=true),"
+        f" {copies}) TO '{planes}.tmp' (HEADER, FORMAT csv)"
+    )
+    os.replace(f"{planes}.tmp", planes)
+    conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--scale", type=int, default=1, help="synthetic N-times larger year")
+    parser.add_argument("--budget", type=int, default=0, help="search budget for both (0: spec)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from unified_assets.lib import landing
@@ -70,6 +98,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-ml-"))
     source = root / "landed"
     landing.land(source, through=date(2013, 12, 31))
+    if args.scale > 1:
+        scale_up(source, args.scale)
     bin_dir = Path(sys.executable).parent
     results: dict[str, list[tuple[float, float]]] = {"bare": [], "pipeline": []}
     manifests_seen = {}
@@ -80,6 +110,8 @@ def main() -> None:
                 shutil.copytree(source, home)
                 env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home),
                            DAGSTER_HOME=str(home / "dagster_home"))  # fmt: skip
+                if args.budget:
+                    env["UNIFIED_ASSETS_SEARCH_BUDGET"] = str(args.budget)
                 if variant == "bare":
                     cmd = [sys.executable, "-c", BARE_ML, str(home), "2013-01-01", "2014-01-01"]
                 else:
@@ -95,7 +127,7 @@ def main() -> None:
     bare = statistics.median(w for w, _ in results["bare"])
     pipeline = statistics.median(w for w, _ in results["pipeline"])
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"\nmachine: {machine}")
+    print(f"\nmachine: {machine}; scale {args.scale}x; budget {args.budget or 'spec'}")
     print("| variant | median wall (s) | x bare | peak RSS (MiB) |\n|---|---|---|---|")
     for v, runs in results.items():
         w = statistics.median(x for x, _ in runs)
@@ -112,7 +144,7 @@ def main() -> None:
                   f"{t['skill']:.3f} |")  # fmt: skip
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "ml.json").write_text(json.dumps({
+    (out / f"ml-{args.scale}x.json").write_text(json.dumps({
         "machine": machine, "runs": results, "ratio": pipeline / bare,
         "models": {n: m["metrics"] for n, m in manifests_seen.items()},
         "measured_at": time.strftime("%Y-%m-%d"),

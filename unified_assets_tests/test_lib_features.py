@@ -174,11 +174,21 @@ def test_point_in_time_values(hand):
     assert t["days_to_holiday"] == 9  # Jan 1
     assert (t["plane_age_years"], t["seats"], t["engine"]) == (10, 150, "Turbo-fan")
     assert t["arr_delay_min"] == 99 and t["is_late_15"] == True  # noqa: E712
+    # Same day, known at departure: P2 left at 15:30 UTC, 30 min late, before the 17:30 cutoff
+    # (it has not landed by then, so it is no inbound *arrival*). It is the only JFK and the
+    # only AA departure in (14:30, 17:30]; P1 left at 12:00, outside the 3 hours.
+    assert t["prev_dep_delay_min"] == 30
+    assert t["prev_dep_as_of"] == pd.Timestamp("2013-01-10 15:30")
+    assert (t["origin_dep_delay_3h"], t["origin_departures_3h"]) == (30.0, 1)
+    assert t["carrier_dep_delay_3h"] == 30.0
+    assert t["live_as_of"] == pd.Timestamp("2013-01-10 15:30")
     # P2 (cutoff 13:00 UTC): P1 is known only at 15:00, and yesterday's flight of the same
     # tail (known 04:30 UTC) is another day's: no inbound flight.
     p2 = rows[202]
     assert p2["has_prev_flight"] == False  # noqa: E712
     assert pd.isna(p2["prev_arr_delay_min"]) and pd.isna(p2["inbound_as_of"])
+    # ... but P1 had left (12:00 UTC, on time) by P2's cutoff (13:00 UTC).
+    assert p2["prev_dep_delay_min"] == 0 and p2["origin_departures_3h"] == 1
     # A flight with no weather observation at or before its cutoff gets none.
     p1 = rows[201]
     assert p1["cutoff_utc"] == pd.Timestamp("2013-01-10 10:00")

@@ -227,6 +227,35 @@ def _rate_ctes(name: str, keys: tuple[str, ...]) -> str:
 _GRAINS = {"carrier": ("carrier",), "origin": ("origin",), "route": ("origin", "dest")}
 
 
+def _live_cte(grain: str) -> str:
+    """Departure delays of the grain (origin or carrier) over the hours before each cutoff.
+
+    One sorted pass instead of a range join: departures and cutoffs in one stream per grain, a
+    RANGE window over the last hours, kept at the cutoff rows. A departure at the very cutoff
+    counts (it is known then); nothing after it does.
+    """
+    keys = "flight_date, carrier, flight, origin, sched_dep_ts"
+    return f"""
+    {grain}_live AS (
+        SELECT {keys}, s / nullif(n, 0) AS {grain}_dep_delay_3h, n AS {grain}_departures_3h,
+            last_dep AS {grain}_live_as_of
+        FROM (
+            SELECT *, sum(v) OVER w AS s, count(v) OVER w AS n, max(dep) OVER w AS last_dep
+            FROM (
+                SELECT {grain} AS g, dep_utc AS ts, dep_delay_min AS v, dep_utc AS dep,
+                    FALSE AS is_query, NULL::DATE AS flight_date, NULL AS carrier,
+                    NULL::INTEGER AS flight, NULL AS origin, NULL::TIMESTAMP AS sched_dep_ts
+                FROM departures
+                UNION ALL
+                SELECT {grain}, cutoff_utc, NULL, NULL, TRUE, {keys} FROM base
+            )
+            WINDOW w AS (PARTITION BY g ORDER BY ts
+                         RANGE BETWEEN INTERVAL {_LIVE_HOURS} HOUR PRECEDING AND CURRENT ROW)
+        )
+        WHERE is_query AND n > 0
+    )"""
+
+
 def _flight_features_sql() -> str:
     rates = ",".join(_rate_ctes(name, keys) for name, keys in _GRAINS.items())
     rate_joins = "\n".join(
@@ -296,23 +325,8 @@ def _flight_features_sql() -> str:
             ORDER BY p.dep_utc DESC, p.sched_dep_ts DESC
         ) = 1
     ),
-    origin_live AS (
-        SELECT b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts,
-            avg(d.dep_delay_min) AS origin_dep_delay_3h, count(*) AS origin_departures_3h,
-            max(d.dep_utc) AS origin_live_as_of
-        FROM base b JOIN departures d ON d.origin = b.origin
-            AND d.dep_utc <= b.cutoff_utc
-            AND d.dep_utc > b.cutoff_utc - INTERVAL {_LIVE_HOURS} HOUR
-        GROUP BY ALL
-    ),
-    carrier_live AS (
-        SELECT b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts,
-            avg(d.dep_delay_min) AS carrier_dep_delay_3h, max(d.dep_utc) AS carrier_live_as_of
-        FROM base b JOIN departures d ON d.carrier = b.carrier
-            AND d.dep_utc <= b.cutoff_utc
-            AND d.dep_utc > b.cutoff_utc - INTERVAL {_LIVE_HOURS} HOUR
-        GROUP BY ALL
-    )
+{_live_cte("origin")},
+{_live_cte("carrier")}
     SELECT b.flight_date, b.carrier, b.flight, b.origin, b.dest, b.tailnum, b.sched_dep_ts,
         b.sched_dep_utc, $lead, b.cutoff_utc,
         b.arr_delay_min,
