@@ -69,7 +69,8 @@ def scale_up(home: Path, factor: int) -> None:
 
     conn = duckdb.connect()
     copies = f"range(0, {factor}) AS c(k)"
-    tail = "CASE WHEN k = 0 THEN tailnum ELSE chr(ascii('A') + k) || substr(tailnum, 2) END"
+    shifted = "chr(CAST(ascii('A') + k AS INTEGER)) || substr(tailnum, 2)"
+    tail = f"CASE WHEN k = 0 THEN tailnum ELSE {shifted} END"
     for path in sorted((home / "landing" / "flights").glob("*.csv")):
         conn.execute(
             f"COPY (SELECT * REPLACE (CAST(flight AS INTEGER) + 10000 * k AS flight, {tail} AS "
