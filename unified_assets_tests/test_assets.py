@@ -16,7 +16,13 @@ def test_definitions_follow_the_layers():
     graph = defs.resolve_asset_graph()
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"raw", "warehouse", "marts", "features", "models", "deployment", "serving"}
-    for key in graph.get_all_asset_keys():
+    landing = {k for k in graph.get_all_asset_keys() if not graph.get(k).is_executable}
+    # the graph starts at the landing files (external assets, written by upstream systems)
+    assert {k.to_user_string() for k in landing} == {
+        "landing/flights", "landing/weather", "landing/reference"}  # fmt: skip
+    assert graph.get(dg.AssetKey(["raw", "flights"])).parent_keys == {
+        dg.AssetKey(["landing", "flights"])}  # fmt: skip
+    for key in graph.get_all_asset_keys() - landing:
         node = graph.get(key)
         assert key.path[0] == node.group_name  # key prefix = group = DuckDB schema
         checks = {c.name for c in graph.asset_check_keys if c.asset_key == key}

@@ -67,8 +67,11 @@ def _deployments(home: Path) -> list[str]:
         current = manifests.current(home, name)
         decisions = manifests.history(home, name)
         last = decisions[-1]["status"] if decisions else "none"
+        gates = decisions[-1].get("gates", []) if decisions else []
+        shown_gates = " ".join(f"{g['name']}={'pass' if g['passed'] else 'FAIL'}" for g in gates)
+        reasons = "; ".join(decisions[-1].get("reasons", [])) if decisions else ""
         if current is None:
-            lines.append(f"  {name}: nothing promoted (last decision: {last})")
+            lines.append(f"  {name}: nothing promoted (last decision: {last}; {reasons})")
             continue
         test = current.get("metrics", {}).get("test", {})
         if "auc" in test:
@@ -77,6 +80,9 @@ def _deployments(home: Path) -> list[str]:
             shown = f"test MAE {test['mae']:.2f} (baseline {test['baseline_mae']:.2f})"
         lines.append(f"  {name}: promoted {current['version'][:12]}, {shown}, "
                      f"AMDR {current['amdr']['value']:.3f}; last decision: {last}")  # fmt: skip
+        if shown_gates:
+            lines.append(f"    gates of the last decision: {shown_gates}"
+                         + (f" ({reasons})" if reasons else ""))  # fmt: skip
     return lines
 
 

@@ -62,6 +62,23 @@ def ingest_reference(
             return publish(context, tx, f"raw.{table}", extra_results=[landing_files(stats)])
 
 
+# The landing zone, where the graph starts: files an upstream system drops (or `unified-assets
+# land` replays). Dagster does not write them, so they are external assets, shown in the graph.
+landing_zone = [
+    dg.AssetSpec(
+        ["landing", table],
+        group_name="raw",
+        kinds={"csv"},
+        description=f"Landing files: {where} (CSV or Parquet), as an upstream system drops them.",
+    )
+    for table, where in (
+        ("flights", "landing/flights/YYYY-MM-DD.csv, one a day"),
+        ("weather", "landing/weather/YYYY-MM-DD.csv, one a day"),
+        ("reference", "landing/reference/{planes,airports,airlines}.csv"),
+    )
+]
+
+
 def _specs(table: str) -> list[dg.AssetCheckSpec]:
     return table_check_specs(table, landing_files_spec(table))
 
@@ -75,19 +92,35 @@ _DAILY = dict(
 )
 
 
-@dg.asset(key=["raw", "flights"], check_specs=_specs("raw.flights"), **_DAILY)
+@dg.asset(
+    key=["raw", "flights"],
+    check_specs=_specs("raw.flights"),
+    deps=[["landing", "flights"]],
+    **_DAILY,
+)
 def flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Every flight that left a New York airport, one landing file per day, as it arrived."""
     return ingest_daily(context, warehouse, "flights")
 
 
-@dg.asset(key=["raw", "weather"], check_specs=_specs("raw.weather"), **_DAILY)
+@dg.asset(
+    key=["raw", "weather"],
+    check_specs=_specs("raw.weather"),
+    deps=[["landing", "weather"]],
+    **_DAILY,
+)
 def weather(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Hourly weather at the three New York origins, one landing file per day, as it arrived."""
     return ingest_daily(context, warehouse, "weather")
 
 
-_REFERENCE = dict(group_name="raw", kinds={"duckdb"}, pool="duckdb", backfill_policy=single_run)
+_REFERENCE = dict(
+    deps=[["landing", "reference"]],
+    group_name="raw",
+    kinds={"duckdb"},
+    pool="duckdb",
+    backfill_policy=single_run,
+)
 
 
 @dg.asset(key=["raw", "planes"], check_specs=_specs("raw.planes"), **_REFERENCE)
