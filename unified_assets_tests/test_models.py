@@ -44,8 +44,13 @@ CLASSIFIER = small(models.DELAY_CLASSIFIER)
 
 
 def data_and_feature_assets() -> list:
-    return [a for a in all_assets() if next(iter(a.keys)).path[0] in
-            ("raw", "warehouse", "marts", "features")]  # fmt: skip
+    layers = ("landing", "raw", "warehouse", "marts", "features")
+    return [a for a in all_assets() if first_key(a).path[0] in layers]
+
+
+def first_key(asset) -> dg.AssetKey:
+    """An AssetsDefinition's key, or an external AssetSpec's."""
+    return asset.key if isinstance(asset, dg.AssetSpec) else next(iter(asset.keys))
 
 
 def run(home: Path, assets: list, selection=None, start=None, end=None, instance=None):

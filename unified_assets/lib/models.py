@@ -56,6 +56,7 @@ class ModelSpec:
     slice_columns: tuple[str, ...] = ("carrier", "origin")
     baseline_groups: tuple[str, ...] = ()
     baseline_column: str | None = None
+    residual_of: str | None = None  # learn the label minus this column, add it back to predict
     owner: str = "ml-platform"
 
     @property
@@ -162,6 +163,9 @@ DEPARTURES_FORECASTER = ModelSpec(
     ),  # fmt: skip
     slice_columns=("origin",),
     baseline_column="departures_lag7",
+    # Learn the correction to the seasonal naive forecast rather than the count itself: the
+    # trees then start from last week's number and only move it where the history says so.
+    residual_of="departures_lag7",
 )
 
 SPECS: dict[str, ModelSpec] = {

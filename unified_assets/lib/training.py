@@ -37,9 +37,14 @@ def load_split(
     columns = list(dict.fromkeys([*spec.key, *spec.features, *spec.slice_columns, spec.label]))
     if spec.baseline_column and spec.baseline_column not in columns:
         columns.append(spec.baseline_column)
+    if spec.residual_of and spec.residual_of not in columns:
+        columns.append(spec.residual_of)
+    known = f"{spec.label} IS NOT NULL"
+    if spec.residual_of:
+        known += f" AND {spec.residual_of} IS NOT NULL"
     sql = (
         f"SELECT {', '.join(columns)} FROM {spec.table} WHERE {spec.date_column} >= $start "
-        f"AND {spec.date_column} < $end AND {spec.label} IS NOT NULL ORDER BY {', '.join(spec.key)}"
+        f"AND {spec.date_column} < $end AND {known} ORDER BY {', '.join(spec.key)}"
     )
     return conn.execute(sql, {"start": window[0], "end": window[1]}).df()
 
@@ -60,8 +65,15 @@ def matrix(spec: ModelSpec, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def label(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
-    values = frame[spec.label]
-    return values.astype(float).to_numpy()
+    """The true label (what metrics compare against)."""
+    return frame[spec.label].astype(float).to_numpy()
+
+
+def _offset(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
+    """What the trees' output is added to: the residual base column, or 0."""
+    if not spec.residual_of:
+        return np.zeros(len(frame))
+    return frame[spec.residual_of].astype(float).fillna(0.0).to_numpy()
 
 
 @dataclass
@@ -108,8 +120,10 @@ def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
             f"({len(valid_frame)} rows) window: build the features for "
             f"{spec.train} and {spec.valid}"
         )
-    x_train, y_train = matrix(spec, train_frame), label(spec, train_frame)
+    x_train = matrix(spec, train_frame)
+    y_train = label(spec, train_frame) - _offset(spec, train_frame)
     x_valid, y_valid = matrix(spec, valid_frame), label(spec, valid_frame)
+    valid_offset = _offset(spec, valid_frame)
     best: Trained | None = None
     trials = []
     for number, params in enumerate(_trial_params(spec, search_budget(spec), seed)):
@@ -118,13 +132,14 @@ def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
                          "verbose": -1, "num_threads": 2}  # fmt: skip
         train_set = lgb.Dataset(x_train, y_train, categorical_feature=list(spec.categorical),
                                 free_raw_data=False)  # fmt: skip
-        valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
+        valid_set = lgb.Dataset(x_valid, y_valid - valid_offset, reference=train_set)
         booster = lgb.train(
             full, train_set, num_boost_round=spec.num_boost_round, valid_sets=[valid_set],
             callbacks=[lgb.early_stopping(spec.early_stopping_rounds, verbose=False)],
         )  # fmt: skip
         iteration = booster.best_iteration or booster.current_iteration()
-        score = _score(spec, y_valid, booster.predict(x_valid, num_iteration=iteration))
+        raw = booster.predict(x_valid, num_iteration=iteration)
+        score = _score(spec, y_valid, raw + valid_offset)
         trials.append(
             {
                 "trial": number,
@@ -146,7 +161,7 @@ def predict(booster: lgb.Booster, spec: ModelSpec, frame: pd.DataFrame) -> np.nd
     """Scores for the frame's rows (a probability for a classifier)."""
     if frame.empty:
         return np.array([], dtype=float)
-    return booster.predict(matrix(spec, frame))
+    return booster.predict(matrix(spec, frame)) + _offset(spec, frame)
 
 
 def selected_features(booster: lgb.Booster) -> list[str]:

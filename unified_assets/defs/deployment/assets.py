@@ -97,7 +97,8 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "categorical": list(spec.categorical),
                 "dtypes": meta.get("dtypes", {}),
                 "table": spec.table,
-            },  # fmt: skip
+                "residual_of": spec.residual_of,
+            },
             "label": spec.label,
             "threshold": evaluation["threshold"],
             "metrics": {

@@ -150,6 +150,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "valid_score": trained.valid_score,
             "features": list(spec.features),
             "categorical": list(spec.categorical),
+            "residual_of": spec.residual_of,
             "dtypes": {c: str(t) for c, t in x.dtypes.items()},
             "selected_features": selected,
             "windows": {"train": spec.train, "valid": spec.valid, "test": spec.test},
@@ -256,14 +257,15 @@ def champion_score(home: Path, spec: ModelSpec, test: pd.DataFrame, y) -> dict |
     current = manifests.current(home, spec.name)
     if current is None:
         return None
-    champion_spec = spec
-    features = tuple(current.get("features", {}).get("names", spec.features))
+    served = current.get("features", {})
+    champion_spec = dataclasses.replace(spec, residual_of=served.get("residual_of"))
+    features = tuple(served.get("names", spec.features))
     if features != spec.features:
         missing = [f for f in features if f not in test.columns]
         if missing:
             return {"version": current["version"], "primary": None,
                     "note": f"champion features not in the test set: {missing}"}  # fmt: skip
-        champion_spec = dataclasses.replace(spec, features=features)
+        champion_spec = dataclasses.replace(champion_spec, features=features)
     booster = load_model(home, current["artifact"]["sha256"])
     pred = training.predict(booster, champion_spec, test)
     return {"version": current["version"], "primary": evaluation.primary(spec.task, y, pred)}

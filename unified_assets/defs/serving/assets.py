@@ -36,10 +36,16 @@ def predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 f"{manifests.current_path(home, spec.name)}: nothing to score with"
             )
         booster = load_model(home, current["artifact"]["sha256"])  # refuses a tampered file
-        served = dataclasses.replace(spec, features=tuple(current["features"]["names"]))
+        # Score exactly as the promoted model was trained: its features, its residual base.
+        served = dataclasses.replace(
+            spec,
+            features=tuple(current["features"]["names"]),
+            residual_of=current["features"].get("residual_of"),
+        )
         start, end = window(context)
         with warehouse.connect() as conn, transaction(conn):
-            columns = list(dict.fromkeys([*spec.key, *served.features]))
+            offset = [served.residual_of] if served.residual_of else []
+            columns = list(dict.fromkeys([*spec.key, *served.features, *offset]))
             frame = conn.execute(
                 f"SELECT {', '.join(columns)} FROM {spec.table} WHERE {spec.date_column} >= $s "
                 f"AND {spec.date_column} < $e ORDER BY {', '.join(spec.key)}",
