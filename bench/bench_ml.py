@@ -36,12 +36,10 @@ BARE_ML = (
     BARE_FOUNDATION
     + """
 from unified_assets.lib import artifacts, evaluation, features, models, training
-from unified_assets.lib.calendar import calendar
+from unified_assets.lib.calendar import write_dim_date
 
 with warehouse.transaction(conn):
-    conn.register("_calendar", calendar(start, date(2013, 12, 31)))
-    conn.execute("CREATE OR REPLACE TABLE warehouse.dim_date AS SELECT CAST(date AS DATE) AS date, "
-                 "day_of_week, month, days_to_nearest_holiday FROM _calendar")
+    write_dim_date(conn, start, date(2013, 12, 31))
     features.build_flight_features(conn, start, end, features.lead_minutes())
     features.build_origin_daily(conn, start, end)
 for spec in models.SPECS.values():
@@ -74,14 +72,15 @@ def scale_up(home: Path, factor: int) -> None:
     for path in sorted((home / "landing" / "flights").glob("*.csv")):
         conn.execute(
             f"COPY (SELECT * REPLACE (CAST(flight AS INTEGER) + 10000 * k AS flight, {tail} AS "
-            f"tailnum) FROM read_csv('{path}', all_varchar=true), {copies} ORDER BY k) "
+            f"tailnum) FROM read_csv('{path}', all_varchar=true, nullstr='NA'), {copies} "
+            "ORDER BY k) "
             f"TO '{path}.tmp' (HEADER, FORMAT csv)"
         )
         os.replace(f"{path}.tmp", path)
     planes = home / "landing" / "reference" / "planes.csv"
     conn.execute(
-        f"COPY (SELECT * REPLACE ({tail} AS tailnum) FROM read_csv('{planes}', all_varchar=true),"
-        f" {copies}) TO '{planes}.tmp' (HEADER, FORMAT csv)"
+        f"COPY (SELECT * REPLACE ({tail} AS tailnum) FROM read_csv('{planes}', all_varchar=true, "
+        f"nullstr='NA'), {copies}) TO '{planes}.tmp' (HEADER, FORMAT csv)"
     )
     os.replace(f"{planes}.tmp", planes)
     conn.close()
@@ -117,7 +116,9 @@ def main() -> None:
                     cmd = [sys.executable, "-c", BARE_ML, str(home), "2013-01-01", "2014-01-01"]
                 else:
                     cmd = [str(bin_dir / "unified-assets"), "build", "--through", "2013-12-31"]
-                wall, rss, _ = timed(cmd, env)
+                # A gate may reject a model at another scale (its floor is in real units): the
+                # run then exits 1 after deciding; it is timed all the same and reported.
+                wall, rss, _ = timed(cmd, env, allow_exit=(0, 1) if variant == "pipeline" else (0,))
                 results[variant].append((wall, rss))
                 print(f"run {i + 1} {variant:8} {wall:7.2f} s {rss:6.0f} MiB", flush=True)
                 if variant == "pipeline":

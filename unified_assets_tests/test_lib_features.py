@@ -28,15 +28,7 @@ AS_OF = ("weather_as_of", "rates_as_of", "inbound_as_of", "prev_dep_as_of", "liv
 
 
 def make_dim_date(conn, first: date, last: date) -> None:
-    frame = calendar.calendar(first, last)
-    conn.register("_calendar", frame)
-    conn.execute(
-        "CREATE OR REPLACE TABLE warehouse.dim_date AS SELECT CAST(date AS DATE) AS date, "
-        "year::SMALLINT AS year, quarter::SMALLINT AS quarter, month::SMALLINT AS month, "
-        "day::SMALLINT AS day, day_of_week::SMALLINT AS day_of_week, is_weekend, holiday, "
-        "days_to_nearest_holiday::SMALLINT AS days_to_nearest_holiday FROM _calendar"
-    )
-    conn.unregister("_calendar")
+    calendar.write_dim_date(conn, first, last)
 
 
 # ------------------------------------------------------------------- hand-built warehouse

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pandas as pd
 
 
@@ -80,3 +81,18 @@ def weather_hours(start: date, end: date, tz: str = "America/New_York") -> pd.Da
     """Expected hourly readings per day in [start, end) at an airport in time zone `tz`."""
     days = [start + timedelta(days=i) for i in range((end - start).days)]
     return pd.DataFrame({"day": days, "hours": [local_day_hours(d, tz) for d in days]})
+
+
+def write_dim_date(conn: duckdb.DuckDBPyConnection, first: date, last: date) -> int:
+    """Replace warehouse.dim_date with the calendar `first`..`last` (caller's transaction)."""
+    conn.register("_calendar", calendar(first, last))
+    try:
+        conn.execute(
+            "CREATE OR REPLACE TABLE warehouse.dim_date AS SELECT CAST(date AS DATE) AS date, "
+            "year::SMALLINT AS year, quarter::SMALLINT AS quarter, month::SMALLINT AS month, "
+            "day::SMALLINT AS day, day_of_week::SMALLINT AS day_of_week, is_weekend, holiday, "
+            "days_to_nearest_holiday::SMALLINT AS days_to_nearest_holiday FROM _calendar"
+        )
+    finally:
+        conn.unregister("_calendar")
+    return (last - first).days + 1

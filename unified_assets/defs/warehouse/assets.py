@@ -88,16 +88,8 @@ def dim_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """The calendar from the first partition to the end of the last landed year, with holidays."""
     landed = landing.landed_days(warehouse.home_path, "flights")
     last = date((landed[-1] if landed else FIRST_DAY).year, 12, 31)
-    frame = calendar.calendar(FIRST_DAY, last)
     with warehouse.connect() as conn, transaction(conn) as tx:
-        conn.register("_calendar", frame)
-        conn.execute(
-            "CREATE OR REPLACE TABLE warehouse.dim_date AS SELECT CAST(date AS DATE) AS date, "
-            "year::SMALLINT AS year, quarter::SMALLINT AS quarter, month::SMALLINT AS month, "
-            "day::SMALLINT AS day, day_of_week::SMALLINT AS day_of_week, is_weekend, holiday, "
-            "days_to_nearest_holiday::SMALLINT AS days_to_nearest_holiday FROM _calendar"
-        )
-        conn.unregister("_calendar")
+        calendar.write_dim_date(conn, FIRST_DAY, last)
         return publish(
             context,
             tx,
