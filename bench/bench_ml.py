@@ -35,6 +35,7 @@ from bench_foundation import timed  # noqa: E402
 BARE_ML = (
     BARE_FOUNDATION
     + """
+import os
 from unified_assets.lib import artifacts, evaluation, features, models, training
 from unified_assets.lib.calendar import write_dim_date
 
@@ -51,6 +52,10 @@ for spec in models.SPECS.values():
     pred = training.predict(trained.booster, spec, test)
     base = training.baseline(spec, frames["train"], test)
     print(spec.name, evaluation.primary(spec.task, training.label(spec, test), pred))
+    # Score every day only with the models the pipeline deployed in the same round: the same
+    # computation on both sides (the pipeline does not score with a model its gate rejected).
+    if spec.name not in os.environ.get("BENCH_SCORE_MODELS", spec.name).split(","):
+        continue
     everything = conn.execute(f"SELECT * FROM {spec.table}").df()
     everything["prediction"] = training.predict(trained.booster, spec, everything)
     with warehouse.transaction(conn):
@@ -101,7 +106,9 @@ def main() -> None:
     if args.scale > 1:
         scale_up(source, args.scale)
     bin_dir = Path(sys.executable).parent
-    results: dict[str, list[tuple[float, float]]] = {"bare": [], "pipeline": []}
+    # The pipeline runs first in each round: the bare script then scores with the same models
+    # the pipeline's gates deployed.
+    results: dict[str, list[tuple[float, float]]] = {"pipeline": [], "bare": []}
     manifests_seen = {}
     try:
         for i in range(args.repeat):
@@ -113,6 +120,8 @@ def main() -> None:
                 if args.budget:
                     env["UNIFIED_ASSETS_SEARCH_BUDGET"] = str(args.budget)
                 if variant == "bare":
+                    env["BENCH_SCORE_MODELS"] = ",".join(sorted(manifests_seen))
+                if variant == "bare":
                     cmd = [sys.executable, "-c", BARE_ML, str(home), "2013-01-01", "2014-01-01"]
                 else:
                     cmd = [str(bin_dir / "unified-assets"), "build", "--through", "2013-12-31"]
@@ -122,10 +131,12 @@ def main() -> None:
                 results[variant].append((wall, rss))
                 print(f"run {i + 1} {variant:8} {wall:7.2f} s {rss:6.0f} MiB", flush=True)
                 if variant == "pipeline":
+                    manifests_seen.clear()
                     for current in (home / "deployments").glob("*/current.json"):
                         manifests_seen[current.parent.name] = json.loads(current.read_text())
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    print(f"deployed (and scored on both sides): {', '.join(sorted(manifests_seen)) or 'none'}")
     bare = statistics.median(w for w, _ in results["bare"])
     pipeline = statistics.median(w for w, _ in results["pipeline"])
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
