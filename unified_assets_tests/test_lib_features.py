@@ -144,9 +144,9 @@ def test_point_in_time_values(hand):
     t = rows[100]
     assert t["sched_dep_utc"] == pd.Timestamp("2013-01-10 19:30")
     assert t["cutoff_utc"] == pd.Timestamp("2013-01-10 17:30")
-    # Weather: the last JFK observation at or before 17:30 UTC, not the one at departure (19:00)
-    # and not LGA's 17:00.
-    assert t["weather_as_of"] == pd.Timestamp("2013-01-10 16:00")
+    # Weather: the last JFK reading known by 17:30 UTC: hour 16 (known at 17:00, an hour
+    # after its hour), not the one at departure (19:00) and not LGA's 17:00.
+    assert t["weather_as_of"] == pd.Timestamp("2013-01-10 17:00")
     assert t["temp_f"] == 31.0
     # Inbound: P1 (landed and known 15:00 UTC) is used, P2 (known 18:00 UTC) is not.
     assert t["has_prev_flight"] == True  # noqa: E712
@@ -190,12 +190,20 @@ def test_point_in_time_values(hand):
     assert b6["is_cancelled"] == True and pd.isna(b6["is_late_15"])  # noqa: E712
     assert pd.isna(b6["seats"])
     assert rows[300]["origin_hour_departures"] == 1
-    # A weather observation exactly at the cutoff is used.
+    # The reading of the cutoff's own hour (18:00) is not known until 19:00: not used; the
+    # reading of hour 16, known at 17:00, is.
     add_flight(hand, D10, "AA", 400, None, "JFK", "DEN", "15:00")
     features.build_flight_features(hand, D10, D10 + timedelta(days=1), 120)
     at = rows_by_flight(hand)[400]
-    assert at["cutoff_utc"] == at["weather_as_of"] == pd.Timestamp("2013-01-10 18:00")
-    assert at["temp_f"] == 33.0
+    assert at["cutoff_utc"] == pd.Timestamp("2013-01-10 18:00")
+    assert at["weather_as_of"] == pd.Timestamp("2013-01-10 17:00")
+    assert at["temp_f"] == 31.0
+    # A reading known exactly at the cutoff is used: hour 19, known 20:00, for a 22:00 flight.
+    add_flight(hand, D10, "AA", 401, None, "JFK", "DEN", "17:00")
+    features.build_flight_features(hand, D10, D10 + timedelta(days=1), 120)
+    exact = rows_by_flight(hand)[401]
+    assert exact["cutoff_utc"] == exact["weather_as_of"] == pd.Timestamp("2013-01-10 20:00")
+    assert exact["temp_f"] == 34.0
     assert_as_of_before_cutoff(hand)
 
 

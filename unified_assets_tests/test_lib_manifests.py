@@ -101,6 +101,18 @@ def test_rollback_skips_repromotions_of_the_same_version(tmp_path):
     assert manifests.rollback(tmp_path, MODEL)["version"] == "v1"
 
 
+def test_a_version_withdrawn_earlier_stays_withdrawn_after_a_later_promotion(tmp_path):
+    # promote A, promote B, roll back (A), promote C, roll back: A again, never B
+    for version in ("A", "B"):
+        manifests.record(tmp_path, MODEL, manifest(version))
+    assert manifests.rollback(tmp_path, MODEL)["version"] == "A"
+    manifests.record(tmp_path, MODEL, manifest("C"))
+    assert manifests.rollback(tmp_path, MODEL)["version"] == "A"
+    assert manifests.current(tmp_path, MODEL)["version"] == "A"
+    with pytest.raises(ValueError, match="no promoted version earlier"):
+        manifests.rollback(tmp_path, MODEL)
+
+
 def test_rollback_needs_an_earlier_promoted_version(tmp_path):
     with pytest.raises(ValueError, match="no current"):
         manifests.rollback(tmp_path, MODEL)

@@ -204,7 +204,7 @@ def test_rollback_restores_the_previous_champion(featured, monkeypatch, capsys):
     # a second, different model that the gate lets through
     other = dataclasses.replace(
         CLASSIFIER,
-        params=CLASSIFIER.params | {"num_leaves": 7},
+        params=CLASSIFIER.params | {"bagging_fraction": 0.6},  # outside the search space
         gates=dataclasses.replace(CLASSIFIER.gates, champion_tolerance=1.0),
     )
     assert train_and_deploy(featured, other).success

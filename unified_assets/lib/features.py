@@ -293,9 +293,12 @@ def _flight_features_sql() -> str:
     weather AS (
         SELECT b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts,
             w.temp_f, w.dewp_f, w.humid_pct, w.wind_speed_mph, w.wind_gust_mph, w.precip_in,
-            w.pressure_mb, w.visib_mi, w.time_hour_utc AS weather_as_of
-        FROM base b ASOF LEFT JOIN {_WEATHER} w
-            ON w.origin = b.origin AND b.cutoff_utc >= w.time_hour_utc
+            w.pressure_mb, w.visib_mi, w.known_utc AS weather_as_of
+        FROM base b ASOF LEFT JOIN (
+            -- The reading of hour H is taken late in the hour (METAR at about H:51): it is
+            -- known, conservatively, at H + 1 hour.
+            SELECT *, time_hour_utc + INTERVAL 1 HOUR AS known_utc FROM {_WEATHER}
+        ) w ON w.origin = b.origin AND b.cutoff_utc >= w.known_utc
     ),
     inbound AS (
         SELECT b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts,
@@ -513,7 +516,7 @@ _FEATURES: list[Feature] = [
             "float",
             "weather_as_of",
             _W,
-            f"Origin {text}: latest observation at or before the cutoff.",
+            f"Origin {text}: latest reading known by the cutoff (an hour after its hour).",
         )
         for name, text in _WEATHER_TEXT.items()
     ),

@@ -132,23 +132,34 @@ def history(home: Path, model: str) -> list[dict]:
     ]
 
 
+def _serving_stack(entries: list[dict]) -> list[dict]:
+    """The promoted manifests still in service, oldest first: a promotion pushes, a rollback
+    pops the version it withdrew (and every entry of that version above the one restored)."""
+    stack: list[dict] = []
+    for entry in entries:
+        if entry.get("status") == PROMOTED:
+            stack.append(entry)
+        elif entry.get("status") == ROLLED_BACK:
+            withdrawn = entry.get("from_version")
+            while stack and stack[-1].get("version") == withdrawn:
+                stack.pop()
+    return stack
+
+
 def rollback(home: Path, model: str, reason: str = "manual rollback") -> dict:
     """Restore the version promoted before the current one; returns the restored manifest.
 
     The event is recorded in history (status "rolled_back") before current.json is replaced.
-    "Before" is below the newest promotion of the current version, so a version withdrawn by
-    an earlier rollback (promoted after the restored one) is not restored again.
+    History is replayed as a stack of versions in service (a promotion pushes, a rollback
+    pops), so a version withdrawn by an earlier rollback is never restored again.
     """
     now = current(home, model)
     if now is None:
         raise ValueError(f"cannot roll back {model!r}: it has no current (promoted) manifest")
     old = now.get("version")
-    promoted = [entry for entry in history(home, model) if entry.get("status") == PROMOTED]
-    # Look below the newest promotion of the current version (or, if history does not show
-    # it, below everything) for the nearest promotion of a different version.
-    position = max((i for i, e in enumerate(promoted) if e.get("version") == old), default=None)
-    below = promoted[:position] if position is not None else promoted
-    earlier = next((e for e in reversed(below) if e.get("version") != old), None)
+    in_service = _serving_stack(history(home, model))
+    below = [e for e in in_service if e.get("version") != old]
+    earlier = below[-1] if below else None
     if earlier is None:
         raise ValueError(
             f"cannot roll back {model!r}: no promoted version earlier than {old!r} in history"

@@ -70,10 +70,11 @@ def label(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
 
 
 def _offset(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
-    """What the trees' output is added to: the residual base column, or 0."""
+    """What the trees' output is added to: the residual base column, or 0. A row without its
+    base gets NaN, so no prediction, rather than the bare correction."""
     if not spec.residual_of:
         return np.zeros(len(frame))
-    return frame[spec.residual_of].astype(float).fillna(0.0).to_numpy()
+    return frame[spec.residual_of].astype(float).to_numpy()
 
 
 @dataclass

@@ -57,6 +57,12 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         ledger = candidates.read(home, spec.name)
         datasets, model_ref = ledger["datasets"], candidates.read(home, spec.name, "model")
         evaluation = candidates.read(home, spec.name, "evaluation")
+        trained_on = {n: r["sha256"] for n, r in datasets["splits"].items()}
+        if model_ref.get("datasets") != trained_on:
+            raise dg.Failure(
+                f"{spec.name}: the training set changed after model "
+                f"{model_ref['sha256'][:12]} was trained: train it again"
+            )
         if evaluation["model_sha256"] != model_ref["sha256"]:
             raise dg.Failure(
                 f"{spec.name}: the evaluation is of {evaluation['model_sha256'][:12]}"
@@ -77,6 +83,16 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             spec.gates, evaluation["primary"], champion["primary"] if champion else None,
             amdr, evaluation["worst_slice_gap"], smoke_ok, smoke_detail,
         )  # fmt: skip
+        if champion and champion["primary"] is None:
+            # A champion exists but could not be scored on this window: no comparison is no
+            # pass. The challenger waits until it can be compared.
+            results = [
+                r if r.name != "champion" else gates.GateResult(
+                    "champion", False, None, spec.gates.champion_tolerance, "comparable",
+                    f"champion {champion['version'][:12]} could not be scored: {champion['note']}",
+                )
+                for r in results
+            ]  # fmt: skip
         status, reasons = gates.decide(results)
         previous = manifests.current(home, spec.name)
         meta = artifacts.load_metadata(home, model_ref["sha256"])

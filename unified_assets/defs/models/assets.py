@@ -167,6 +167,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         candidates.update(home, spec.name, "model", {
             "sha256": ref.sha256, "path": str(ref.model_path), "selected_features": selected,
             "best_iteration": trained.best_iteration, "training_seconds": round(seconds, 3),
+            "datasets": {n: r["sha256"] for n, r in datasets["splits"].items()},
         })  # fmt: skip
         context.log.info(f"{spec.name}: model {ref.sha256[:12]} after {len(trained.trials)} trials")
         return dg.MaterializeResult(
@@ -200,6 +201,11 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         home = warehouse.home_path
         ledger = candidates.read(home, spec.name)
         datasets, model_ref = ledger["datasets"], candidates.read(home, spec.name, "model")
+        if model_ref.get("datasets") != {n: r["sha256"] for n, r in datasets["splits"].items()}:
+            raise dg.Failure(
+                f"{spec.name}: the training set changed after model "
+                f"{model_ref['sha256'][:12]} was trained: train it again"
+            )
         frames = {n: read_snapshot(datasets["splits"][n]) for n in SPLITS}
         booster = load_model(home, model_ref["sha256"])
         y = {n: training.label(spec, f) for n, f in frames.items()}
@@ -266,6 +272,10 @@ def champion_score(home: Path, spec: ModelSpec, test: pd.DataFrame, y) -> dict |
             return {"version": current["version"], "primary": None,
                     "note": f"champion features not in the test set: {missing}"}  # fmt: skip
         champion_spec = dataclasses.replace(champion_spec, features=features)
+    base = champion_spec.residual_of
+    if base and base not in test.columns:
+        return {"version": current["version"], "primary": None,
+                "note": f"champion's residual base {base} is not in the test set"}  # fmt: skip
     booster = load_model(home, current["artifact"]["sha256"])
     pred = training.predict(booster, champion_spec, test)
     return {"version": current["version"], "primary": evaluation.primary(spec.task, y, pred)}
