@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import dagster as dg
-import duckdb
 import pandas as pd
 
 from unified_assets.lib import quality
@@ -56,7 +55,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _rows(conn: duckdb.DuckDBPyConnection, table: str, start: date | None, end: date | None):
+def _rows(table: str, start: date | None, end: date | None) -> tuple[str, dict]:
     column = quality.SPECS[table].partition_column
     if column is None or start is None:
         return "TRUE", {}
@@ -64,7 +63,7 @@ def _rows(conn: duckdb.DuckDBPyConnection, table: str, start: date | None, end: 
 
 
 def _sample(conn, table, start, end) -> tuple[pd.DataFrame, int]:
-    where, params = _rows(conn, table, start, end)
+    where, params = _rows(table, start, end)
     total = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
     sample = (
         ""
@@ -78,7 +77,7 @@ def _sample(conn, table, start, end) -> tuple[pd.DataFrame, int]:
 def _duplicate_keys(conn, table, key: Sequence[str], start, end) -> int:
     if not key:
         return 0
-    where, params = _rows(conn, table, start, end)
+    where, params = _rows(table, start, end)
     cols = ", ".join(key)
     return conn.execute(
         f"SELECT count(*) FROM (SELECT {cols} FROM {table} WHERE {where} "

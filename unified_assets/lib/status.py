@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from unified_assets.lib import config, landing, manifests, quality, warehouse
+from unified_assets.lib import config, landing, manifests, quality, transforms, warehouse
 
 
 def status_report(home: Path) -> str:
@@ -91,9 +91,9 @@ def _flaws(conn: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]) -> li
     lines = ["what the checks found:"]
     if ("warehouse", "quarantine") in tables:
         for table, reason, n in conn.execute(
-            "SELECT table_name, regexp_replace(split_part(reason, ':', 1), "
-            "'[0-9]{4}-[0-9]{2}-[0-9]{2}', '<date>', 'g'), count(*) FROM warehouse.quarantine "
-            "GROUP BY ALL ORDER BY 3 DESC LIMIT 5"
+            "SELECT table_name, kind, count(*) FROM (SELECT table_name, "
+            f"{transforms.REASON_KINDS} AS kind FROM {transforms.QUARANTINE}) "
+            "GROUP BY ALL ORDER BY 3 DESC, 2 LIMIT 5"
         ).fetchall():
             lines.append(f"  quarantined in {table}: {n} x {reason}")
     dims = {("warehouse", d) for d in ("dim_carrier", "dim_airport", "dim_plane")}

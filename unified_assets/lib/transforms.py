@@ -15,6 +15,12 @@ from datetime import date, datetime
 import duckdb
 
 QUARANTINE = "warehouse.quarantine"
+# One row per reason of a quarantined row, without its values ('unparseable dep_delay: abc'
+# and 'unparseable dep_delay: 12min' are one kind; dates become <date>).
+REASON_KINDS = (
+    "regexp_replace(split_part(unnest(string_split(reason, '; ')), ':', 1), "
+    "'[0-9]{4}-[0-9]{2}-[0-9]{2}', '<date>', 'g')"
+)
 AUDIT = "warehouse.ingest_audit"
 
 _MACROS = (
@@ -285,8 +291,7 @@ def top_reasons(
     """The most frequent quarantine reasons in the window (values stripped)."""
     where, params = _audit_window(target, start, end)
     rows = conn.execute(
-        "SELECT regexp_replace(split_part(unnest(string_split(reason, '; ')), ':', 1), "
-        "'[0-9]{4}-[0-9]{2}-[0-9]{2}', '<date>', 'g') AS r, count(*) "
+        f"SELECT {REASON_KINDS} AS r, count(*) "
         f"FROM {QUARANTINE} WHERE {where} GROUP BY 1 ORDER BY 2 DESC "
         f"LIMIT {n}",
         params,

@@ -4,7 +4,12 @@ import dagster as dg
 import numpy as np
 
 from unified_assets.defs.checks import utc_now
-from unified_assets.defs.models.assets import key, load_model, read_snapshot
+from unified_assets.defs.models.assets import (
+    key,
+    load_model,
+    read_snapshot,
+    trained_candidate,
+)
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import artifacts, candidates, features, gates, manifests, training
@@ -54,15 +59,8 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     )
     def manifest(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         home = warehouse.home_path
-        ledger = candidates.read(home, spec.name)
-        datasets, model_ref = ledger["datasets"], candidates.read(home, spec.name, "model")
+        datasets, model_ref = trained_candidate(home, spec)
         evaluation = candidates.read(home, spec.name, "evaluation")
-        trained_on = {n: r["sha256"] for n, r in datasets["splits"].items()}
-        if model_ref.get("datasets") != trained_on:
-            raise dg.Failure(
-                f"{spec.name}: the training set changed after model "
-                f"{model_ref['sha256'][:12]} was trained: train it again"
-            )
         if evaluation["model_sha256"] != model_ref["sha256"]:
             raise dg.Failure(
                 f"{spec.name}: the evaluation is of {evaluation['model_sha256'][:12]}"

@@ -73,6 +73,19 @@ def landing_version(conn, spec: ModelSpec) -> dict:
     return {"landing_files": len(shas), "landing_version": digest}
 
 
+def trained_candidate(home: Path, spec: ModelSpec) -> tuple[dict, dict]:
+    """The newest candidate's datasets and model, refused when the training set was replaced
+    after the model was trained (the model would not be the one those datasets describe)."""
+    datasets = candidates.read(home, spec.name, "datasets")
+    model_ref = candidates.read(home, spec.name, "model")
+    if model_ref.get("datasets") != {n: r["sha256"] for n, r in datasets["splits"].items()}:
+        raise dg.Failure(
+            f"{spec.name}: the training set changed after model "
+            f"{model_ref['sha256'][:12]} was trained: train it again"
+        )
+    return datasets, model_ref
+
+
 def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=key("models", spec, "training_set"),
@@ -199,13 +212,7 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     )
     def evaluation_(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         home = warehouse.home_path
-        ledger = candidates.read(home, spec.name)
-        datasets, model_ref = ledger["datasets"], candidates.read(home, spec.name, "model")
-        if model_ref.get("datasets") != {n: r["sha256"] for n, r in datasets["splits"].items()}:
-            raise dg.Failure(
-                f"{spec.name}: the training set changed after model "
-                f"{model_ref['sha256'][:12]} was trained: train it again"
-            )
+        datasets, model_ref = trained_candidate(home, spec)
         frames = {n: read_snapshot(datasets["splits"][n]) for n in SPLITS}
         booster = load_model(home, model_ref["sha256"])
         y = {n: training.label(spec, f) for n, f in frames.items()}
