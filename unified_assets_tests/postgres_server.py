@@ -92,8 +92,9 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         """initdb, then start on a free loopback port; waits until it accepts connections."""
-        # Under root, /tmp itself (not a root-only pytest folder) so the server's user can reach it.
-        self.root = Path(tempfile.mkdtemp(prefix="unified-assets-pg-", dir="/tmp" if self.os_user else None))
+        # Under root, in /tmp itself (not a root-only pytest folder): the server's user reaches it.
+        parent = "/tmp" if self.os_user else None
+        self.root = Path(tempfile.mkdtemp(prefix="unified-assets-pg-", dir=parent))
         pwfile = self.root / "pwfile"
         pwfile.write_text(self.password + "\n")
         pwfile.chmod(0o600)
