@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -175,20 +175,8 @@ def test_daily_partitions_materialized_are_recorded_in_postgres(
 
 
 def requested_days(run_requests) -> set[str]:
-    """Every daily partition a list of run requests asks for (single keys or key ranges)."""
-    days: set[str] = set()
-    for request in run_requests:
-        if request.partition_key:
-            days.add(request.partition_key)
-        tags = request.tags or {}
-        start = tags.get("dagster/asset_partition_range_start")
-        end = tags.get("dagster/asset_partition_range_end")
-        if start and end:
-            day = date.fromisoformat(start)
-            while day <= date.fromisoformat(end):
-                days.add(day.isoformat())
-                day += timedelta(days=1)
-    return days
+    """The daily partitions a tick's run requests ask for."""
+    return {request.partition_key for request in run_requests if request.partition_key}
 
 
 def landing_sensor():
@@ -209,6 +197,7 @@ def test_the_landing_sensor_ticks_against_the_postgres_instance(home, pg_instanc
 
     first = tick()
     assert requested_days(first.run_requests) == set(LANDED)
+    assert [r.job_name for r in first.run_requests if not r.partition_key] == ["ingest_reference"]
     assert first.cursor
 
     # From that cursor, nothing new landed: nothing to run.
@@ -288,10 +277,10 @@ def test_the_daemon_ticks_the_sensor_and_runs_its_requests_through_the_queue(
     finally:
         stop_group(daemon)
 
-    # The tick, its cursor and the sensor's state are stored in Postgres.
-    assert tick.cursor and state.instigator_data.cursor == tick.cursor
-    stored = postgres.psql("SELECT count(*) FROM job_ticks WHERE status = 'SUCCESS'", database)
-    assert int(stored[0][0]) >= 1
+    # The tick, its cursor (the landed day's files) and the sensor's state are stored in Postgres.
+    assert LANDED[0] in tick.cursor and state.instigator_data.cursor == tick.cursor
+    stored = postgres.psql(f"SELECT status FROM job_ticks WHERE id = {tick.tick_id}", database)
+    assert stored == [["SUCCESS"]]
     # Each requested run went through the queue, was launched by the daemon, and succeeded.
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [r.status for r in runs]
     for r in runs:
@@ -305,3 +294,12 @@ def test_the_daemon_ticks_the_sensor_and_runs_its_requests_through_the_queue(
         + ", ".join(f"'{r.run_id}'" for r in runs) + ")", database)  # fmt: skip
     assert statuses == [["SUCCESS"]]
     assert {"SENSOR", "QUEUED_RUN_COORDINATOR", "MONITORING"} <= heartbeats
+
+
+@pytest.mark.parametrize("ci", ["", "1"])
+def test_a_missing_server_program_skips_with_the_install_hint_or_fails_under_ci(ci, monkeypatch):
+    monkeypatch.setenv("UNIFIED_ASSETS_CI", ci)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    expected = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(expected, match="apt-get install postgresql"):
+        require_program("initdb", HINT)
