@@ -217,3 +217,43 @@ def failed_runs(home: Path) -> list[dict]:
         return []
     lines = path.read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip().endswith("}")]
+
+
+KPI_TABLE = "monitoring.kpi_history"
+
+
+def record_kpis(conn: duckdb.DuckDBPyConnection, values: dict, now: datetime) -> pd.DataFrame:
+    """Append this scorecard's KPI values; returns every scorecard so far (caller's
+    transaction)."""
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {KPI_TABLE} (measured_at TIMESTAMP, kpi VARCHAR, "
+                 "value DOUBLE)")  # fmt: skip
+    rows = pd.DataFrame([{"measured_at": now, "kpi": k, "value": v} for k, v in values.items()
+                         if v is not None])  # fmt: skip
+    if not rows.empty:
+        conn.register("_kpi_rows", rows)
+        try:
+            conn.execute(f"INSERT INTO {KPI_TABLE} SELECT measured_at, kpi, value FROM _kpi_rows")
+        finally:
+            conn.unregister("_kpi_rows")
+    return conn.execute(f"SELECT * FROM {KPI_TABLE} ORDER BY measured_at, kpi").df()
+
+
+def dq_summary(conn: duckdb.DuckDBPyConnection, days: int = 7) -> pd.DataFrame:
+    """DQ per table over its last `days` partitions (whole for unpartitioned tables)."""
+    if not table_exists(conn, quality.DQ_TABLE):
+        return pd.DataFrame(columns=["table_name", "latest_partition", "dq"])
+    return conn.execute(
+        f"""
+        WITH ranked AS (
+            SELECT *, dense_rank() OVER (PARTITION BY table_name
+                                         ORDER BY partition_date DESC NULLS LAST) AS r
+            FROM {quality.DQ_TABLE})
+        SELECT table_name, max(partition_date) AS latest_partition,
+               sum(dq * rows) / nullif(sum(rows), 0) AS dq,
+               sum(completeness * rows) / nullif(sum(rows), 0) AS completeness,
+               sum(accuracy * rows) / nullif(sum(rows), 0) AS accuracy,
+               sum(validity * rows) / nullif(sum(rows), 0) AS validity
+        FROM ranked WHERE r <= $days GROUP BY 1 ORDER BY 1
+        """,
+        {"days": days},
+    ).df()
