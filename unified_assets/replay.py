@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from unified_assets.defs.monitoring.sensors import gate_rejection
 from unified_assets.lib import landing, manifests
 
 RUN_KEY_TAG = "dagster/run_key"
@@ -121,7 +122,9 @@ class Replayer:
                  "seconds": round(seconds, 3), "tags": ours}  # fmt: skip
         self.ledger.runs.append(entry)
         if not result.success:
-            self.log(f"  run {result.run_id[:8]} {job_name} {request.partition_key or ''} FAILED")
+            entry["gate_rejection"] = gate_rejection(self.instance, result.run_id)
+            if not entry["gate_rejection"]:
+                self.log(f"  run {result.run_id[:8]} {job_name} {request.partition_key} FAILED")
             self.record_failure(result)
         return True
 

@@ -9,6 +9,7 @@ def test_rel_cicd_counts_crashes_and_rollbacks_not_rejections():
     decisions = [{"status": "promoted"}, {"status": "rejected"}, {"status": "rejected"},
                  {"status": "promoted"}, {"status": "rolled_back"}]  # fmt: skip
     failed = [{"job": "retrain_delay_classifier", "kind": "retrain"},
+              {"job": "retrain_delay_classifier", "kind": "retrain", "gate_rejection": True},
               {"job": "ingest_daily", "kind": None}]  # fmt: skip
     rel = kpis.rel_cicd(decisions, failed)
     # attempts: 4 decisions + 1 crashed retraining; failures: the crash and the rollback

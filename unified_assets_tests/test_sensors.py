@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from unified_assets.defs.resources import WarehouseResource
@@ -74,12 +75,14 @@ def _plant_monitoring(home, days: list[tuple[date, bool]], version="a" * 64):
     try:
         warehouse.ensure_schemas(conn)
         for day, drifted in days:
-            summary = {"rows": 900, "prediction_psi": 0.4 if drifted else 0.01,
-                       "max_feature_psi": 1.0, "drifted_features": 12 if drifted else 0,
-                       "drifted_share": 0.4 if drifted else 0.0, "is_drift": drifted,
-                       "top_features": ["temp_f=1.00"]}  # fmt: skip
-            monitoring.record_drift(conn, "delay_classifier", day, version, summary, [], 0.99,
-                                    datetime.now(UTC))  # fmt: skip
+            row = {"model": "delay_classifier", "day": day, "model_version": version,
+                   "rows": 900, "prediction_psi": 0.4 if drifted else 0.01,
+                   "max_feature_psi": 1.0, "drifted_features": 12 if drifted else 0,
+                   "drifted_share": 0.4 if drifted else 0.0, "is_drift": drifted,
+                   "input_dq": 0.99, "top_features": "temp_f=1.00",
+                   "measured_at": datetime.now(UTC)}  # fmt: skip
+            monitoring.replace_days(conn, monitoring.DRIFT_TABLE, "delay_classifier", day,
+                                    day + timedelta(days=1), pd.DataFrame([row]))  # fmt: skip
     finally:
         conn.close()
 

@@ -53,8 +53,8 @@ def rel_cicd(decisions: list[dict], failed_runs: list[dict]) -> dict:
     a crashed retraining or deployment run, and a rollback, are failures."""
     decided = [d for d in decisions if d.get("status") in ("promoted", "rejected")]
     rollbacks = [d for d in decisions if d.get("status") == "rolled_back"]
-    crashed = [r for r in failed_runs if r.get("kind") == "retrain"
-               or str(r.get("job", "")).startswith("retrain_")]  # fmt: skip
+    crashed = [r for r in failed_runs if not r.get("gate_rejection") and (
+        r.get("kind") == "retrain" or str(r.get("job", "")).startswith("retrain_"))]  # fmt: skip
     attempts = len(decided) + len(crashed)
     failures = len(crashed) + len(rollbacks)
     value = None if attempts == 0 else max(0.0, 1 - failures / attempts)

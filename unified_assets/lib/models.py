@@ -133,7 +133,9 @@ DELAY_CLASSIFIER = ModelSpec(
     categorical=_FLIGHT_CATEGORICAL,
     params=_BASE | {"objective": "binary", "metric": "auc"},
     gates=Gates(
-        metric_floor=0.70,
+        # Useful, not perfect: the naive baseline scores about 0.57, and a two-week test
+        # window moves a good model's AUC by several points (0.69-0.79 over 2013).
+        metric_floor=0.65,
         champion_tolerance=0.01,
         amdr_threshold=0.6,
         max_slice_gap=0.15,

@@ -5,6 +5,7 @@ import pandas as pd
 
 from unified_assets.defs.checks import utc_now
 from unified_assets.defs.models.assets import key
+from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.defs.serving.schedules import automation_status
 from unified_assets.lib import artifacts, kpis, manifests, monitoring, report
@@ -64,6 +65,7 @@ def _latest_partition(instance: dg.DagsterInstance, asset: dg.AssetKey) -> str |
     group_name="monitoring",
     kinds={"duckdb", "markdown"},
     pool="duckdb",
+    backfill_policy=single_run,
     description="The KPIs of KPIS.md over time: L_dp by layer, DQ, FEE, V_val, AMDR, Rel_cicd "
     "and EV, from the warehouse, the run history and the manifests. Written to "
     "reports/kpi_scorecard.md with a plot.",
