@@ -40,10 +40,11 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def build_resources() -> dict[str, object]:
-    """Resources for the code location: UNIFIED_ASSETS_HOME when set, else `data/`."""
+    """Resources for the code location: UNIFIED_ASSETS_HOME when set, else `data/`; the lock
+    wait from UNIFIED_ASSETS_LOCK_TIMEOUT_S when set, else 120 s."""
     home = (
         dg.EnvVar(config.HOME_ENV)
         if os.environ.get(config.HOME_ENV)
         else str(config.default_home())
     )
-    return {"warehouse": WarehouseResource(home=home)}
+    return {"warehouse": WarehouseResource(home=home, lock_timeout_s=config.lock_timeout_s())}
