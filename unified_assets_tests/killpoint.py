@@ -69,13 +69,11 @@ def plant(point: str) -> None:
             return train(*args, **kwargs)
 
         lightgbm.train = wrapped
-    elif point in ("model-file", "history-entry"):  # a finished temp file, not yet published
+    elif point == "model-file":  # the metadata saved, the model's temp file not yet published
         publish = artifacts.publish_new
 
         def wrapped(tmp: Path, target: Path) -> bool:
-            if (point == "model-file" and target.suffix == ".txt") or (
-                point == "history-entry" and target.parent.name == "history"
-            ):
+            if target.suffix == ".txt" and target.parent.name == artifacts.MODELS:
                 die(point)
             return publish(tmp, target)
 
