@@ -308,16 +308,23 @@ def test_every_asset_on_the_warehouse_is_in_the_duckdb_pool():
 
 
 def test_only_the_resource_opens_the_warehouse():
-    """No module of the platform opens DuckDB on its own: WarehouseResource (and the read-only
-    status report) go through lib/warehouse.py, whose lock wait then applies to every open."""
+    """No module of the platform opens DuckDB on its own: assets and sensors go through
+    WarehouseResource, and the reports that open the file directly open it read-only, all
+    through lib/warehouse.py, whose lock wait then applies to every open."""
     package = REPO / "unified_assets"
-    allowed = {"duckdb.connect": {"lib/warehouse.py"},
-               "warehouse.connect": {"defs/resources.py", "lib/status.py"}}  # fmt: skip
-    found = {name: set() for name in allowed}
+    opened: dict[str, set[str]] = {"duckdb.connect": set(), "warehouse.connect": set()}
+    writable = set()
     for path in package.rglob("*.py"):
+        where = str(path.relative_to(package))
         for node in ast.walk(ast.parse(path.read_text())):
+            # the resource's connect() takes no positional argument; these take the file
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
-                name = ast.unparse(node.func)  # the resource's connect() takes no positional
-                if name in found:
-                    found[name].add(str(path.relative_to(package)))
-    assert found == allowed
+                name = ast.unparse(node.func)
+                if name in opened:
+                    opened[name].add(where)
+                    read_only = any(k.arg == "read_only" and ast.unparse(k.value) == "True"
+                                    for k in node.keywords)  # fmt: skip
+                    if name == "warehouse.connect" and not read_only:
+                        writable.add(where)
+    assert opened["duckdb.connect"] == {"lib/warehouse.py"}
+    assert writable == {"defs/resources.py"}
