@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from unified_assets.defs.monitoring.sensors import MODEL_TAG
+from unified_assets.defs.raw.sensors import REFERENCE_ASSETS
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import landing
 from unified_assets.lib.models import SPECS
@@ -198,9 +199,13 @@ def test_the_landing_sensor_ticks_against_the_postgres_instance(home, pg_instanc
         )  # fmt: skip
         return sensor.evaluate_tick(context)
 
-    first = tick()
+    # An empty warehouse: the dimensions first; the days once they exist.
+    reference = tick()
+    assert [r.job_name for r in reference.run_requests] == ["ingest_reference"]
+    assert run(home, None, None, dg.AssetSelection.assets(*REFERENCE_ASSETS),
+               instance=pg_instance).success  # fmt: skip
+    first = tick(reference.cursor)
     assert requested_days(first.run_requests) == set(LANDED)
-    assert [r.job_name for r in first.run_requests if not r.partition_key] == ["ingest_reference"]
     assert first.cursor
 
     # From that cursor, nothing new landed: nothing to run.
@@ -223,12 +228,13 @@ def wait_for_sensor_runs(instance: dg.DagsterInstance, daemon: subprocess.Popen,
             pytest.fail(f"dagster-daemon exited ({daemon.returncode}):\n{log.read_text()[-4000:]}")
         states = [s for s in instance.all_instigator_state() if s.name == "landing_sensor"]
         for state in states:
-            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
-            for tick in ticks:
-                if tick.status.value == "SUCCESS" and tick.run_ids:
-                    runs = [instance.get_run_by_id(run_id) for run_id in tick.run_ids]
-                    if all(r is not None and r.status in finished for r in runs):
-                        return state, tick, runs
+            # newest first: the reference tick, then (once the dimensions exist) the day's tick
+            ticks = [t for t in instance.get_ticks(state.instigator_origin_id, state.selector_id)
+                     if t.status.value == "SUCCESS" and t.run_ids]  # fmt: skip
+            runs = [instance.get_run_by_id(run_id) for t in ticks for run_id in t.run_ids]
+            days = [r for r in runs if r is not None and r.job_name == "ingest_daily"]
+            if days and all(r is not None and r.status in finished for r in runs):
+                return state, ticks[0], runs
         time.sleep(1)
     pytest.fail(f"no finished landing_sensor tick within 300 s:\n{log.read_text()[-4000:]}")
 
