@@ -30,7 +30,7 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     )
     def monitor(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         home = warehouse.home_path
-        policy = drift.DriftPolicy()
+        policy = drift.policy_from_env()
 
         @cache
         def reference_of(version: str) -> dict | None:
