@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from unified_assets.defs.factory import all_model_assets
+from unified_assets.defs.factory import all_model_assets, all_model_automation
 from unified_assets.defs.resources import build_resources
 
 # One process runs a run's steps: the warehouse is one DuckDB file with one writer at a time,
@@ -14,4 +14,5 @@ defs = dg.Definitions.merge(
     dg.Definitions(
         assets=all_model_assets(), resources=build_resources(), executor=dg.in_process_executor
     ),
+    all_model_automation(),
 )

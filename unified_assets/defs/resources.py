@@ -28,9 +28,14 @@ class WarehouseResource(dg.ConfigurableResource):
         return config.warehouse_path(self.home_path)
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection to the warehouse, waiting (bounded) while another process writes."""
-        conn = warehouse.connect(self.database, read_only=read_only, timeout_s=self.lock_timeout_s)
+    def connect(
+        self, read_only: bool = False, timeout_s: float | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the warehouse, waiting (bounded) while another process writes.
+        Sensors pass a short `timeout_s`: a busy warehouse means "try again next tick"."""
+        conn = warehouse.connect(
+            self.database, read_only=read_only, timeout_s=timeout_s or self.lock_timeout_s
+        )
         try:
             if not read_only:
                 warehouse.ensure_schemas(conn)

@@ -43,6 +43,10 @@ _RATE_DAYS = (7, 28)
 _HISTORY_MARGIN_DAYS = 6
 
 
+# The curated tables each feature table is computed from: their DQ is the model's input DQ.
+FEATURE_SOURCES = {FLIGHT_FEATURES: (_FLIGHTS, _WEATHER), ORIGIN_DAILY: (_FLIGHTS,)}
+
+
 def lead_minutes() -> int:
     """The prediction lead of flight features: UNIFIED_ASSETS_FEATURE_LEAD_MINUTES, or 120."""
     raw = os.environ.get(LEAD_MINUTES_ENV, "").strip()

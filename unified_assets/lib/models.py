@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
+from unified_assets.lib.config import FIRST_DAY
 from unified_assets.lib.gates import Gates
 
 Window = tuple[date, date]  # [start, end)
@@ -29,6 +30,17 @@ _SPACE = {
     "feature_fraction": (0.7, 0.8, 0.9),
     "lambda_l2": (0.0, 1.0, 10.0),
 }
+
+
+@dataclass(frozen=True)
+class Rolling:
+    """Trailing windows for a retraining as of a day: the most recent `test_days` test the
+    model, the `valid_days` before them early-stop it, and up to `train_days` before that
+    train it."""
+
+    train_days: int = 90
+    valid_days: int = 14
+    test_days: int = 14
 
 
 @dataclass(frozen=True)
@@ -57,11 +69,27 @@ class ModelSpec:
     baseline_groups: tuple[str, ...] = ()
     baseline_column: str | None = None
     residual_of: str | None = None  # learn the label minus this column, add it back to predict
+    rolling: Rolling = Rolling()
+    label_lag_days: int = 1  # a scored day's outcomes are all known this many days later
     owner: str = "ml-platform"
 
     @property
     def higher_is_better(self) -> bool:
         return self.task == "binary"
+
+    def windows(self, as_of: date | None = None) -> dict[str, Window]:
+        """train/valid/test windows: the spec's fixed ones, or trailing ones ending with the
+        day `as_of` (inclusive), as a retraining uses them."""
+        if as_of is None:
+            return {"train": self.train, "valid": self.valid, "test": self.test}
+        end = as_of + timedelta(days=1)
+        test_start = end - timedelta(days=self.rolling.test_days)
+        valid_start = test_start - timedelta(days=self.rolling.valid_days)
+        train_start = max(FIRST_DAY, valid_start - timedelta(days=self.rolling.train_days))
+        if train_start >= valid_start:
+            raise ValueError(f"{self.name}: no training days before {valid_start} (as of {as_of})")
+        return {"train": (train_start, valid_start), "valid": (valid_start, test_start),
+                "test": (test_start, end)}  # fmt: skip
 
 
 _FLIGHT_KEY = ("flight_date", "carrier", "flight", "origin", "sched_dep_ts")
@@ -163,6 +191,7 @@ DEPARTURES_FORECASTER = ModelSpec(
     ),  # fmt: skip
     slice_columns=("origin",),
     baseline_column="departures_lag7",
+    label_lag_days=7,
     # Learn the correction to the seasonal naive forecast rather than the count itself: the
     # trees then start from last week's number and only move it where the history says so.
     residual_of="departures_lag7",

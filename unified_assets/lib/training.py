@@ -118,8 +118,7 @@ def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
     if train_frame.empty or valid_frame.empty:
         raise ValueError(
             f"{spec.name}: empty training ({len(train_frame)} rows) or validation "
-            f"({len(valid_frame)} rows) window: build the features for "
-            f"{spec.train} and {spec.valid}"
+            f"({len(valid_frame)} rows) window: build the features of those days first"
         )
     x_train = matrix(spec, train_frame)
     y_train = label(spec, train_frame) - _offset(spec, train_frame)

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import io
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +21,7 @@ from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import (
     artifacts,
     candidates,
+    drift,
     evaluation,
     gates,
     manifests,
@@ -27,13 +29,9 @@ from unified_assets.lib import (
     training,
 )
 from unified_assets.lib.artifacts import ArtifactIntegrityError
+from unified_assets.lib.features import FEATURE_SOURCES
 from unified_assets.lib.models import ModelSpec
 
-# The curated tables each feature table is computed from: their DQ is the model's input DQ.
-FEATURE_SOURCES = {
-    "features.flight_features": ("warehouse.fct_flights", "warehouse.fct_weather_hourly"),
-    "features.origin_daily": ("warehouse.fct_flights",),
-}
 SPLITS = ("train", "valid", "test")
 
 
@@ -57,9 +55,8 @@ def load_model(home: Path, sha256: str) -> lgb.Booster:
     return lgb.Booster(model_str=artifacts.load_model_text(home, sha256))
 
 
-def landing_version(conn, spec: ModelSpec) -> dict:
+def landing_version(conn, start: date, end: date) -> dict:
     """The landing files behind the training window: count and one hash over their hashes."""
-    start, end = spec.train[0], spec.test[1]
     shas = [
         r[0]
         for r in conn.execute(
@@ -86,6 +83,13 @@ def trained_candidate(home: Path, spec: ModelSpec) -> tuple[dict, dict]:
     return datasets, model_ref
 
 
+class TrainingWindow(dg.Config):
+    """Empty `as_of`: the spec's fixed windows. A retraining sets it to the last day whose
+    labels are known, and the windows trail back from that day (ModelSpec.rolling)."""
+
+    as_of: str = ""
+
+
 def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=key("models", spec, "training_set"),
@@ -97,14 +101,19 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         description=f"Train/validation/test snapshots of {spec.table} for {spec.name}, "
         "split by time, content-addressed Parquet.",
     )
-    def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def training_set(
+        context: dg.AssetExecutionContext, config: TrainingWindow, warehouse: WarehouseResource
+    ):
         home = warehouse.home_path
-        windows = dict(zip(SPLITS, (spec.train, spec.valid, spec.test), strict=True))
+        try:
+            windows = spec.windows(date.fromisoformat(config.as_of) if config.as_of else None)
+        except ValueError as exc:
+            raise dg.Failure(f"{spec.name}: as_of={config.as_of!r}: {exc}") from exc
         with warehouse.connect() as conn:
             frames = {name: training.load_split(conn, spec, w) for name, w in windows.items()}
-            input_dq = {t: quality.window_dq(conn, t, *spec.train)
+            input_dq = {t: quality.window_dq(conn, t, *windows["train"])
                         for t in FEATURE_SOURCES[spec.table]}  # fmt: skip
-            lineage = landing_version(conn, spec)
+            lineage = landing_version(conn, windows["train"][0], windows["test"][1])
         empty = [name for name, frame in frames.items() if frame.empty]
         if empty:
             raise dg.Failure(
@@ -123,13 +132,14 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "input_dq_min": min(known) if known else None,
             "lineage": lineage | {"feature_table": spec.table,
                                   "inputs": list(FEATURE_SOURCES[spec.table])},
+            "as_of": config.as_of or None,
             "created_at": str(utc_now()),
         }  # fmt: skip
         candidates.update(home, spec.name, "datasets", datasets, reset=True)
         return dg.MaterializeResult(
             metadata={f"{n}_rows": r["rows"] for n, r in refs.items()}
             | {f"{n}_sha256": r["sha256"] for n, r in refs.items()}
-            | {"input_dq": dg.MetadataValue.json(input_dq)}
+            | {"input_dq": dg.MetadataValue.json(input_dq), "as_of": config.as_of or "fixed"}
             | lineage
         )
 
@@ -155,6 +165,13 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         seconds = time.perf_counter() - started
         selected = training.selected_features(trained.booster)
         x = training.matrix(spec, frames["train"])
+        # What the model was trained on, for drift monitoring: the training rows' features and
+        # the saved model's predictions on the validation window.
+        saved = lgb.Booster(model_str=trained.model_text())
+        reference = drift.reference_profile(
+            frames["train"], list(spec.features), list(spec.categorical),
+            training.predict(saved, spec, frames["valid"]),
+        )  # fmt: skip
         metadata = {
             "model": spec.name,
             "task": spec.task,
@@ -166,7 +183,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "residual_of": spec.residual_of,
             "dtypes": {c: str(t) for c, t in x.dtypes.items()},
             "selected_features": selected,
-            "windows": {"train": spec.train, "valid": spec.valid, "test": spec.test},
+            "windows": {n: r["window"] for n, r in datasets["splits"].items()},
             "rows": {n: r["rows"] for n, r in datasets["splits"].items()},
             "datasets": {n: r["sha256"] for n, r in datasets["splits"].items()},
             "lineage": datasets["lineage"],
@@ -175,6 +192,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "code_version": artifacts.code_version(),
             "libraries": artifacts.library_versions(),
             "trained_at": str(utc_now()),
+            "reference": reference,
         }
         ref = artifacts.save_model(home, trained.model_text(), metadata)
         candidates.update(home, spec.name, "model", {

@@ -1,0 +1,1 @@
+"""monitoring: each model's daily health, the KPI scorecard, and the sensors that act on them."""

@@ -1,0 +1,73 @@
+"""monitoring: each model's health per scored day (drift, input DQ, realized performance)."""
+
+from functools import cache
+
+import dagster as dg
+import pandas as pd
+
+from unified_assets.defs.checks import utc_now
+from unified_assets.defs.models.assets import key
+from unified_assets.defs.partitions import daily, single_run
+from unified_assets.defs.resources import WarehouseResource
+from unified_assets.lib import artifacts, drift, monitoring
+from unified_assets.lib.models import ModelSpec
+from unified_assets.lib.warehouse import transaction
+
+
+def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=key("monitoring", spec, "monitor"),
+        group_name="monitoring",
+        deps=[key("serving", spec, "predictions")],
+        partitions_def=daily,
+        backfill_policy=single_run,
+        kinds={"duckdb"},
+        pool="duckdb",
+        description=f"{spec.name}'s health for a scored day: input and prediction drift against "
+        "its training reference (PSI, KS), the day's input DQ, and realized performance of the "
+        f"day whose outcomes became known ({spec.label_lag_days} day(s) later). The retraining "
+        "sensor reads this.",
+    )
+    def monitor(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        home = warehouse.home_path
+        policy = drift.DriftPolicy()
+
+        @cache
+        def reference_of(version: str) -> dict | None:
+            return artifacts.load_metadata(home, version).get("reference")
+
+        start, end = context.partition_time_window
+        days = pd.date_range(start.date(), end.date(), inclusive="left").date
+        measured = []
+        with warehouse.connect() as conn, transaction(conn):
+            for day in days:
+                measured.append(
+                    monitoring.monitor_day(conn, spec, day, reference_of, policy, utc_now())
+                )
+        last = measured[-1]
+        d, perf = last["drift"] or {}, last["performance"] or {}
+        rows = [{"day": str(day), "version": (m["model_version"] or "")[:12],
+                 "rows": m["scored_rows"],
+                 "prediction_psi": (m["drift"] or {}).get("prediction_psi"),
+                 "drifted_features": (m["drift"] or {}).get("drifted_features"),
+                 "drift": (m["drift"] or {}).get("is_drift"),
+                 "input_dq": m["input_dq"],
+                 f"realized ({m['outcome_scored_day']})": (m["performance"] or {}).get("value")}
+                for day, m in zip(days, measured, strict=True)]  # fmt: skip
+        return dg.MaterializeResult(
+            metadata={
+                "model_version": last["model_version"] or "",
+                "scored_rows": last["scored_rows"],
+                "prediction_psi": d.get("prediction_psi"),
+                "drifted_share": d.get("drifted_share"),
+                "is_drift": d.get("is_drift"),
+                "top_features": ", ".join(d.get("top_features", [])),
+                "input_dq": last["input_dq"],
+                "realized_metric": perf.get("metric", ""),
+                "realized_value": perf.get("value"),
+                "realized_scored_day": str(last["outcome_scored_day"]),
+                "days": dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False)),
+            }
+        )
+
+    return monitor

@@ -1,0 +1,133 @@
+"""Sensors that act on monitoring: retrain a model that drifts or loses performance, and record
+failed runs for the CI/CD reliability KPI."""
+
+import json
+from datetime import date, timedelta
+
+import dagster as dg
+
+from unified_assets.defs.models.assets import key
+from unified_assets.defs.raw.sensors import default_status
+from unified_assets.defs.resources import WarehouseResource
+from unified_assets.lib import monitoring, retraining
+from unified_assets.lib.models import ModelSpec
+
+MODEL_TAG = "unified_assets/model"
+KIND_TAG = "unified_assets/kind"
+AS_OF_TAG = "unified_assets/as_of"
+REASON_TAG = "unified_assets/reason"
+EVIDENCE_TAG = "unified_assets/evidence"
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]  # fmt: skip
+
+
+def retrain_job(spec: ModelSpec):
+    return dg.define_asset_job(
+        f"retrain_{spec.name}",
+        selection=dg.AssetSelection.assets(
+            *(key(layer, spec, s) for layer, s in (
+                ("models", "training_set"), ("models", "model"), ("models", "evaluation"),
+                ("deployment", "manifest")))
+        ),  # fmt: skip
+        tags={MODEL_TAG: spec.name, KIND_TAG: "retrain"},
+        description=f"Retrain {spec.name} on trailing windows and put it through the gates.",
+    )
+
+
+def retrain_request(spec: ModelSpec, as_of: date, reason: str, evidence: dict) -> dg.RunRequest:
+    """A retraining of `spec` on the windows that end with `as_of`, tagged with why."""
+    op = "__".join(key("models", spec, "training_set").path)
+    return dg.RunRequest(
+        run_key=f"retrain:{spec.name}:{as_of}",
+        run_config=dg.RunConfig(ops={op: {"config": {"as_of": str(as_of)}}}),
+        tags={MODEL_TAG: spec.name, KIND_TAG: "retrain", AS_OF_TAG: str(as_of),
+              REASON_TAG: reason, EVIDENCE_TAG: json.dumps(evidence, sort_keys=True)},
+    )  # fmt: skip
+
+
+def health(conn, spec: ModelSpec) -> list[retraining.DayHealth]:
+    """The model's monitored days, as the decision reads them."""
+    drifts, perf = monitoring.history(conn, spec.name)
+    realized = {} if perf.empty else {
+        r.day: (r.value, r.rows) for r in perf.itertuples() if r.value == r.value
+    }  # fmt: skip
+    days = []
+    for r in drifts.itertuples():
+        value, rows = realized.get(r.day, (None, 0))
+        days.append(retraining.DayHealth(
+            day=r.day.date() if hasattr(r.day, "date") else r.day,
+            model_version=r.model_version, is_drift=bool(r.is_drift),
+            prediction_psi=r.prediction_psi, drifted_share=r.drifted_share,
+            realized=value, realized_rows=int(rows or 0),
+        ))  # fmt: skip
+    return days
+
+
+def last_retrain(instance: dg.DagsterInstance, job_name: str) -> tuple[date | None, bool]:
+    """The as-of day of the model's last retraining run, and whether one is in progress."""
+    busy = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS),
+                             limit=1)  # fmt: skip
+    last = None
+    for run in instance.get_runs(filters=dg.RunsFilter(job_name=job_name), limit=20):
+        if AS_OF_TAG in run.tags:
+            last = date.fromisoformat(run.tags[AS_OF_TAG])
+            break
+    return last, bool(busy)
+
+
+def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
+    job = retrain_job(spec)
+
+    @dg.sensor(
+        name=f"retrain_{spec.name}_sensor",
+        job=job,
+        minimum_interval_seconds=30,
+        default_status=default_status(),
+        description=f"Reads {spec.name}'s monitoring after each scored day; requests a "
+        "retraining when drift persists or realized performance falls past its floor, tagged "
+        "with the reason and evidence. One at a time, with a cool-down.",
+    )
+    def sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+        try:
+            with warehouse.connect(read_only=True, timeout_s=10) as conn:
+                days = health(conn, spec)
+        except RuntimeError as exc:
+            return dg.SkipReason(f"warehouse busy: {exc}")
+        if not days:
+            return dg.SkipReason(f"{spec.name}: nothing monitored yet")
+        latest = str(days[-1].day)
+        if context.cursor == latest:
+            return dg.SkipReason(f"{spec.name}: no monitored day after {latest}")
+        policy = retraining.RetrainPolicy.from_env()
+        last, busy = last_retrain(context.instance, job.name)
+        decision = retraining.decide(days, policy, spec.gates.metric_floor,
+                                     spec.higher_is_better, last, busy)  # fmt: skip
+        if busy:  # look at this day again once the running retraining has finished
+            return dg.SkipReason(f"{spec.name}: {decision.message}")
+        context.update_cursor(latest)
+        if not decision.retrain:
+            return dg.SkipReason(f"{spec.name}: {decision.message}")
+        as_of = days[-1].day - timedelta(days=spec.label_lag_days)
+        context.log.info(f"{spec.name}: retrain as of {as_of}: {decision.message}")
+        return retrain_request(spec, as_of, decision.reason, decision.evidence)
+
+    return sensor
+
+
+@dg.run_failure_sensor(
+    name="record_failed_runs",
+    monitor_all_code_locations=False,
+    default_status=default_status(),
+    description="Appends every failed run (job, tags, error) to monitoring/failed_runs.jsonl in "
+    "the home folder: the failures that count against CI/CD reliability.",
+)
+def record_failed_runs(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
+    run = context.dagster_run
+    monitoring.record_failed_run(warehouse.home_path, {
+        "run_id": run.run_id, "job": run.job_name,
+        "model": run.tags.get(MODEL_TAG), "kind": run.tags.get(KIND_TAG),
+        "reason": run.tags.get(REASON_TAG), "error": context.failure_event.message,
+        "failed_at": context.failure_event.timestamp,
+    })  # fmt: skip

@@ -1,0 +1,128 @@
+"""The landing sensor: new or changed files in the landing zone start ingestion of exactly
+their partitions."""
+
+import json
+import os
+
+import dagster as dg
+
+from unified_assets.defs.partitions import daily
+from unified_assets.defs.resources import WarehouseResource
+from unified_assets.lib import landing
+from unified_assets.lib.warehouse import table_exists
+
+AUTOMATION_ENV = "UNIFIED_ASSETS_AUTOMATION"
+
+
+def automation_on() -> bool:
+    """Sensors and schedules start stopped: turn them on in the UI, or set
+    UNIFIED_ASSETS_AUTOMATION=on before starting the daemon."""
+    return os.environ.get(AUTOMATION_ENV, "").strip().lower() in ("1", "on", "true", "yes")
+
+
+def default_status() -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if automation_on() else dg.DefaultSensorStatus.STOPPED
+
+
+def _keys(*names: str) -> list[dg.AssetKey]:
+    return [dg.AssetKey.from_user_string(n) for n in names]
+
+
+DAILY_ASSETS = _keys(
+    "raw/flights", "raw/weather", "warehouse/fct_flights", "warehouse/fct_weather_hourly",
+    "features/flight_features", "features/origin_daily",
+)  # fmt: skip
+REFERENCE_ASSETS = _keys(
+    "raw/planes", "raw/airports", "raw/airlines", "warehouse/dim_plane", "warehouse/dim_airport",
+    "warehouse/dim_carrier", "warehouse/dim_date", "features/feature_registry",
+)  # fmt: skip
+
+ingest_daily = dg.define_asset_job(
+    "ingest_daily", selection=dg.AssetSelection.assets(*DAILY_ASSETS), partitions_def=daily,
+    description="One landing day through raw, warehouse and features.",
+)  # fmt: skip
+ingest_reference = dg.define_asset_job(
+    "ingest_reference", selection=dg.AssetSelection.assets(*REFERENCE_ASSETS),
+    description="The reference tables (planes, airports, airlines) and the dimensions.",
+)  # fmt: skip
+
+MAX_DAYS_PER_TICK = 31  # a backlog is ingested a month per tick, oldest first
+
+
+def _ingested(warehouse: WarehouseResource) -> dict[str, str]:
+    """File name -> sha256 of what raw holds, for telling a new file from one already in."""
+    if not warehouse.database.exists():
+        return {}
+    found = {}
+    with warehouse.connect(read_only=True, timeout_s=10) as conn:
+        for table in landing.DAILY_TABLES:
+            if table_exists(conn, f"raw.{table}"):
+                for day, sha in conn.execute(
+                    f"SELECT partition_date, any_value(_source_sha256) FROM raw.{table} "
+                    "GROUP BY 1"
+                ).fetchall():
+                    found[f"{table}/{day.isoformat()}"] = sha
+        for table in landing.REFERENCE_TABLES:
+            if table_exists(conn, f"raw.{table}"):
+                rows = conn.execute(f"SELECT any_value(_source_sha256) FROM raw.{table}").fetchall()
+                if rows and rows[0][0]:
+                    found[f"reference/{table}"] = rows[0][0]
+    return found
+
+
+@dg.sensor(
+    jobs=[ingest_daily, ingest_reference],
+    minimum_interval_seconds=30,
+    default_status=default_status(),
+    description="Watches the landing zone. A day whose flights and weather files are both there "
+    "and differ from what raw holds is ingested as one run of its partition (run key: the files' "
+    "hashes, so the same bytes are never ingested twice); changed reference files rebuild the "
+    "dimensions first.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    home = warehouse.home_path
+    seen = json.loads(context.cursor) if context.cursor else {}
+    files = landing.landed_files(home)
+    stamps = {name: landing.file_stamp(path) for name, path in files.items()}
+    changed = sorted(n for n in files if seen.get(n) != stamps[n])
+    if not changed:
+        return dg.SkipReason(f"no new or changed file among {len(files)} landed")
+    try:
+        ingested = _ingested(warehouse)
+    except RuntimeError as exc:  # a run holds the warehouse: look again next tick
+        return dg.SkipReason(f"warehouse busy: {exc}")
+    shas = {name: landing.sha256_file(files[name]) for name in changed}
+    requests, done = [], set()
+    reference = [n for n in changed if n.startswith("reference/")]
+    if reference:
+        done.update(reference)
+        fresh = [n for n in reference if ingested.get(n) != shas[n]]
+        if fresh:
+            digest = "-".join(shas[n][:12] for n in fresh)
+            requests.append(dg.RunRequest(
+                run_key=f"reference:{digest}", job_name=ingest_reference.name,
+                tags={"unified_assets/trigger": "landing", "unified_assets/files": ",".join(fresh)},
+            ))  # fmt: skip
+    days = sorted({n.split("/", 1)[1] for n in changed if not n.startswith("reference/")})
+    for day in days:
+        names = [f"{table}/{day}" for table in landing.DAILY_TABLES]
+        if any(n not in files for n in names):
+            continue  # wait for the day's other file
+        for n in names:
+            if n not in shas:
+                shas[n] = landing.sha256_file(files[n])
+        done.update(n for n in names if n in changed)
+        if all(ingested.get(n) == shas[n] for n in names):
+            continue
+        if len(requests) >= MAX_DAYS_PER_TICK:
+            done.difference_update(names)
+            break
+        requests.append(dg.RunRequest(
+            run_key=f"ingest:{day}:" + ":".join(shas[n][:12] for n in names),
+            job_name=ingest_daily.name, partition_key=day,
+            tags={"unified_assets/trigger": "landing", "unified_assets/files": ",".join(names)},
+        ))  # fmt: skip
+    context.update_cursor(json.dumps(seen | {n: stamps[n] for n in done}, sort_keys=True))
+    if not requests:
+        return dg.SkipReason(f"{len(done)} changed file(s), all already ingested or incomplete")
+    return requests

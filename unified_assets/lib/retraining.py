@@ -1,0 +1,127 @@
+"""When to retrain a model: the decision the retraining sensor acts on, as a pure function.
+
+A model is retrained when its scored days have drifted for `drift_days` days in a row, or when
+its realized performance over the last matured days is past its floor. One retraining at a
+time, and none within `cooldown_days` of the last, so a drifting week asks once, not daily.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{name}={raw!r} must be a non-negative integer")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    """Thresholds of the decision; UNIFIED_ASSETS_RETRAIN_* environment variables override."""
+
+    drift_days: int = 3  # consecutive drifted scored days, all served by the same model
+    performance_days: int = 7  # matured days pooled for the realized metric
+    min_performance_days: int = 4  # fewer matured days than this: no verdict yet
+    cooldown_days: int = 14  # scored days between two retrainings of a model
+
+    @classmethod
+    def from_env(cls) -> RetrainPolicy:
+        return cls(
+            drift_days=_int_env("UNIFIED_ASSETS_RETRAIN_DRIFT_DAYS", cls.drift_days),
+            performance_days=_int_env("UNIFIED_ASSETS_RETRAIN_PERFORMANCE_DAYS",
+                                      cls.performance_days),  # fmt: skip
+            min_performance_days=_int_env("UNIFIED_ASSETS_RETRAIN_MIN_PERFORMANCE_DAYS",
+                                          cls.min_performance_days),  # fmt: skip
+            cooldown_days=_int_env("UNIFIED_ASSETS_RETRAIN_COOLDOWN_DAYS", cls.cooldown_days),
+        )
+
+
+@dataclass(frozen=True)
+class DayHealth:
+    """One monitored day of a model, as the monitoring tables hold it."""
+
+    day: date
+    model_version: str | None
+    is_drift: bool | None
+    prediction_psi: float | None = None
+    drifted_share: float | None = None
+    realized: float | None = None  # realized metric of the day whose outcomes matured
+    realized_rows: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    retrain: bool
+    reason: str  # "drift" | "performance" | "" (no retraining)
+    message: str
+    evidence: dict = field(default_factory=dict)
+
+
+def _drift_streak(days: list[DayHealth]) -> list[DayHealth]:
+    """The trailing run of drifted days served by the latest model version."""
+    streak: list[DayHealth] = []
+    version = days[-1].model_version
+    for day in reversed(days):
+        if day.model_version != version or not day.is_drift:
+            break
+        streak.append(day)
+    return list(reversed(streak))
+
+
+def realized_mean(days: list[DayHealth], window: int) -> tuple[float | None, list[DayHealth]]:
+    """The realized metric of the last `window` matured days, weighted by their rows."""
+    matured = [d for d in days if d.realized is not None and d.realized_rows > 0][-window:]
+    rows = sum(d.realized_rows for d in matured)
+    if not rows:
+        return None, matured
+    return sum(d.realized * d.realized_rows for d in matured) / rows, matured
+
+
+def decide(
+    days: list[DayHealth],
+    policy: RetrainPolicy,
+    floor: float,
+    higher_is_better: bool,
+    last_retrain: date | None,
+    in_progress: bool,
+) -> Decision:
+    """Retrain now, or not, and why, from the model's monitored days in day order."""
+    if not days:
+        return Decision(False, "", "no monitored day yet")
+    latest = days[-1].day
+    if in_progress:
+        return Decision(False, "", "a retraining of this model is already queued or running")
+    if last_retrain is not None and (latest - last_retrain).days < policy.cooldown_days:
+        return Decision(
+            False, "", f"cooling down: last retraining as of {last_retrain}, "
+            f"{(latest - last_retrain).days} of {policy.cooldown_days} days",
+        )  # fmt: skip
+    streak = _drift_streak(days)
+    if policy.drift_days and len(streak) >= policy.drift_days:
+        return Decision(True, "drift", f"{len(streak)} drifted days in a row up to {latest}", {
+            "model_version": (days[-1].model_version or "")[:12],
+            "days": [str(d.day) for d in streak],
+            "prediction_psi": [round(d.prediction_psi or 0.0, 3) for d in streak],
+            "drifted_share": [round(d.drifted_share or 0.0, 3) for d in streak],
+        })  # fmt: skip
+    mean, matured = realized_mean(days, policy.performance_days)
+    if mean is not None and len(matured) >= policy.min_performance_days:
+        breached = mean < floor if higher_is_better else mean > floor
+        if breached:
+            return Decision(
+                True, "performance",
+                f"realized {mean:.3f} over {len(matured)} matured days is past the floor "
+                f"{floor}", {
+                    "realized": round(mean, 4), "floor": floor,
+                    "days": [str(matured[0].day), str(matured[-1].day)],
+                    "model_version": (days[-1].model_version or "")[:12],
+                },
+            )  # fmt: skip
+    shown = "n/a" if mean is None else f"{mean:.3f}"
+    return Decision(False, "", f"healthy: drift streak {len(streak)}, realized {shown}")
