@@ -7,10 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
-from unified_assets.lib import config, landing, manifests
+from unified_assets.lib import config, landing, manifests, training
+from unified_assets.lib.models import SPECS
 from unified_assets.lib.status import status_report
 
 
@@ -85,6 +86,47 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Play days forward against a real Dagster instance in a home of its own, then report."""
+    import shutil
+    import time
+
+    base = config.home_dir()
+    home = (args.home or base / "replay").resolve()
+    if home.exists() and any(home.iterdir()):
+        if not args.fresh:
+            print(f"{home} is not empty: pass --fresh to start the replay over", file=sys.stderr)
+            return 1
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    os.environ.update(dagster_env(home))
+    (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    os.environ[training.BUDGET_ENV] = str(args.budget)
+    from unified_assets.definitions import defs
+    from unified_assets.lib import report
+    from unified_assets.replay import Replayer
+
+    models = args.models.split(",")
+    unknown = [m for m in models if m not in SPECS]
+    if unknown:
+        print(f"unknown model(s) {unknown}; known: {sorted(SPECS)}", file=sys.stderr)
+        return 1
+    replayer = Replayer(home, defs, models)
+    started = time.perf_counter()
+    day = args.start
+    while day <= args.end:
+        replayer.day(day, args.bootstrap_end)
+        if day.day == 1 or day == args.end:
+            print(f"{day}: {len(replayer.ledger.runs)} runs, "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+        day += timedelta(days=1)
+    seconds = time.perf_counter() - started
+    replayer.ledger.dump(home / "replay_ledger.json")
+    out = report.write_replay_report(home, replayer.ledger, models, base / "reports", seconds)
+    print(f"replayed {args.start}..{args.end} in {seconds:.0f} s; report: {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unified-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--start", type=_day, default=config.FIRST_DAY)
     build.add_argument("--select", default="*", help="Dagster asset selection (default: all)")
     build.set_defaults(func=cmd_build)
+
+    replay = sub.add_parser("replay", help="play days forward through sensors, schedules and runs")
+    replay.add_argument("--start", type=_day, default=config.FIRST_DAY)
+    replay.add_argument("--end", type=_day, default=date(2013, 12, 31))
+    replay.add_argument("--bootstrap-end", type=_day, default=date(2013, 2, 28),
+                        help="the first model is trained on the days up to this one")
+    replay.add_argument("--models", default="delay_classifier", help="comma-separated models")
+    replay.add_argument("--budget", type=int, default=1, help="search trials per training")
+    replay.add_argument("--home", type=Path, help="default: replay/ in the home folder")
+    replay.add_argument("--fresh", action="store_true", help="delete an earlier replay first")
+    replay.set_defaults(func=cmd_replay)
 
     status = sub.add_parser("status", help="rows per layer, quarantine and DQ per table")
     status.set_defaults(func=cmd_status)

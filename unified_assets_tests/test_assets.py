@@ -15,7 +15,8 @@ def test_definitions_follow_the_layers():
 
     graph = defs.resolve_asset_graph()
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"raw", "warehouse", "marts", "features", "models", "deployment", "serving"}
+    assert groups == {"raw", "warehouse", "marts", "features", "models", "deployment", "serving",
+                      "monitoring"}  # fmt: skip
     landing = {k for k in graph.get_all_asset_keys() if not graph.get(k).is_executable}
     # the graph starts at the landing files (external assets, written by upstream systems)
     assert {k.to_user_string() for k in landing} == {

@@ -61,16 +61,22 @@ def test_categorical_psi_and_unseen_categories():
 def test_day_drift_flags_a_day_when_predictions_or_many_features_move():
     rng = np.random.default_rng(7)
     train = pd.DataFrame({"a": rng.normal(0, 1, 4000), "b": rng.normal(5, 2, 4000),
-                          "c": rng.choice(["x", "y"], 4000)})  # fmt: skip
-    reference = drift.reference_profile(train, ["a", "b", "c"], ["c"], rng.uniform(0, 1, 4000))
+                          "c": rng.choice(["x", "y"], 4000),
+                          "day_of_week": rng.integers(1, 8, 4000)})  # fmt: skip
+    reference = drift.reference_profile(train, ["a", "b", "c", "day_of_week"], ["c"],
+                                        rng.uniform(0, 1, 4000))  # fmt: skip
     calm = pd.DataFrame({"a": rng.normal(0, 1, 900), "b": rng.normal(5, 2, 900),
-                         "c": rng.choice(["x", "y"], 900)})  # fmt: skip
+                         "c": rng.choice(["x", "y"], 900), "day_of_week": 3})  # fmt: skip
     summary, rows = drift.day_drift(reference, calm, rng.uniform(0, 1, 900), POLICY)
     assert not summary["is_drift"] and summary["drifted_features"] == 0
+    # one weekday against all seven: the calendar is not drift, and is not watched
     assert [r["feature"] for r in rows] == ["a", "b", "c"]
-    hot = calm.assign(a=calm["a"] + 2.0)
-    summary, rows = drift.day_drift(reference, hot, rng.uniform(0, 1, 900), POLICY)
-    assert summary["is_drift"] and summary["drifted_features"] == 1
+    one = calm.assign(a=calm["a"] + 2.0)
+    summary, rows = drift.day_drift(reference, one, rng.uniform(0, 1, 900), POLICY)
+    assert not summary["is_drift"] and summary["drifted_features"] == 1  # 1 of 3 is not half
     assert summary["top_features"][0].startswith("a=")
+    two = one.assign(b=calm["b"] * 3)
+    summary, rows = drift.day_drift(reference, two, rng.uniform(0, 1, 900), POLICY)
+    assert summary["is_drift"] and summary["drifted_features"] == 2
     summary, _ = drift.day_drift(reference, calm, rng.uniform(0.6, 1, 900), POLICY)
     assert summary["is_drift"] and summary["prediction_psi"] > POLICY.prediction_psi

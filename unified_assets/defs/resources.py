@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,12 +15,13 @@ from unified_assets.lib import config, warehouse
 class WarehouseResource(dg.ConfigurableResource):
     """The home folder and its DuckDB warehouse: every read and write of the platform goes here."""
 
-    home: str
+    home: str = ""
     lock_timeout_s: float = 120.0
 
     @property
     def home_path(self) -> Path:
-        return Path(self.home).expanduser().resolve()
+        """The configured home, or else UNIFIED_ASSETS_HOME (or data/) when the run executes."""
+        return Path(self.home).expanduser().resolve() if self.home else config.home_dir()
 
     @property
     def database(self) -> Path:
@@ -45,10 +45,5 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def build_resources() -> dict[str, object]:
-    """Resources for the code location: UNIFIED_ASSETS_HOME when set, else `data/`."""
-    home = (
-        dg.EnvVar(config.HOME_ENV)
-        if os.environ.get(config.HOME_ENV)
-        else str(config.default_home())
-    )
-    return {"warehouse": WarehouseResource(home=home)}
+    """Resources for the code location: the home folder is read when a run executes."""
+    return {"warehouse": WarehouseResource()}

