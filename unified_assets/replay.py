@@ -87,8 +87,9 @@ class Replayer:
     def tick_automation(self, now: datetime) -> None:
         """The daemon's automation sensor: assets whose AutomationCondition is true run."""
         result = dg.evaluate_automation_conditions(
-            defs=self.defs, instance=self.instance, cursor=self.automation_cursor
-        )
+            defs=self.defs, instance=self.instance, cursor=self.automation_cursor,
+            evaluation_time=now,
+        )  # fmt: skip
         self.automation_cursor = result.cursor
         keys = [r.key for r in result.results if result.get_num_requested(r.key)]
         unpartitioned = [k for k in keys if not result.get_requested_partitions(k) - {None}]

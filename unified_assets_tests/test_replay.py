@@ -41,8 +41,10 @@ def test_a_few_weeks_replayed_retrain_and_grow_the_manifest_history(tmp_path):
     assert scored == ["2013-02-04"]
     assert ledger["skips"]["nightly_scoring"] >= 14
     assert query(home, "SELECT count(DISTINCT day) FROM monitoring.drift_daily")[0][0] == 15
-    assert query(home, "SELECT min(value) > 0.5 FROM monitoring.performance_daily "
-                       "WHERE metric = 'auc'")[0][0]  # fmt: skip
+    # realized AUC of each matured day (noisy: a blizzard day has a third of the flights)
+    days, pooled = query(home, "SELECT count(*), sum(value * rows) / sum(rows) FROM "
+                               "monitoring.performance_daily WHERE metric = 'auc'")[0]  # fmt: skip
+    assert days == 14 and 0.55 < pooled < 0.85
 
     # the loop retrained on its own, said why, and each decision is in the manifest history
     events = ledger["retrainings"]

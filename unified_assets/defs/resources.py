@@ -45,5 +45,6 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def build_resources() -> dict[str, object]:
-    """Resources for the code location: the home folder is read when a run executes."""
-    return {"warehouse": WarehouseResource()}
+    """Resources for the code location: the home folder is read when a run executes; the lock
+    wait from UNIFIED_ASSETS_LOCK_TIMEOUT_S when set, else 120 s."""
+    return {"warehouse": WarehouseResource(lock_timeout_s=config.lock_timeout_s())}

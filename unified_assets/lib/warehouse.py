@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,26 +13,75 @@ from pathlib import Path
 import duckdb
 
 LAYERS = ("raw", "warehouse", "marts", "features", "serving", "monitoring")
+LOCK_ERROR = "Could not set lock on file"
+FIRST_WAIT_S, LONGEST_WAIT_S = 0.05, 2.0
+
+log = logging.getLogger(__name__)
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process kept the warehouse file locked for longer than this one would wait."""
+
+
+def backoff(attempt: int, rng: random.Random) -> float:
+    """Seconds to wait before try `attempt + 1`: doubling from 50 ms up to 2 s, jittered down to
+    half so that runs started together do not retry in lockstep."""
+    return min(FIRST_WAIT_S * 2**attempt, LONGEST_WAIT_S) * rng.uniform(0.5, 1.0)
+
+
+def lock_holder(message: str) -> str:
+    """The process DuckDB names as holding the lock, with its command line when readable."""
+    found = re.search(r"\(PID (\d+)\)", message)
+    if not found:
+        return "another process"
+    pid = found.group(1)
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = " ".join(raw.decode(errors="replace").replace("\0", " ").split())
+    except OSError:
+        command = ""
+    return f"PID {pid} ({command[:300]})" if command else f"PID {pid}"
 
 
 def connect(
     database: Path, read_only: bool = False, timeout_s: float = 120.0
 ) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse, waiting (bounded, with backoff) while another process holds the lock."""
+    """Open the warehouse, waiting (bounded, jittered backoff) while another process holds it.
+
+    DuckDB lets one process write a file, or several read it, never both. A writer waits for
+    readers and writers, a reader for a writer; after `timeout_s` the error names the holder.
+    """
     database = Path(database)
     if not read_only:
         database.parent.mkdir(parents=True, exist_ok=True)
-    deadline, delay = time.monotonic() + timeout_s, 0.05
+    mode = "read" if read_only else "write"
+    started = time.monotonic()
+    deadline, rng = started + timeout_s, random.Random()
+    attempt = 0
     while True:
         try:
             return _open(database, read_only)
         except duckdb.Error as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
-                raise RuntimeError(
-                    f"could not open {database} ({'read' if read_only else 'write'}): {exc}"
+            if LOCK_ERROR not in str(exc):
+                raise RuntimeError(f"could not open {database} ({mode}): {exc}") from exc
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WarehouseLockedError(
+                    f"could not open {database} ({mode}): it is locked by "
+                    f"{lock_holder(str(exc))}; gave up after waiting "
+                    f"{time.monotonic() - started:.1f} s (lock timeout {timeout_s:g} s). DuckDB "
+                    "lets one process open the file for writing, and only while no other process "
+                    "has it open: let that run finish, close that session (a notebook or query "
+                    "tool holding a connection), or allow a longer wait "
+                    "(UNIFIED_ASSETS_LOCK_TIMEOUT_S)."
                 ) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            if attempt == 0:
+                log.warning(
+                    "%s is locked by %s; waiting up to %g s to open it (%s)",
+                    database, lock_holder(str(exc)), timeout_s, mode,
+                )  # fmt: skip
+            time.sleep(min(backoff(attempt, rng), left))
+            attempt += 1
 
 
 def _open(database: Path, read_only: bool) -> duckdb.DuckDBPyConnection:

@@ -19,15 +19,12 @@ def refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource, tab
 
 # Unpartitioned: a mart is rebuilt whole from fct_flights (under a second for a year). The
 # single-run policy lets `--partition-range` runs of the daily layers include the marts.
-# Declarative automation: a mart simply follows its facts. Whenever a day of fct_flights is
-# (re)built, the daemon's automation sensor rebuilds the marts, once no parent is mid-run.
-FOLLOW_PARENTS = (
-    dg.AutomationCondition.any_deps_updated()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-)
+# Declarative automation: a mart simply follows its facts. Every Monday at 05:00, once
+# fct_flights has been updated since the last Monday, the daemon's automation sensor rebuilds
+# it (monthly aggregates: a weekly refresh is fresh enough, and costs a run a week, not a day).
+FOLLOW_FACTS = dg.AutomationCondition.on_cron("0 5 * * 1")
 _MART = dict(
-    automation_condition=FOLLOW_PARENTS,
+    automation_condition=FOLLOW_FACTS,
     group_name="marts",
     backfill_policy=single_run,
     kinds={"duckdb"},

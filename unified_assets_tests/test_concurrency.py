@@ -1,0 +1,330 @@
+"""DuckDB under concurrency: separate runs writing different days of the same tables at once.
+
+DuckDB lets one process write a file, or several read it, never both at the same time. These
+tests start real `dagster asset materialize` processes side by side, as a backfill launched as
+separate runs or two engineers clicking "Materialize" would, with a reader polling the
+warehouse read-only as the UI or a notebook does, and check that every run succeeds and that no
+row is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from unified_assets.defs.partitions import daily
+from unified_assets.lib import config, landing, warehouse
+from unified_assets_tests.conftest import query, run, scalar
+
+REPO = Path(__file__).resolve().parents[1]
+DAYS = [date(2013, 1, d) for d in range(1, 5)]
+DAILY = ("raw/flights", "raw/weather", "warehouse/fct_flights", "warehouse/fct_weather_hourly")
+FLIGHTS = ("raw/flights", "warehouse/fct_flights")
+REFERENCE = ("raw/planes", "raw/airports", "raw/airlines", "warehouse/dim_carrier",
+             "warehouse/dim_airport", "warehouse/dim_plane")  # fmt: skip
+POOL_LIMIT_1 = "concurrency:\n  pools:\n    default_limit: 1\n    granularity: op\n"
+WAITING = "waiting up to"  # the warning lib/warehouse.py logs when it starts to wait
+POOL_BLOCKED = "Step blocked by limit for pool duckdb"  # Dagster's engine event
+
+# Holds the warehouse open for writing, like a long write or a notebook, until told to stop.
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from unified_assets.lib import warehouse
+
+    conn = warehouse.connect(Path(sys.argv[1]), read_only=sys.argv[2] == "read")
+    print("holding", flush=True)
+    sys.stdin.readline()
+    conn.close()
+    """
+)
+
+# Polls the warehouse read-only, as the UI or a notebook would, until a stop file appears;
+# prints, per read, the rows of raw.flights and warehouse.fct_flights per day.
+READER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from unified_assets.lib import warehouse
+
+    database, stop = Path(sys.argv[1]), Path(sys.argv[2])
+    while True:
+        last = stop.exists()  # one more read after the stop file appears, then stop
+        conn = warehouse.connect(database, read_only=True, timeout_s=120)
+        try:
+            seen = {}
+            for table, day in (("raw.flights", "partition_date"),
+                               ("warehouse.fct_flights", "flight_date")):
+                if warehouse.table_exists(conn, table):
+                    rows = conn.execute(
+                        f"SELECT {day}::VARCHAR, count(*) FROM {table} GROUP BY 1").fetchall()
+                    seen[table] = dict(rows)
+        finally:
+            conn.close()
+        print(json.dumps(seen), flush=True)
+        if last:
+            break
+        time.sleep(0.1)
+    """
+)
+
+
+def python(*args: str, env: dict, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], env=env, cwd=REPO, text=True, **kwargs)
+
+
+def materialize_args(day: date, selection=DAILY) -> list[str]:
+    return ["-m", "dagster", "asset", "materialize", "-m", "unified_assets.definitions",
+            "--select", ",".join(selection), "--partition", str(day)]  # fmt: skip
+
+
+def data_rows(path: Path) -> int:
+    with path.open(newline="") as f:
+        return sum(1 for _ in csv.reader(f)) - 1
+
+
+def wait_for(condition, what: str, timeout_s: float = 180) -> None:
+    """Poll until `condition()` holds; fail the test (not hang) after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def four_days(home) -> Path:
+    """Jan 1-4 landed, reference tables and dimensions built; no daily partition built yet."""
+    landing.land(home, through=DAYS[-1])
+    assert run(home, None, None, selection=[dg.AssetKey.from_user_string(k) for k in REFERENCE],
+               ).success  # fmt: skip
+    return home
+
+
+def env_for(home: Path, dagster_home: Path) -> dict[str, str]:
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    return dict(os.environ, UNIFIED_ASSETS_HOME=str(home), DAGSTER_HOME=str(dagster_home),
+                UNIFIED_ASSETS_LOCK_TIMEOUT_S="120")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("pool", "selection", "days"),
+    # With the pool, a blocked step polls for a slot with a backoff of up to 15 s: three days
+    # of flights only, to keep the test short.
+    [("lock wait only", DAILY, DAYS), ("duckdb pool limited to 1", FLIGHTS, DAYS[:3])],
+    ids=["lock-wait", "pool"],
+)
+def test_parallel_runs_write_different_days_of_the_same_tables(
+    four_days, tmp_path, monkeypatch, pool, selection, days
+):
+    """A backfill as four separate runs, one day each, at the same time, on the same tables,
+    with a reader polling read-only throughout: every run succeeds, every row lands once."""
+    home = four_days
+    dagster_home = tmp_path / "dagster_home"
+    env = env_for(home, dagster_home)
+    if pool != "lock wait only":
+        (dagster_home / "dagster.yaml").write_text(POOL_LIMIT_1)
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    with dg.DagsterInstance.get():  # created once: runs racing to create it fail (see README)
+        pass
+    database = config.warehouse_path(home)
+    logs = {day: (tmp_path / f"run-{day}.out", tmp_path / f"run-{day}.err") for day in days}
+    stop = tmp_path / "stop-reading"
+    procs: list[subprocess.Popen] = []
+    try:
+        # A writer holds the file first, so every run below really meets the lock.
+        holder = python("-c", HOLDER, str(database), "write", env=env,
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+        procs.append(holder)
+        assert holder.stdout.readline().strip() == "holding"
+        reader = python("-c", READER, str(database), str(stop), env=env,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        procs.append(reader)
+        writers = {}
+        for day, (out, err) in logs.items():
+            with out.open("w") as o, err.open("w") as e:
+                writers[day] = python(*materialize_args(day, selection), env=env, stdout=o,
+                                      stderr=e)  # fmt: skip
+            procs.append(writers[day])
+
+        def all_waiting() -> bool:
+            ended = {d: p.returncode for d, p in writers.items() if p.poll() is not None}
+            assert not ended, {d: logs[d][1].read_text()[-3000:] for d in ended}
+            texts = [err.read_text() for _, err in logs.values()]
+            on_lock = sum(WAITING in t for t in texts)
+            on_pool = sum(POOL_BLOCKED in t and WAITING not in t for t in texts)
+            if pool == "lock wait only":
+                return on_lock == len(days)
+            return on_lock >= 1 and on_lock + on_pool == len(days)
+
+        wait_for(all_waiting, "every run to wait for the warehouse (lock or pool)")
+        holder.communicate("release\n", timeout=30)
+        codes = {day: proc.wait(timeout=300) for day, proc in writers.items()}
+        stop.touch()
+        reads, reader_err = reader.communicate(timeout=150)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    failed = {d: logs[d][1].read_text()[-3000:] for d, code in codes.items() if code != 0}
+    assert not failed, failed
+    assert reader.returncode == 0, reader_err[-3000:]
+
+    # Every day's rows exactly once: raw equals its landing file, curated rows conserve them.
+    expected = {str(day): data_rows(landing.daily_file(home, "flights", day)) for day in days}
+    raw = dict(query(home, "SELECT partition_date::VARCHAR, count(*) FROM raw.flights "
+                           "GROUP BY 1"))  # fmt: skip
+    assert raw == expected
+    if "raw/weather" in selection:
+        weather = dict(query(home, "SELECT partition_date::VARCHAR, count(*) FROM raw.weather "
+                                   "GROUP BY 1"))  # fmt: skip
+        assert weather == {str(d): data_rows(landing.daily_file(home, "weather", d))
+                           for d in days}  # fmt: skip
+        assert scalar(home, "SELECT count(*) - count(DISTINCT (origin, time_hour_utc)) "
+                            "FROM warehouse.fct_weather_hourly") == 0  # fmt: skip
+    audit = query(home, "SELECT table_name, partition_date::VARCHAR, rows_in, curated, "
+                        "quarantined, duplicates FROM warehouse.ingest_audit "
+                        "WHERE partition_date IS NOT NULL ORDER BY 1, 2")  # fmt: skip
+    curated_tables = [k for k in selection if k.startswith("warehouse/")]
+    assert len(audit) == len(curated_tables) * len(days)  # one row per table and day, no more
+    for table, day, rows_in, curated, quarantined, duplicates in audit:
+        assert rows_in == curated + quarantined + duplicates, (table, day)
+        if table == "warehouse.fct_flights":
+            assert rows_in == expected[day]
+    curated = dict(query(home, "SELECT flight_date::VARCHAR, count(*) FROM "
+                               "warehouse.fct_flights GROUP BY 1"))  # fmt: skip
+    assert curated == {day: c for t, day, _, c, _, _ in audit if t == "warehouse.fct_flights"}
+    assert set(curated) == set(expected) and min(curated.values()) > 0
+    assert scalar(home, "SELECT count(*) - count(DISTINCT (flight_date, carrier, flight, "
+                        "origin, sched_dep_ts)) FROM warehouse.fct_flights") == 0  # fmt: skip
+
+    # The reader never saw half a day: each read shows a day's rows all or none.
+    polls = [json.loads(line) for line in reads.splitlines()]
+    assert len(polls) >= 2
+    for seen in polls:
+        assert all(raw[d] == n for d, n in seen.get("raw.flights", {}).items()), seen
+        assert all(curated[d] == n for d, n in seen.get("warehouse.fct_flights", {}).items())
+    assert polls[-1]["raw.flights"] == raw  # and its last read, after the runs, sees them all
+
+    # Dagster recorded every day of every table as materialized, each day by its own run.
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records()
+        assert len(records) == len(days)
+        assert {r.dagster_run.status for r in records} == {dg.DagsterRunStatus.SUCCESS}
+        keys = [str(d) for d in days]
+        for key in selection:
+            status = instance.get_status_by_partition(dg.AssetKey.from_user_string(key), keys,
+                                                      daily)  # fmt: skip
+            assert status == dict.fromkeys(keys, dg.AssetPartitionStatus.MATERIALIZED), key
+
+
+def test_a_run_blocked_past_its_lock_timeout_fails_with_the_holder_named(four_days, tmp_path):
+    """A notebook keeps a read-only connection open: the run gives up after its timeout with an
+    error naming that process, instead of hanging; nothing is written."""
+    home = four_days
+    env = env_for(home, tmp_path / "dagster_home") | {"UNIFIED_ASSETS_LOCK_TIMEOUT_S": "2"}
+    database = config.warehouse_path(home)
+    notebook = python("-c", HOLDER, str(database), "read", env=env,
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        assert notebook.stdout.readline().strip() == "holding"
+        blocked = subprocess.run([sys.executable, *materialize_args(DAYS[0], ["raw/flights"])],
+                                 env=env, cwd=REPO,
+                                 capture_output=True, text=True, timeout=300)  # fmt: skip
+        # Readers share the file: a second reader is not blocked by the notebook.
+        conn = warehouse.connect(database, read_only=True, timeout_s=0)
+        conn.close()
+    finally:
+        notebook.communicate("release\n", timeout=30)
+    assert blocked.returncode != 0
+    assert "WarehouseLockedError" in blocked.stderr
+    assert f"it is locked by PID {notebook.pid} (" in blocked.stderr
+    assert "lock timeout 2 s" in blocked.stderr
+    assert "UNIFIED_ASSETS_LOCK_TIMEOUT_S" in blocked.stderr
+    assert scalar(home, "SELECT count(*) FROM information_schema.tables "
+                        "WHERE table_name = 'flights' AND table_schema = 'raw'") == 0  # fmt: skip
+
+
+def test_a_reader_waits_for_a_writer_then_gives_up_clearly(tmp_path):
+    database = tmp_path / "warehouse.duckdb"
+    env = dict(os.environ)
+    writer = python("-c", HOLDER, str(database), "write", env=env,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        assert writer.stdout.readline().strip() == "holding"
+        with pytest.raises(warehouse.WarehouseLockedError,
+                           match=rf"\(read\): it is locked by PID {writer.pid} \("):  # fmt: skip
+            warehouse.connect(database, read_only=True, timeout_s=0.5)
+    finally:
+        writer.communicate("release\n", timeout=30)
+    conn = warehouse.connect(database, read_only=True, timeout_s=30)
+    conn.close()
+
+
+def test_errors_other_than_the_lock_are_not_retried(tmp_path):
+    with pytest.raises(RuntimeError, match="could not open") as raised:
+        warehouse.connect(tmp_path / "missing.duckdb", read_only=True, timeout_s=600)
+    assert not isinstance(raised.value, warehouse.WarehouseLockedError)
+
+
+def test_the_backoff_is_bounded_and_jittered():
+    first, second = random.Random(1), random.Random(2)
+    waits = [warehouse.backoff(n, first) for n in range(30)]
+    assert all(0 < w <= warehouse.LONGEST_WAIT_S for w in waits)
+    assert waits[0] <= warehouse.FIRST_WAIT_S and max(waits) > warehouse.LONGEST_WAIT_S / 2
+    assert waits != [warehouse.backoff(n, second) for n in range(30)]  # runs do not lockstep
+    assert len(set(waits[10:])) == 20  # jittered even once the cap is reached
+
+
+def test_every_asset_on_the_warehouse_is_in_the_duckdb_pool():
+    from unified_assets.definitions import defs
+
+    outside = []
+    for asset in defs.assets:
+        if not isinstance(asset, dg.AssetsDefinition):
+            continue
+        kinds = set().union(*(spec.kinds for spec in asset.specs))
+        if "duckdb" in kinds and asset.op.pool != "duckdb":
+            outside.append(asset.key.to_user_string())
+    for check in defs.asset_checks or []:
+        if "warehouse" in check.required_resource_keys and check.op.pool != "duckdb":
+            outside.append(str(check.check_keys))
+    assert not outside
+
+
+def test_only_the_resource_opens_the_warehouse():
+    """No module of the platform opens DuckDB on its own: assets and sensors go through
+    WarehouseResource, and the reports that open the file directly open it read-only, all
+    through lib/warehouse.py, whose lock wait then applies to every open."""
+    package = REPO / "unified_assets"
+    opened: dict[str, set[str]] = {"duckdb.connect": set(), "warehouse.connect": set()}
+    writable = set()
+    for path in package.rglob("*.py"):
+        where = str(path.relative_to(package))
+        for node in ast.walk(ast.parse(path.read_text())):
+            # the resource's connect() takes no positional argument; these take the file
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+                name = ast.unparse(node.func)
+                if name in opened:
+                    opened[name].add(where)
+                    read_only = any(k.arg == "read_only" and ast.unparse(k.value) == "True"
+                                    for k in node.keywords)  # fmt: skip
+                    if name == "warehouse.connect" and not read_only:
+                        writable.add(where)
+    assert opened["duckdb.connect"] == {"lib/warehouse.py"}
+    assert writable == {"defs/resources.py"}
