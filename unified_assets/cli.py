@@ -99,6 +99,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return 1
         shutil.rmtree(home)
     home.mkdir(parents=True)
+    # The replay's instance is its own, even when DAGSTER_HOME points at a production one.
+    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
     os.environ.update(dagster_env(home))
     (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     os.environ[training.BUDGET_ENV] = str(args.budget)

@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from unified_assets.defs.raw.sensors import REFERENCE_ASSETS
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import config, landing, monitoring, warehouse
 from unified_assets_tests.conftest import run
@@ -34,14 +35,18 @@ def tick(defs, name: str, home, instance, cursor=None):
 
 def test_landing_sensor_requests_each_landed_day_once(home, defs):
     instance = dg.DagsterInstance.ephemeral()
+    # an empty warehouse: the dimensions first, the days only once they exist
     requests, _, cursor = tick(defs, "landing_sensor", home, instance)
+    assert [(r.job_name, r.partition_key) for r in requests] == [("ingest_reference", None)]
+    assert run(home, None, None, dg.AssetSelection.assets(*REFERENCE_ASSETS)).success
+    requests, _, cursor = tick(defs, "landing_sensor", home, instance, cursor)
     assert [(r.job_name, r.partition_key) for r in requests] == [
-        ("ingest_reference", None), ("ingest_daily", "2013-01-01"),
-        ("ingest_daily", "2013-01-02"), ("ingest_daily", "2013-01-03")]  # fmt: skip
+        ("ingest_daily", "2013-01-01"), ("ingest_daily", "2013-01-02"),
+        ("ingest_daily", "2013-01-03")]  # fmt: skip
     keys = {r.partition_key: r.run_key for r in requests}
     sha = landing.sha256_file(landing.daily_file(home, "flights", date(2013, 1, 2)))
     assert keys["2013-01-02"].startswith(f"ingest:2013-01-02:{sha[:12]}:")
-    assert requests[1].tags["unified_assets/files"] == "flights/2013-01-01,weather/2013-01-01"
+    assert requests[0].tags["unified_assets/files"] == "flights/2013-01-01,weather/2013-01-01"
 
     # the same files again: nothing to do
     requests, result, cursor = tick(defs, "landing_sensor", home, instance, cursor)

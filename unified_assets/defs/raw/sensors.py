@@ -122,6 +122,10 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
                 tags={"unified_assets/trigger": "landing", "unified_assets/files": ",".join(fresh)},
             ))  # fmt: skip
     days = sorted({n.split("/", 1)[1] for n in changed if not n.startswith("reference/")})
+    if requests and not any(n.startswith("reference/") for n in ingested):
+        # No dimensions yet: the days wait for the reference run, which could otherwise run
+        # beside them (a queue without limits) and leave fct_flights without its dimensions.
+        days = []
     for day in days:
         names = [f"{table}/{day}" for table in landing.DAILY_TABLES]
         if any(n not in files for n in names):
