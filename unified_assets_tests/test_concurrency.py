@@ -201,7 +201,8 @@ def test_parallel_runs_write_different_days_of_the_same_tables(
                         "quarantined, duplicates FROM warehouse.ingest_audit "
                         "WHERE partition_date IS NOT NULL ORDER BY 1, 2")  # fmt: skip
     curated_tables = [k for k in selection if k.startswith("warehouse/")]
-    assert len(audit) == len(curated_tables) * len(days)  # one row per table and day, no more
+    # one row per table and day, no more (the whole audit in the message, if not)
+    assert len(audit) == len(curated_tables) * len(days), audit
     for table, day, rows_in, curated, quarantined, duplicates in audit:
         assert rows_in == curated + quarantined + duplicates, (table, day)
         if table == "warehouse.fct_flights":
