@@ -112,3 +112,15 @@ def test_versions():
     versions = artifacts.library_versions()
     assert set(versions) == {"lightgbm", "duckdb", "pandas", "numpy", "dagster", "pandera"}
     assert versions["pandas"] == pd.__version__
+
+
+def test_a_model_stored_before_references_gets_one_later_and_keeps_its_metadata(tmp_path):
+    ref = artifacts.save_model(tmp_path, MODEL, {"note": "old code"})
+    assert artifacts.load_reference(tmp_path, ref.sha256) is None
+    again = artifacts.save_model(tmp_path, MODEL, {"note": "new code"})
+    assert artifacts.save_reference(tmp_path, again.sha256, {"rows": 10})
+    assert artifacts.load_reference(tmp_path, ref.sha256) == {"rows": 10}
+    assert artifacts.load_metadata(tmp_path, ref.sha256)["note"] == "old code"
+    # written once: a later save leaves the first reference alone
+    assert not artifacts.save_reference(tmp_path, ref.sha256, {"rows": 99})
+    assert artifacts.load_reference(tmp_path, ref.sha256) == {"rows": 10}

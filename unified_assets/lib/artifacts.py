@@ -141,6 +141,25 @@ def save_model(home: Path, model_text: str, metadata: dict) -> ArtifactRef:
     return ref
 
 
+def reference_path(home: Path, sha256: str) -> Path:
+    return artifacts_root(home) / MODELS / f"{_checked_sha(sha256)}.reference.json"
+
+
+def save_reference(home: Path, sha256: str, reference: dict) -> bool:
+    """Store what a model was trained on (its drift reference) beside it, once.
+
+    A file of its own, not part of the metadata: a model stored before references existed gets
+    one when it is trained again, without its metadata being rewritten.
+    """
+    return write_new(reference_path(home, sha256), (_dumps(reference) + "\n").encode("utf-8"))
+
+
+def load_reference(home: Path, sha256: str) -> dict | None:
+    """A model's drift reference, or None when it has none."""
+    path = reference_path(home, sha256)
+    return json.loads(path.read_text("utf-8")) if path.exists() else None
+
+
 def load_metadata(home: Path, sha256: str) -> dict:
     """The metadata stored beside a model."""
     path = metadata_path(home, sha256)

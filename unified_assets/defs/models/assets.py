@@ -192,9 +192,9 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "code_version": artifacts.code_version(),
             "libraries": artifacts.library_versions(),
             "trained_at": str(utc_now()),
-            "reference": reference,
         }
         ref = artifacts.save_model(home, trained.model_text(), metadata)
+        artifacts.save_reference(home, ref.sha256, reference)
         candidates.update(home, spec.name, "model", {
             "sha256": ref.sha256, "path": str(ref.model_path), "selected_features": selected,
             "best_iteration": trained.best_iteration, "training_seconds": round(seconds, 3),

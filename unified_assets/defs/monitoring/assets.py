@@ -34,7 +34,7 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
 
         @cache
         def reference_of(version: str) -> dict | None:
-            return artifacts.load_metadata(home, version).get("reference")
+            return artifacts.load_reference(home, version)
 
         start, end = context.partition_time_window
         with warehouse.connect() as conn, transaction(conn):
