@@ -63,6 +63,10 @@ def _latest_partition(instance: dg.DagsterInstance, asset: dg.AssetKey) -> str |
 @dg.asset(
     key=["monitoring", "kpi_scorecard"],
     group_name="monitoring",
+    # After every model's monitoring and manifest, so a build of the whole graph scores itself
+    # last, with what it just built.
+    deps=[key(layer, spec, suffix) for spec in SPECS.values()
+          for layer, suffix in (("monitoring", "monitor"), ("deployment", "manifest"))],
     kinds={"duckdb", "markdown"},
     pool="duckdb",
     backfill_policy=single_run,
