@@ -169,12 +169,15 @@ def featured_14(tmp_path_factory, landed_template) -> Path:
 
 
 def model_store(home: Path) -> dict[str, set[str]]:
-    """The model files and metadata files in the store, by sha256."""
+    """The model files, metadata files and drift references in the store, by sha256."""
     folder = artifacts.artifacts_root(home) / artifacts.MODELS
     names = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
+    references = {n for n in names if n.endswith(".reference.json")}
     return {
         "models": {n.removesuffix(".txt") for n in names if n.endswith(".txt")},
-        "metadata": {n.removesuffix(".json") for n in names if n.endswith(".json")},
+        "metadata": {n.removesuffix(".json") for n in names
+                     if n.endswith(".json") and n not in references},  # fmt: skip
+        "references": {n.removesuffix(".reference.json") for n in references},
     }
 
 
@@ -183,6 +186,7 @@ def assert_consistent(home: Path) -> dict:
     current.json parses and points at a verified model. Returns current.json."""
     store = model_store(home)
     assert store["models"] <= store["metadata"]  # no model without its metadata
+    assert store["references"] <= store["models"]  # a drift reference only beside its model
     for sha in store["models"]:
         artifacts.load_model_text(home, sha)  # raises unless the bytes hash to the name
         assert artifacts.load_metadata(home, sha)["sha256"] == sha
