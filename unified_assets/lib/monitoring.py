@@ -43,14 +43,15 @@ def predictions_table(spec: ModelSpec) -> str:
 def scored_rows(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
                 end: date) -> pd.DataFrame:  # fmt: skip
     """Predictions served for days in [start, end), with the features they were computed
-    from; `_day` is the scored day."""
+    from and the label (`_actual`, null until known); `_day` is the scored day."""
     table = predictions_table(spec)
     if not table_exists(conn, table):
         return pd.DataFrame(columns=["_day"])
     on = " AND ".join(f"p.{k} = f.{k}" for k in spec.key)
     features = ", ".join(f"f.{c}" for c in spec.features if c not in spec.key)
     return conn.execute(
-        f"SELECT p.{spec.date_column} AS _day, p.*, {features} FROM {table} p "
+        f"SELECT p.{spec.date_column} AS _day, p.*, {features}, f.{spec.label} AS _actual "
+        f"FROM {table} p "
         f"JOIN {spec.table} f ON {on} WHERE p.{spec.date_column} >= $s "
         f"AND p.{spec.date_column} < $e",
         {"s": start, "e": end},

@@ -4,6 +4,7 @@ metric of the auto-retrained deployment against a frozen first model that never 
 from __future__ import annotations
 
 import statistics
+from datetime import date
 from pathlib import Path
 
 import lightgbm as lgb
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from unified_assets.lib import artifacts, config, evaluation, monitoring, training, warehouse
+from unified_assets.lib.config import FIRST_DAY
 from unified_assets.lib.models import SPECS, ModelSpec
 
 SENSOR_INTERVAL_S = 30  # the daemon's default minimum interval between two sensor ticks
@@ -27,18 +29,11 @@ def _plt():
 
 def served_outcomes(conn, spec: ModelSpec) -> pd.DataFrame:
     """Every served prediction whose outcome is known, with its features for re-scoring."""
-    table = monitoring.predictions_table(spec)
-    if spec.table != "features.flight_features" or not warehouse.table_exists(conn, table):
+    if spec.table != "features.flight_features":
         return pd.DataFrame()
-    on = " AND ".join(f"p.{k} = f.{k}" for k in spec.key)
-    features = ", ".join(f"f.{c}" for c in spec.features if c not in spec.key)
-    other_keys = ", ".join(f"p.{k}" for k in spec.key if k != spec.date_column)
-    return conn.execute(
-        f"SELECT p.{spec.date_column} AS day, p.prediction, p.model_version, "
-        f"f.{spec.label} AS actual, {features}, {other_keys} "
-        f"FROM {table} p JOIN {spec.table} f ON {on} WHERE f.{spec.label} IS NOT NULL "
-        f"ORDER BY 1"
-    ).df()
+    frame = monitoring.scored_rows(conn, spec, FIRST_DAY, date.max)
+    frame = frame[frame["_actual"].notna()].rename(columns={"_day": "day", "_actual": "actual"})
+    return frame.sort_values("day").reset_index(drop=True)
 
 
 def monthly_metric(spec: ModelSpec, frame: pd.DataFrame, column: str) -> pd.Series:

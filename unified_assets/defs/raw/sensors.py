@@ -40,18 +40,18 @@ REFERENCE_ASSETS = _keys(
 )  # fmt: skip
 
 
+def scoring_keys(spec) -> list[dg.AssetKey]:
+    """A model's daily predictions and their monitoring: what scores a landed day."""
+    return [key("serving", spec, "predictions"), key("monitoring", spec, "monitor")]
+
+
 def scoring_assets(home) -> list[dg.AssetKey]:
     """Predictions and monitoring of every model that has a promoted manifest."""
-    return [
-        k for spec in SPECS.values() if manifests.current(home, spec.name) is not None
-        for k in (key("serving", spec, "predictions"), key("monitoring", spec, "monitor"))
-    ]  # fmt: skip
+    return [k for spec in SPECS.values() if manifests.current(home, spec.name) is not None
+            for k in scoring_keys(spec)]  # fmt: skip
 
 
-SCORING_ASSETS = [
-    k for spec in SPECS.values()
-    for k in (key("serving", spec, "predictions"), key("monitoring", spec, "monitor"))
-]  # fmt: skip
+SCORING_ASSETS = [k for spec in SPECS.values() for k in scoring_keys(spec)]
 
 ingest_daily = dg.define_asset_job(
     "ingest_daily", selection=dg.AssetSelection.assets(*DAILY_ASSETS, *SCORING_ASSETS),
@@ -122,6 +122,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
                 tags={"unified_assets/trigger": "landing", "unified_assets/files": ",".join(fresh)},
             ))  # fmt: skip
     days = sorted({n.split("/", 1)[1] for n in changed if not n.startswith("reference/")})
+    scoring = scoring_assets(home)  # the promoted models, read once for the whole tick
     if requests and not any(n.startswith("reference/") for n in ingested):
         # No dimensions yet: the days wait for the reference run, which could otherwise run
         # beside them (a queue without limits) and leave fct_flights without its dimensions.
@@ -142,7 +143,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
         requests.append(dg.RunRequest(
             run_key=f"ingest:{day}:" + ":".join(shas[n][:12] for n in names),
             job_name=ingest_daily.name, partition_key=day,
-            asset_selection=[*DAILY_ASSETS, *scoring_assets(home)],
+            asset_selection=[*DAILY_ASSETS, *scoring],
             tags={"unified_assets/trigger": "landing", "unified_assets/files": ",".join(names)},
         ))  # fmt: skip
     context.update_cursor(json.dumps(seen | {n: stamps[n] for n in done}, sort_keys=True))

@@ -7,7 +7,7 @@ import dagster as dg
 
 from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import daily
-from unified_assets.defs.raw.sensors import SCORING_ASSETS, automation_on
+from unified_assets.defs.raw.sensors import SCORING_ASSETS, automation_on, scoring_keys
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import manifests
 from unified_assets.lib.models import SPECS
@@ -53,7 +53,7 @@ def nightly_scoring(context: dg.ScheduleEvaluationContext, warehouse: WarehouseR
         elif monitored is not None and monitored >= features:
             notes.append(f"{spec.name}: {day} already scored")
         else:
-            selection += [key("serving", spec, "predictions"), key("monitoring", spec, "monitor")]
+            selection += scoring_keys(spec)
     if not selection:
         return dg.SkipReason(
             f"nothing to score for {day}: " + ("; ".join(notes) or "no promoted model yet")
