@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from unified_assets.lib import config, landing, manifests, training
@@ -115,13 +115,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 1
     replayer = Replayer(home, defs, models)
     started = time.perf_counter()
-    day = args.start
-    while day <= args.end:
-        replayer.day(day, args.bootstrap_end)
+
+    def progress(day: date) -> None:
         if day.day == 1 or day == args.end:
             print(f"{day}: {len(replayer.ledger.runs)} runs, "
                   f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
-        day += timedelta(days=1)
+
+    replayer.play(args.start, args.end, args.bootstrap_end, progress)
     seconds = time.perf_counter() - started
     replayer.ledger.dump(home / "replay_ledger.json")
     out = report.write_replay_report(home, replayer.ledger, models, base / "reports", seconds)

@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from unified_assets.defs.monitoring.sensors import gate_rejection
-from unified_assets.lib import landing, manifests
+from unified_assets.lib import config, landing, manifests, warehouse
 
 RUN_KEY_TAG = "dagster/run_key"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -139,7 +139,19 @@ class Replayer:
         sensor(context)
 
     # -- one simulated day -------------------------------------------------------------
+    def play(self, start: date, end: date, bootstrap_end: date, progress=None) -> None:
+        """Every day from `start` to `end`. The warehouse stays open throughout: the ticks and
+        runs happen one after another in this process, and nothing else is waiting for it."""
+        with warehouse.held(config.warehouse_path(self.home)):
+            day = start
+            while day <= end:
+                self.day(day, bootstrap_end)
+                if progress:
+                    progress(day)
+                day += timedelta(days=1)
+
     def day(self, day: date, bootstrap_end: date) -> None:
+        """Everything the daemon would do for one landed day."""
         next_day = datetime.combine(day + timedelta(days=1), clock(), tzinfo=UTC)
         landing.land(self.home, through=day, start=day)
         self.tick_sensor("landing_sensor", next_day + timedelta(minutes=30))

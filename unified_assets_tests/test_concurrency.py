@@ -277,6 +277,26 @@ def test_a_reader_waits_for_a_writer_then_gives_up_clearly(tmp_path):
     conn.close()
 
 
+def test_a_held_warehouse_is_opened_once_for_the_block_then_released(tmp_path):
+    """The replay holds the file for its sequential work: every connect in the block shares
+    one connection (reads see writes), other processes wait, and the block's end lets them in."""
+    database = tmp_path / "warehouse.duckdb"
+    reader = [sys.executable, "-c", "import sys; from pathlib import Path; "
+              "from unified_assets.lib import warehouse; warehouse.connect(Path(sys.argv[1]), "
+              "read_only=True, timeout_s=0.3).close()", str(database)]  # fmt: skip
+    with warehouse.held(database):
+        conn = warehouse.connect(database)
+        conn.execute("CREATE TABLE main.t AS SELECT 1 AS x")
+        conn.close()
+        again = warehouse.connect(database, read_only=True)
+        assert again.execute("SELECT x FROM main.t").fetchall() == [(1,)]
+        again.close()
+        blocked = subprocess.run(reader, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert blocked.returncode != 0 and "WarehouseLockedError" in blocked.stderr
+    released = subprocess.run(reader, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert released.returncode == 0, released.stderr
+
+
 def test_errors_other_than_the_lock_are_not_retried(tmp_path):
     with pytest.raises(RuntimeError, match="could not open") as raised:
         warehouse.connect(tmp_path / "missing.duckdb", read_only=True, timeout_s=600)
@@ -310,10 +330,13 @@ def test_every_asset_on_the_warehouse_is_in_the_duckdb_pool():
 
 def test_only_the_resource_opens_the_warehouse():
     """No module of the platform opens DuckDB on its own: assets and sensors go through
-    WarehouseResource, and the reports that open the file directly open it read-only, all
-    through lib/warehouse.py, whose lock wait then applies to every open."""
+    WarehouseResource, the reports that open the file directly open it read-only, and only the
+    replay holds it open across runs, all through lib/warehouse.py, whose lock wait then
+    applies to every open."""
     package = REPO / "unified_assets"
-    opened: dict[str, set[str]] = {"duckdb.connect": set(), "warehouse.connect": set()}
+    opened: dict[str, set[str]] = {
+        "duckdb.connect": set(), "warehouse.connect": set(), "warehouse.held": set()
+    }  # fmt: skip
     writable = set()
     for path in package.rglob("*.py"):
         where = str(path.relative_to(package))
@@ -329,3 +352,4 @@ def test_only_the_resource_opens_the_warehouse():
                         writable.add(where)
     assert opened["duckdb.connect"] == {"lib/warehouse.py"}
     assert writable == {"defs/resources.py"}
+    assert opened["warehouse.held"] == {"replay.py"}  # one process, sequential work

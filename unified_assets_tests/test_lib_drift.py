@@ -21,6 +21,15 @@ def test_identical_distribution_has_psi_near_zero_and_no_ks_rejection():
     assert statistic < 0.04 and p > 0.01
 
 
+@pytest.mark.parametrize("n", [200, 1_000, 1_001, 6_000])
+@pytest.mark.parametrize("statistic", [0.01, 0.03, 0.06])
+def test_ks_pvalue_matches_the_exact_distribution(n, statistic):
+    from scipy import stats
+
+    exact = stats.kstwo.sf(statistic, n)
+    assert drift.ks_pvalue(statistic, n) == pytest.approx(exact, rel=0.05, abs=1e-12)
+
+
 def test_shifted_distribution_crosses_the_threshold_and_ks_rejects():
     profile = drift.numeric_profile(_normal(0.0))
     shifted = _normal(1.0, seed=3)

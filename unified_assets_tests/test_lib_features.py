@@ -454,6 +454,22 @@ def test_origin_daily_labels_and_lags(real):
     assert pd.isna(row["departures_target"])  # Jan 13 is not landed
 
 
+def test_origin_daily_built_day_by_day_learns_its_labels_late(real):
+    """The daily runs build day d before d + 7 has happened: its label arrives with the run
+    of d + 7, and the table ends equal to one built over the whole range."""
+    real.execute("CREATE TABLE main.arriving AS SELECT * FROM warehouse.fct_flights")
+    real.execute("DELETE FROM warehouse.fct_flights")
+    for i in range((REAL_END - REAL_START).days):
+        d = REAL_START + timedelta(days=i)
+        real.execute("INSERT INTO warehouse.fct_flights SELECT * FROM main.arriving "
+                     "WHERE flight_date = ?", [d])  # fmt: skip
+        features.build_origin_daily(real, d, d + timedelta(days=1), horizon_days=7)
+    daily = daily_frame(real)
+    assert daily["departures_target"].notna().sum() > 0
+    features.build_origin_daily(real, REAL_START, REAL_END, horizon_days=7)
+    pd.testing.assert_frame_equal(daily, daily_frame(real))
+
+
 def test_origin_daily_features_ignore_days_after_d(real):
     """Wiping every flight after Jan 3 changes the labels, never the features of d <= Jan 3."""
     window = (REAL_START, date(2013, 1, 4))

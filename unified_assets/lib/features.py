@@ -438,6 +438,24 @@ LEFT JOIN {_DATE} dd ON dd.date = g.target_date
 """
 
 
+# The label of an earlier row whose target day is among the days just built: a daily run
+# builds day d when d + horizon has not happened yet, and learns the label `horizon` days later.
+_LATE_LABELS_SQL = f"""
+UPDATE {ORIGIN_DAILY} AS o SET departures_target = k.departures
+FROM (
+    SELECT og.origin, l.day, coalesce(c.departures, 0) AS departures
+    FROM (SELECT DISTINCT origin FROM {_FLIGHTS} WHERE origin IS NOT NULL) og
+    CROSS JOIN (SELECT DISTINCT flight_date AS day FROM {_FLIGHTS}
+                WHERE flight_date >= $start AND flight_date < $end) l
+    LEFT JOIN (SELECT origin, flight_date AS day,
+                      count(*) FILTER (WHERE NOT is_cancelled) AS departures
+               FROM {_FLIGHTS} WHERE flight_date >= $start AND flight_date < $end
+               GROUP BY ALL) c ON c.origin = og.origin AND c.day = l.day
+) k
+WHERE o.origin = k.origin AND o.target_date = k.day AND o.feature_date < $start
+"""
+
+
 def build_origin_daily(
     conn: duckdb.DuckDBPyConnection, start: date, end: date, horizon_days: int = 7
 ) -> int:
@@ -446,7 +464,9 @@ def build_origin_daily(
     A row (origin, d) forecasts the departures (flights not cancelled) at the origin on
     d + horizon_days from what is known at the end of day d, New York time. A day counts as
     known once fct_flights has any flight on it: an origin with none that day had 0 departures;
-    a day with no data at all gives NULL. Runs in the caller's transaction.
+    a day with no data at all gives NULL. Earlier rows whose target day is in [start, end) get
+    their label now, so building day by day ends with the same table as building a range.
+    Runs in the caller's transaction.
     """
     _check_window(start, end)
     if horizon_days < 1:
@@ -458,7 +478,9 @@ def build_origin_daily(
         "history_start": start - timedelta(days=27),
         "target_end": end + timedelta(days=horizon_days),
     }
-    return _replace(conn, ORIGIN_DAILY, _ORIGIN_DAILY_SQL, params, start, end)
+    rows = _replace(conn, ORIGIN_DAILY, _ORIGIN_DAILY_SQL, params, start, end)
+    conn.execute(_LATE_LABELS_SQL, {"start": start, "end": end})
+    return rows
 
 
 # ------------------------------------------------------------------------------------ registry
