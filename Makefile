@@ -38,6 +38,7 @@ ui: setup
 bench: setup
 	$(BIN)/python bench/bench_foundation.py
 	$(BIN)/python bench/bench_ml.py
+	$(BIN)/python bench/bench_dagster_costs.py
 
 clean:
 	rm -rf $(VENV)

@@ -86,6 +86,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+# The replay's instance: the steps of its simulated days run in this one process, whose console
+# is their stdout; capturing it per step would start a `tail` and an orphan-watching Python
+# process for every step (bench/bench_dagster_costs.py). The event log keeps every event.
+REPLAY_INSTANCE = """\
+telemetry:
+  enabled: false
+compute_logs:
+  module: dagster.core.storage.noop_compute_log_manager
+  class: NoOpComputeLogManager
+"""
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Play days forward against a real Dagster instance in a home of its own, then report."""
     import shutil
@@ -102,7 +114,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     # The replay's instance is its own, even when DAGSTER_HOME points at a production one.
     os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
     os.environ.update(dagster_env(home))
-    (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").write_text(REPLAY_INSTANCE)
     os.environ[training.BUDGET_ENV] = str(args.budget)
     from unified_assets.definitions import defs
     from unified_assets.lib import report
