@@ -46,7 +46,7 @@ def scored_rows(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
     from and the label (`_actual`, null until known); `_day` is the scored day."""
     table = predictions_table(spec)
     if not table_exists(conn, table):
-        return pd.DataFrame(columns=["_day"])
+        return pd.DataFrame(columns=["_day", "_actual"])
     on = " AND ".join(f"p.{k} = f.{k}" for k in spec.key)
     features = ", ".join(f"f.{c}" for c in spec.features if c not in spec.key)
     return conn.execute(
