@@ -8,9 +8,11 @@ Variants alternate within each repeat; the table gives the median per run and, f
 differences, the cost of one more step, one more check and one more log line. Those costs
 explain where a replayed day goes beyond the work of its steps (README, Performance).
 
-Two instances side by side: the default one, and one whose compute log manager is Dagster's
+Three instances side by side: the default one; one whose compute log manager is Dagster's
 NoOpComputeLogManager (stdout and stderr of steps not captured: the default starts a `tail` and
-an orphan-watching Python process for every step), as the replay's instance is configured.
+an orphan-watching Python process for every run), as the replay's instance is configured; and
+that one with Dagster's consolidated SQLite event log (one file for all runs), which Dagster
+documents as meant for tests, for comparison only.
 Usage: python bench/bench_dagster_costs.py [--runs 20]
 """
 
@@ -32,7 +34,15 @@ NO_COMPUTE_LOGS = (
     "compute_logs:\n  module: dagster.core.storage.noop_compute_log_manager\n"
     "  class: NoOpComputeLogManager\n"
 )
-INSTANCES = {"default": "", "no compute logs": NO_COMPUTE_LOGS}
+CONSOLIDATED = (  # one SQLite file for every run's events; Dagster: "intended for test cases only"
+    "event_log_storage:\n  module: dagster.core.storage.event_log\n"
+    "  class: ConsolidatedSqliteEventLogStorage\n  config:\n    base_dir: {home}/events\n"
+)
+INSTANCES = {
+    "default": "",
+    "no compute logs": NO_COMPUTE_LOGS,
+    "no compute logs, consolidated event log": NO_COMPUTE_LOGS + CONSOLIDATED,
+}
 
 
 def variants(dg):
@@ -83,8 +93,9 @@ def main() -> None:
 
     instances = {}
     for name, extra in INSTANCES.items():
-        home = Path(tempfile.mkdtemp(prefix=f"dagster-costs-{name}-"))
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n" + extra)
+        home = Path(tempfile.mkdtemp(prefix="dagster-costs-"))
+        config = "telemetry:\n  enabled: false\n" + extra.format(home=home)
+        (home / "dagster.yaml").write_text(config)
         os.environ["DAGSTER_HOME"] = str(home)
         instances[name] = dg.DagsterInstance.get()
     jobs = variants(dg)
