@@ -50,6 +50,7 @@ def connect(
 
     DuckDB lets one process write a file, or several read it, never both. A writer waits for
     readers and writers, a reader for a writer; after `timeout_s` the error names the holder.
+    Inside `held(database)` it returns a cursor of the held connection instead.
     """
     database = Path(database)
     if database.resolve() in _HELD:
