@@ -387,8 +387,10 @@ def build_flight_features(
 
 # ------------------------------------------------------------------------------- origin daily
 
-_ORIGIN_DAILY_SQL = f"""
-WITH loaded AS (
+# Departures per origin and known day in [$history_start, $target_end): a day is known once
+# fct_flights has any flight on it, and an origin with none that day had 0.
+_DEPARTURES_CTES = f"""
+loaded AS (
     SELECT DISTINCT flight_date AS day FROM {_FLIGHTS}
     WHERE flight_date >= $history_start AND flight_date < $target_end
 ),
@@ -403,7 +405,10 @@ history AS (
     SELECT o.origin, l.day, coalesce(c.departures, 0) AS departures
     FROM origins o CROSS JOIN loaded l
     LEFT JOIN counts c ON c.origin = o.origin AND c.day = l.day
-),
+)"""
+
+_ORIGIN_DAILY_SQL = f"""
+WITH {_DEPARTURES_CTES},
 grid AS (
     SELECT o.origin, CAST($start AS DATE) + i AS feature_date,
         CAST($start AS DATE) + i + $horizon AS target_date
@@ -438,21 +443,13 @@ LEFT JOIN {_DATE} dd ON dd.date = g.target_date
 """
 
 
-# The label of an earlier row whose target day is among the days just built: a daily run
-# builds day d when d + horizon has not happened yet, and learns the label `horizon` days later.
+# The label of an earlier row whose target day is among the days just built ($history_start to
+# $target_end here): a daily run builds day d before d + horizon has happened, and learns its
+# label when the run of d + horizon builds that day.
 _LATE_LABELS_SQL = f"""
 UPDATE {ORIGIN_DAILY} AS o SET departures_target = k.departures
-FROM (
-    SELECT og.origin, l.day, coalesce(c.departures, 0) AS departures
-    FROM (SELECT DISTINCT origin FROM {_FLIGHTS} WHERE origin IS NOT NULL) og
-    CROSS JOIN (SELECT DISTINCT flight_date AS day FROM {_FLIGHTS}
-                WHERE flight_date >= $start AND flight_date < $end) l
-    LEFT JOIN (SELECT origin, flight_date AS day,
-                      count(*) FILTER (WHERE NOT is_cancelled) AS departures
-               FROM {_FLIGHTS} WHERE flight_date >= $start AND flight_date < $end
-               GROUP BY ALL) c ON c.origin = og.origin AND c.day = l.day
-) k
-WHERE o.origin = k.origin AND o.target_date = k.day AND o.feature_date < $start
+FROM (WITH {_DEPARTURES_CTES} SELECT * FROM history) k
+WHERE o.origin = k.origin AND o.target_date = k.day AND o.feature_date < $history_start
 """
 
 
@@ -479,7 +476,7 @@ def build_origin_daily(
         "target_end": end + timedelta(days=horizon_days),
     }
     rows = _replace(conn, ORIGIN_DAILY, _ORIGIN_DAILY_SQL, params, start, end)
-    conn.execute(_LATE_LABELS_SQL, {"start": start, "end": end})
+    conn.execute(_LATE_LABELS_SQL, {"history_start": start, "target_end": end})
     return rows
 
 

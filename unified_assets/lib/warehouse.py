@@ -53,8 +53,8 @@ def connect(
     Inside `held(database)` it returns a cursor of the held connection instead.
     """
     database = Path(database)
-    if database.resolve() in _HELD:
-        return use(_HELD[database.resolve()].cursor())
+    if (held_conn := _HELD.get(database.resolve())) is not None:
+        return use(held_conn.cursor())
     if not read_only:
         database.parent.mkdir(parents=True, exist_ok=True)
     mode = "read" if read_only else "write"
