@@ -8,11 +8,13 @@ Variants alternate within each repeat; the table gives the median per run and, f
 differences, the cost of one more step, one more check and one more log line. Those costs
 explain where a replayed day goes beyond the work of its steps (README, Performance).
 
-Three instances side by side: the default one; one whose compute log manager is Dagster's
+Four instances side by side: the default one; one whose compute log manager is Dagster's
 NoOpComputeLogManager (stdout and stderr of steps not captured: the default starts a `tail` and
-an orphan-watching Python process for every run), as the replay's instance is configured; and
-that one with Dagster's consolidated SQLite event log (one file for all runs), which Dagster
-documents as meant for tests, for comparison only.
+an orphan-watching Python process for every run); the replay's instance configuration
+(`cli.REPLAY_INSTANCE`), which also keeps every run's events in Dagster's consolidated SQLite
+event log (one file, where the default opens a new file per run and mirrors asset and check
+events into an index file); and that one in a folder in memory (/dev/shm), as the replay keeps
+its instance while it runs (lib/scratch.py). The instances' folders are removed at the end.
 Usage: python bench/bench_dagster_costs.py [--runs 20]
 """
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -30,19 +33,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 CHECKS, STEPS, LOGS = 10, 8, 10
+TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
 NO_COMPUTE_LOGS = (
     "compute_logs:\n  module: dagster.core.storage.noop_compute_log_manager\n"
     "  class: NoOpComputeLogManager\n"
 )
-CONSOLIDATED = (  # one SQLite file for every run's events; Dagster: "intended for test cases only"
-    "event_log_storage:\n  module: dagster.core.storage.event_log\n"
-    "  class: ConsolidatedSqliteEventLogStorage\n  config:\n    base_dir: {home}/events\n"
-)
-INSTANCES = {
-    "default": "",
-    "no compute logs": NO_COMPUTE_LOGS,
-    "no compute logs, consolidated event log": NO_COMPUTE_LOGS + CONSOLIDATED,
-}
 
 
 def variants(dg):
@@ -91,11 +86,20 @@ def main() -> None:
     args = parser.parse_args()
     import dagster as dg
 
-    instances = {}
-    for name, extra in INSTANCES.items():
-        home = Path(tempfile.mkdtemp(prefix="dagster-costs-"))
-        config = "telemetry:\n  enabled: false\n" + extra.format(home=home)
-        (home / "dagster.yaml").write_text(config)
+    from unified_assets.cli import REPLAY_INSTANCE
+    from unified_assets.lib.scratch import MEMORY
+
+    configs = {  # name: (dagster.yaml, where the instance's folder is)
+        "default": (TELEMETRY_OFF, None),
+        "no compute logs": (TELEMETRY_OFF + NO_COMPUTE_LOGS, None),
+        "no compute logs, consolidated event log": (REPLAY_INSTANCE, None),
+        "the same in memory (the replay's)": (REPLAY_INSTANCE, MEMORY),
+    }
+    instances, homes = {}, []
+    for name, (config, where) in configs.items():
+        home = Path(tempfile.mkdtemp(prefix="dagster-costs-", dir=where))
+        homes.append(home)
+        (home / "dagster.yaml").write_text(config.format(dagster_home=home))
         os.environ["DAGSTER_HOME"] = str(home)
         instances[name] = dg.DagsterInstance.get()
     jobs = variants(dg)
@@ -130,6 +134,8 @@ def main() -> None:
     print(f"\nmilliseconds, median of {args.runs} runs each; {result['machine']}")
     out = REPO / "bench" / "results" / "dagster_costs.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
+    for home in homes:
+        shutil.rmtree(home)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
 from unified_assets.lib import manifests
 from unified_assets_tests.conftest import query
 
@@ -31,6 +33,12 @@ def test_a_few_weeks_replayed_retrain_and_grow_the_manifest_history(tmp_path):
     # every landed day was ingested exactly once, by the landing sensor
     ingested = [r["partition"] for r in ledger["runs"] if r["job"] == "ingest_daily"]
     assert len(ingested) == len(set(ingested)) == 49
+    # the instance, kept in memory while the replay ran, is now on disk with every run and event
+    assert not (home / "dagster_home").is_symlink()
+    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        assert len(instance.get_runs(dg.RunsFilter(job_name="ingest_daily"))) == 49
+        flights = instance.fetch_materializations(dg.AssetKey(["raw", "flights"]), limit=100)
+        assert sorted(r.partition_key for r in flights.records) == sorted(ingested)
     # every run succeeded, but for retrainings whose challenger a gate rejected (by design the
     # manifest step fails then, and that is not a failed deployment)
     failed = [r for r in ledger["runs"] if not r["success"]]
