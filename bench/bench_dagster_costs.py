@@ -33,11 +33,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 CHECKS, STEPS, LOGS = 10, 8, 10
-TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
-NO_COMPUTE_LOGS = (
-    "compute_logs:\n  module: dagster.core.storage.noop_compute_log_manager\n"
-    "  class: NoOpComputeLogManager\n"
-)
 
 
 def variants(dg):
@@ -86,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     import dagster as dg
 
-    from unified_assets.cli import REPLAY_INSTANCE
+    from unified_assets.cli import NO_COMPUTE_LOGS, REPLAY_INSTANCE, TELEMETRY_OFF
     from unified_assets.lib.scratch import MEMORY
 
     configs = {  # name: (dagster.yaml, where the instance's folder is)

@@ -93,18 +93,21 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 #   mirrored into an index file. Dagster meant it for tests because concurrent run processes
 #   would queue on one file; the replay has one writer, so nothing queues, and a replayed day
 #   costs about a tenth less (README, Performance). Every event is kept either way.
-REPLAY_INSTANCE = """\
-telemetry:
-  enabled: false
+# (Its parts are also the variants of bench/bench_dagster_costs.py.)
+TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
+NO_COMPUTE_LOGS = """\
 compute_logs:
   module: dagster.core.storage.noop_compute_log_manager
   class: NoOpComputeLogManager
+"""
+CONSOLIDATED_EVENT_LOG = """\
 event_log_storage:
   module: dagster.core.storage.event_log
   class: ConsolidatedSqliteEventLogStorage
   config:
     base_dir: {dagster_home}
 """
+REPLAY_INSTANCE = TELEMETRY_OFF + NO_COMPUTE_LOGS + CONSOLIDATED_EVENT_LOG
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
