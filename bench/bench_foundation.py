@@ -40,7 +40,7 @@ from unified_assets.lib import curated, ingest, landing, marts, transforms, ware
 home = Path(sys.argv[1])
 start, end = date.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3])
 now = datetime.now()
-conn = warehouse.connect(home / "warehouse.duckdb")
+conn = warehouse.connect(home / "unified_assets.duckdb")
 warehouse.ensure_schemas(conn)
 with warehouse.transaction(conn):
     for table in landing.REFERENCE_TABLES:

@@ -10,9 +10,16 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from unified_assets.lib import config, landing, manifests, training
+from unified_assets.lib import config, landing, manifests
 from unified_assets.lib.models import SPECS
 from unified_assets.lib.status import status_report
+
+
+def home_dir() -> Path:
+    """The home folder of the settings (UNIFIED_ASSETS_HOME, else data/)."""
+    from unified_assets.defs.resources import Settings
+
+    return Settings.from_env().home_path
 
 
 def _day(text: str) -> date:
@@ -23,7 +30,7 @@ def _day(text: str) -> date:
 
 
 def cmd_land(args: argparse.Namespace) -> int:
-    home = config.home_dir()
+    home = home_dir()
     report = landing.land(home, through=args.through, start=args.start, force=args.force)
     print(
         f"landed {len(report.written)} files into {landing.landing_root(home)} "
@@ -35,7 +42,7 @@ def cmd_land(args: argparse.Namespace) -> int:
 def dagster_env(home: Path) -> dict[str, str]:
     """The environment for Dagster commands: the home folder and an instance inside it."""
     env = dict(os.environ)
-    env[config.HOME_ENV] = str(home)
+    env["UNIFIED_ASSETS_HOME"] = str(home)
     env.setdefault("DAGSTER_HOME", str(home / "dagster_home"))
     # One "planned" event per asset for a range run instead of one per asset and day: a year
     # builds in well under half the time (bench/). The price: if the run crashes, its days
@@ -47,7 +54,7 @@ def dagster_env(home: Path) -> dict[str, str]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Land, then materialize the whole graph for the landed range in one run, as CI does."""
-    home = config.home_dir()
+    home = home_dir()
     landing.land(home, through=args.through, start=args.start)
     days = landing.landed_days(home, "flights")
     days = [d for d in days if args.start <= d <= args.through]
@@ -69,13 +76,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    print(status_report(config.home_dir()))
+    print(status_report(home_dir()))
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Put the previous promoted model back in service, and record that it happened."""
-    home = config.home_dir()
+    home = home_dir()
     try:
         restored = manifests.rollback(home, args.model, reason=args.reason)
     except (ValueError, FileNotFoundError) as exc:
@@ -119,7 +126,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown model(s) {unknown}; known: {sorted(SPECS)}", file=sys.stderr)
         return 1
-    base = config.home_dir()
+    base = home_dir()
     home = (args.home or base / "replay").resolve()
     if home.exists() and any(home.iterdir()):
         if not args.fresh:
@@ -130,35 +137,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
     # The replay's instance is its own, even when DAGSTER_HOME points at a production one. It
     # is kept in memory while the replay runs (lib/scratch) and moved into the home at the end.
     dagster_home = home / "dagster_home"
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
     with scratch.in_memory(dagster_home) as in_memory:
-        os.environ.update(dagster_env(home))
         instance = REPLAY_INSTANCE.format(dagster_home=dagster_home)
         (dagster_home / "dagster.yaml").write_text(instance)
-        os.environ[training.BUDGET_ENV] = str(args.budget)
-        _replay(args, home, base, models)
+        _replay(args, home, base, models, dagster_home)
     print(f"the replay's Dagster instance is in {dagster_home}"
           f"{' (kept in memory while it ran)' if in_memory else ''}")  # fmt: skip
     return 0
 
 
-def _replay(args: argparse.Namespace, home: Path, base: Path, models: list[str]) -> None:
+def _replay(args: argparse.Namespace, home: Path, base: Path, models: list[str],
+            dagster_home: Path) -> None:  # fmt: skip
     import time
 
-    from unified_assets.definitions import defs
+    import dagster as dg
+
+    from unified_assets.defs.resources import Settings
     from unified_assets.lib import report
     from unified_assets.replay import Replayer
 
-    replayer = Replayer(home, defs, models)
-    started = time.perf_counter()
+    # The replay's own settings: the environment's, in the replay's home, with its budget.
+    settings = Settings.from_env(home=str(home), search_budget=args.budget)
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        replayer = Replayer(settings, instance, models)
+        started = time.perf_counter()
 
-    def progress(day: date) -> None:
-        if day.day == 1 or day == args.end:
-            print(f"{day}: {len(replayer.ledger.runs)} runs, "
-                  f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+        def progress(day: date) -> None:
+            if day.day == 1 or day == args.end:
+                print(f"{day}: {len(replayer.ledger.runs)} runs, "
+                      f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
 
-    replayer.play(args.start, args.end, args.bootstrap_end, progress)
-    seconds = time.perf_counter() - started
+        replayer.play(args.start, args.end, args.bootstrap_end, progress)
+        seconds = time.perf_counter() - started
     replayer.ledger.dump(home / "replay_ledger.json")
     out = report.write_replay_report(home, replayer.ledger, models, base / "reports", seconds)
     print(f"replayed {args.start}..{args.end} in {seconds:.0f} s; report: {out}")

@@ -41,16 +41,17 @@ class Ledger:
 class Replayer:
     """Drives the code location's sensors and schedules over simulated days."""
 
-    def __init__(self, home: Path, defs: dg.Definitions, models: list[str], log=print):
-        from unified_assets.defs.resources import WarehouseResource
+    def __init__(self, settings, instance: dg.DagsterInstance, models: list[str], log=print):
+        from unified_assets.definitions import build_defs
+        from unified_assets.defs.resources import build_resources
 
-        self.home = home
-        self.defs = defs
+        self.home = settings.home_path
+        self.defs = build_defs(settings)
         self.models = models
         self.log = log
-        self.instance = dg.DagsterInstance.get()
-        self.resources = {"warehouse": WarehouseResource(home=str(home))}
-        repo = defs.get_repository_def()
+        self.instance = instance
+        self.resources = build_resources(settings)
+        repo = self.defs.get_repository_def()
         self.sensors = {s.name: s for s in repo.sensor_defs}
         self.schedules = {s.name: s for s in repo.schedule_defs}
         self.cursors: dict[str, str | None] = {}
@@ -60,12 +61,12 @@ class Replayer:
     # -- the daemon's part -------------------------------------------------------------
     def tick_sensor(self, name: str, now: datetime) -> None:
         sensor = self.sensors[name]
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=self.instance, cursor=self.cursors.get(name), resources=self.resources,
             definitions=self.defs,
-        )  # fmt: skip
-        result = sensor(context)
-        self.cursors[name] = context.cursor
+        ) as context:  # fmt: skip
+            result = sensor(context)
+            self.cursors[name] = context.cursor
         for request in _requests(result):
             self.launch(request, request.job_name or sensor.job_name, {"dagster/sensor_name": name},
                         now)  # fmt: skip
@@ -74,10 +75,10 @@ class Replayer:
 
     def tick_schedule(self, name: str, at: datetime) -> None:
         schedule = self.schedules[name]
-        context = dg.build_schedule_context(
+        with dg.build_schedule_context(
             instance=self.instance, scheduled_execution_time=at, resources=self.resources
-        )
-        result = schedule(context)
+        ) as context:
+            result = schedule(context)
         if isinstance(result, dg.SkipReason):
             self.ledger.skips[name] = self.ledger.skips.get(name, 0) + 1
         origin = {"dagster/schedule_name": name, "dagster/scheduled_execution_time": at.isoformat()}
@@ -132,11 +133,11 @@ class Replayer:
     def record_failure(self, result: dg.ExecuteInProcessResult) -> None:
         sensor = self.sensors["record_failed_runs"]
         run = self.instance.get_run_by_id(result.run_id)
-        context = dg.build_run_status_sensor_context(
+        with dg.build_run_status_sensor_context(
             sensor_name=sensor.name, dagster_event=result.get_run_failure_event(),
             dagster_instance=self.instance, dagster_run=run, resources=self.resources,
-        ).for_run_failure()  # fmt: skip
-        sensor(context)
+        ) as context:  # fmt: skip
+            sensor(context.for_run_failure())
 
     # -- one simulated day -------------------------------------------------------------
     def play(self, start: date, end: date, bootstrap_end: date, progress=None) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from unified_assets.defs.resources import WarehouseResource
+from unified_assets.defs.resources import Settings, build_resources
 from unified_assets.lib import config, landing, warehouse
 
 FIRST_DAYS_END = date(2013, 1, 3)
@@ -29,8 +29,13 @@ def home(tmp_path, landed_template, monkeypatch) -> Path:
     """A fresh home folder with Jan 1-3 landed, set as UNIFIED_ASSETS_HOME."""
     target = tmp_path / "home"
     shutil.copytree(landed_template, target)
-    monkeypatch.setenv(config.HOME_ENV, str(target))
+    monkeypatch.setenv("UNIFIED_ASSETS_HOME", str(target))
     return target
+
+
+def resources_for(home: Path, **settings) -> dict:
+    """The code location's resources over `home`, with a short lock wait and any `settings`."""
+    return build_resources(Settings(home=str(home), lock_timeout_s=10, **settings))
 
 
 def all_assets():
@@ -57,7 +62,7 @@ def run(
         }
     return dg.materialize(
         all_assets(),
-        resources={"warehouse": WarehouseResource(home=str(home), lock_timeout_s=10)},
+        resources=resources_for(home),
         tags=tags,
         selection=selection,
         instance=instance or dg.DagsterInstance.ephemeral(),

@@ -59,7 +59,7 @@ KILLER = textwrap.dedent(
     from unified_assets.lib import ingest, landing, warehouse
 
     home = Path(sys.argv[1])
-    conn = warehouse.connect(home / "warehouse.duckdb")
+    conn = warehouse.connect(home / "unified_assets.duckdb")
     day = date(2013, 1, 2)
     file = ingest.inspect_file(landing.daily_file(home, "flights", day), home, conn)
     with warehouse.transaction(conn):
@@ -107,13 +107,13 @@ HOLDER = textwrap.dedent(
 def test_a_writer_waits_for_the_lock_then_gives_a_clear_error(tmp_path):
     from unified_assets.lib import warehouse
 
-    database = tmp_path / "warehouse.duckdb"
+    database = tmp_path / "unified_assets.duckdb"
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(database), "4"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
-        with pytest.raises(RuntimeError, match=r"could not open .*warehouse\.duckdb \(write\)"):
+        with pytest.raises(RuntimeError, match=r"could not open .*unified_assets\.duckdb \(write\)"):
             warehouse.connect(database, timeout_s=0.5)
         conn = warehouse.connect(database, timeout_s=30)  # waits until the holder lets go
         conn.execute("CREATE TABLE t AS SELECT 1 AS x")

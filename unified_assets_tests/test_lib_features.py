@@ -88,7 +88,7 @@ def hand(tmp_path):
     7-day rates use outcomes known on New York days Jan 3 .. Jan 9, the 28-day ones Dec 13 ..
     Jan 9.
     """
-    conn = warehouse.connect(tmp_path / "warehouse.duckdb")
+    conn = warehouse.connect(tmp_path / "unified_assets.duckdb")
     warehouse.ensure_schemas(conn)
     conn.execute(f"CREATE TABLE warehouse.fct_flights ({FLIGHT_COLS})")
     conn.execute(f"CREATE TABLE warehouse.fct_weather_hourly ({WEATHER_COLS})")
@@ -258,17 +258,6 @@ def assert_as_of_before_cutoff(conn) -> None:
     assert set(report.values()) == {0}
 
 
-def test_lead_minutes_from_env(monkeypatch):
-    monkeypatch.delenv(features.LEAD_MINUTES_ENV, raising=False)
-    assert features.lead_minutes() == features.LEAD_MINUTES_DEFAULT == 120
-    monkeypatch.setenv(features.LEAD_MINUTES_ENV, " 45 ")
-    assert features.lead_minutes() == 45
-    for bad in ("two hours", "1.5", "-10"):
-        monkeypatch.setenv(features.LEAD_MINUTES_ENV, bad)
-        with pytest.raises(ValueError, match=features.LEAD_MINUTES_ENV):
-            features.lead_minutes()
-
-
 def test_registry_covers_the_feature_columns():
     not_features = {
         *KEY, "dest", "tailnum", "sched_dep_utc", "lead_minutes", "cutoff_utc", *AS_OF,
@@ -301,7 +290,7 @@ def real_template(tmp_path_factory) -> Path:
     landing.land(home, through=REAL_END - timedelta(days=1))
     now = datetime(2026, 1, 1)
     days = [REAL_START + timedelta(days=i) for i in range((REAL_END - REAL_START).days)]
-    conn = warehouse.connect(home / "warehouse.duckdb")
+    conn = warehouse.connect(home / "unified_assets.duckdb")
     try:
         warehouse.ensure_schemas(conn)
         # First: curate() leaves fetchone() results that block registering a DataFrame.
@@ -322,12 +311,12 @@ def real_template(tmp_path_factory) -> Path:
                 transforms.curate(conn, spec, now, REAL_START, REAL_END)
     finally:
         conn.close()
-    return home / "warehouse.duckdb"
+    return home / "unified_assets.duckdb"
 
 
 @pytest.fixture
 def real(real_template, tmp_path):
-    path = tmp_path / "warehouse.duckdb"
+    path = tmp_path / "unified_assets.duckdb"
     shutil.copy(real_template, path)
     conn = warehouse.connect(path)
     yield conn

@@ -43,10 +43,11 @@ def test_latency_sums_the_path_by_layer():
     assert result["total_s"] == 1.75  # marts are not on the path to a prediction
 
 
-def test_priority_weights_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv("UNIFIED_ASSETS_EV_PRIORITY", "delay_classifier=2,departures_forecaster=.5")
-    assert kpis.KpiSettings.from_env().priority == {"delay_classifier": 2.0,
-                                                    "departures_forecaster": 0.5}  # fmt: skip
-    monkeypatch.setenv("UNIFIED_ASSETS_EV_PRIORITY", "delay_classifier")
+def test_priority_weights_are_parsed_per_model():
+    parsed = kpis.KpiSettings.parse("delay_classifier=2, departures_forecaster=.5")
+    assert parsed.priority == {"delay_classifier": 2.0, "departures_forecaster": 0.5}
+    assert kpis.KpiSettings.parse().priority == {}
     with pytest.raises(ValueError, match="not model=weight"):
-        kpis.KpiSettings.from_env()
+        kpis.KpiSettings.parse("delay_classifier")
+    with pytest.raises(ValueError, match="must be positive"):
+        kpis.KpiSettings.parse("", 0)

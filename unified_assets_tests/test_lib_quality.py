@@ -55,12 +55,13 @@ def test_dq_score_weights():
     assert quality.dq_score(None, None, None, weights) is None
 
 
-def test_dq_weights_from_environment(monkeypatch):
-    monkeypatch.setenv("UNIFIED_ASSETS_DQ_ALPHA", "3")
-    assert QualitySettings.from_env().alpha == 3.0
-    monkeypatch.setenv("UNIFIED_ASSETS_DQ_BETA", "x")
-    with pytest.raises(ValueError, match="UNIFIED_ASSETS_DQ_BETA"):
-        QualitySettings.from_env()
+def test_dq_weights_must_be_usable():
+    with pytest.raises(ValueError, match="not all zero"):
+        QualitySettings(alpha=0, beta=0, gamma=0)
+    with pytest.raises(ValueError, match="non-negative"):
+        QualitySettings(alpha=-1)
+    with pytest.raises(ValueError, match="quarantine share"):
+        QualitySettings(max_quarantine_share=1.5)
 
 
 def test_measure_completeness_accuracy_validity(tmp_path):

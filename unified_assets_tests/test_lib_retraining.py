@@ -80,10 +80,11 @@ def test_trailing_windows_end_with_the_as_of_day(monkeypatch):
     # early in the year the training window starts at the first day
     assert spec.windows(date(2013, 2, 28))["train"] == (date(2013, 1, 1), date(2013, 2, 1))
     assert spec.windows(None)["test"] == spec.test
-    monkeypatch.setenv(models.ROLLING_ENV, "14,7,7")
-    assert spec.windows(date(2013, 1, 28))["train"] == (date(2013, 1, 1), date(2013, 1, 15))
+    short = models.Rolling.parse("14,7,7")
+    assert spec.windows(date(2013, 1, 28), short)["train"] == (date(2013, 1, 1), date(2013, 1, 15))
     with pytest.raises(ValueError, match="no training days"):
-        spec.windows(date(2013, 1, 10))
-    monkeypatch.setenv(models.ROLLING_ENV, "14,7")
-    with pytest.raises(ValueError, match="three positive day counts"):
-        spec.windows(date(2013, 3, 1))
+        spec.windows(date(2013, 1, 10), short)
+    assert models.Rolling.parse(" ") is None
+    for bad in ("14,7", "14,0,7", "a,b,c"):
+        with pytest.raises(ValueError, match="three positive day counts"):
+            models.Rolling.parse(bad)

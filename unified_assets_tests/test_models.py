@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 from unified_assets.defs.factory import build_model_assets
-from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import artifacts, candidates, features, landing, manifests, models
 from unified_assets.lib.gates import Gates
-from unified_assets_tests.conftest import all_assets, check_outcomes, query
+from unified_assets_tests.conftest import all_assets, check_outcomes, query, resources_for
 
 END = "2013-01-28"
 FEATURES_UP = dg.AssetSelection.groups("raw", "warehouse", "marts", "features")
@@ -61,7 +60,7 @@ def run(home: Path, assets: list, selection=None, start=None, end=None, instance
     return dg.materialize(
         assets,
         selection=selection,
-        resources={"warehouse": WarehouseResource(home=str(home), lock_timeout_s=10)},
+        resources=resources_for(home),
         tags=tags,
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,

@@ -24,10 +24,9 @@ import yaml
 
 from unified_assets.defs.monitoring.sensors import MODEL_TAG
 from unified_assets.defs.raw.sensors import REFERENCE_ASSETS
-from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import landing
 from unified_assets.lib.models import SPECS
-from unified_assets_tests.conftest import run, scalar
+from unified_assets_tests.conftest import resources_for, run, scalar
 from unified_assets_tests.postgres_server import HINT, PostgresServer, find_bin_dir
 from unified_assets_tests.system import require_program
 
@@ -193,11 +192,10 @@ def test_the_landing_sensor_ticks_against_the_postgres_instance(home, pg_instanc
     defs, sensor = landing_sensor()
 
     def tick(cursor=None):
-        context = dg.build_sensor_context(
-            instance=pg_instance, definitions=defs, cursor=cursor,
-            resources={"warehouse": WarehouseResource(home=str(home), lock_timeout_s=10)},
-        )  # fmt: skip
-        return sensor.evaluate_tick(context)
+        with dg.build_sensor_context(
+            instance=pg_instance, definitions=defs, cursor=cursor, resources=resources_for(home)
+        ) as context:
+            return sensor.evaluate_tick(context)
 
     # An empty warehouse: the dimensions first; the days once they exist.
     reference = tick()

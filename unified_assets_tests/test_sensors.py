@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 from unified_assets.defs.raw.sensors import REFERENCE_ASSETS
-from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import config, landing, monitoring, warehouse
-from unified_assets_tests.conftest import run
+from unified_assets_tests.conftest import resources_for, run
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +20,12 @@ def defs():
     return defs
 
 
-def tick(defs, name: str, home, instance, cursor=None):
+def tick(defs, name: str, home, instance, cursor=None, **settings):
     sensor = defs.resolve_sensor_def(name)
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor,
-        resources={"warehouse": WarehouseResource(home=str(home), lock_timeout_s=10)},
-    )  # fmt: skip
-    result = sensor(context)
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources_for(home, **settings)
+    ) as context:
+        result = sensor(context)
     requests = [] if isinstance(result, dg.SkipReason) or result is None else (
         [result] if isinstance(result, dg.RunRequest) else list(result))  # fmt: skip
     return requests, result, context.cursor
@@ -99,21 +97,20 @@ def _finished_retraining(instance, as_of: str, status=dg.DagsterRunStatus.SUCCES
     ))  # fmt: skip
 
 
-def test_retraining_sensor_asks_once_with_reason_and_evidence(home, defs, monkeypatch):
-    monkeypatch.setenv("UNIFIED_ASSETS_RETRAIN_DRIFT_DAYS", "3")
-    monkeypatch.setenv("UNIFIED_ASSETS_RETRAIN_COOLDOWN_DAYS", "14")
+def test_retraining_sensor_asks_once_with_reason_and_evidence(home, defs):
+    policy = {"retrain_drift_days": 3, "retrain_cooldown_days": 14}
     instance = dg.DagsterInstance.ephemeral()
     name = "retrain_delay_classifier_sensor"
     start = date(2013, 5, 1)
     _plant_monitoring(home, [(start + timedelta(days=i), i > 0) for i in range(3)])
-    requests, result, cursor = tick(defs, name, home, instance)
+    requests, result, cursor = tick(defs, name, home, instance, None, **policy)
     assert requests == [] and "drift streak 2" in result.skip_message
     assert cursor == "2013-05-03"
-    requests, result, cursor = tick(defs, name, home, instance, cursor)
+    requests, result, cursor = tick(defs, name, home, instance, cursor, **policy)
     assert requests == [] and "no monitored day after 2013-05-03" in result.skip_message
 
     _plant_monitoring(home, [(date(2013, 5, 4), True)])
-    requests, _, cursor = tick(defs, name, home, instance, cursor)
+    requests, _, cursor = tick(defs, name, home, instance, cursor, **policy)
     (request,) = requests
     assert request.tags["unified_assets/reason"] == "drift"
     evidence = json.loads(request.tags["unified_assets/evidence"])
@@ -126,7 +123,7 @@ def test_retraining_sensor_asks_once_with_reason_and_evidence(home, defs, monkey
     # while that retraining runs, a drifting week asks for nothing more...
     _finished_retraining(instance, "2013-05-03", dg.DagsterRunStatus.STARTED)
     _plant_monitoring(home, [(date(2013, 5, 5), True)])
-    requests, result, _ = tick(defs, name, home, instance, cursor)
+    requests, result, _ = tick(defs, name, home, instance, cursor, **policy)
     assert requests == [] and "already queued or running" in result.skip_message
     # ...and once it is done, the cool-down holds the next one back
     instance = dg.DagsterInstance.ephemeral()
@@ -134,21 +131,21 @@ def test_retraining_sensor_asks_once_with_reason_and_evidence(home, defs, monkey
     asked = 0
     for i in range(6, 12):
         _plant_monitoring(home, [(date(2013, 5, i), True)])
-        requests, result, cursor = tick(defs, name, home, instance, cursor)
+        requests, result, cursor = tick(defs, name, home, instance, cursor, **policy)
         asked += len(requests)
         assert "cooling down" in result.skip_message
     assert asked == 0
     _plant_monitoring(home, [(date(2013, 5, 18), True)])
-    requests, _, _ = tick(defs, name, home, instance, cursor)
+    requests, _, _ = tick(defs, name, home, instance, cursor, **policy)
     assert len(requests) == 1  # 15 days after the last retraining's as-of day
 
 
 def test_nightly_scoring_waits_for_a_model_and_its_features(home, defs):
     schedule = defs.resolve_schedule_def("nightly_scoring")
     instance = dg.DagsterInstance.ephemeral()
-    resources = {"warehouse": WarehouseResource(home=str(home))}
+    resources = resources_for(home)
     at = datetime(2013, 1, 3, 4, tzinfo=UTC)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at,
-                                        resources=resources)  # fmt: skip
-    result = schedule(context)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=at,
+                                   resources=resources) as context:  # fmt: skip
+        result = schedule(context)
     assert isinstance(result, dg.SkipReason) and "no promoted model yet" in result.skip_message

@@ -30,7 +30,6 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from unified_assets.defs.raw.sensors import AUTOMATION_ENV
 from unified_assets_tests.conftest import query, scalar
 from unified_assets_tests.system import require_program
 
@@ -141,7 +140,7 @@ def ui(chromium, tmp_path_factory, landed_template) -> Iterator[Server]:
     log = ARTIFACTS / "dagster-dev.log"
     port = free_port()
     env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home), DAGSTER_HOME=str(dagster_home))
-    env[AUTOMATION_ENV] = "off"  # no sensor or schedule runs: the only runs are the UI's
+    env["UNIFIED_ASSETS_AUTOMATION"] = "off"  # no sensor or schedule runs: only the UI's
     with log.open("w") as out:
         # From the repository root, `dagster dev` reads workspace.yaml as `make ui` does; in a new
         # session it is its own process group, which teardown stops as a whole.

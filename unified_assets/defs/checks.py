@@ -102,6 +102,7 @@ def publish(
     key: Sequence[str] = (),
     metadata: dict | None = None,
     extra_results: Sequence[dg.AssetCheckResult] = (),
+    settings: QualitySettings,
 ) -> dg.MaterializeResult:
     """Validate and score what this run wrote, inside its transaction, and report it.
 
@@ -109,7 +110,6 @@ def publish(
     state, the failed check (with its evidence) skips everything downstream in this run.
     """
     conn = tx.conn
-    settings = QualitySettings.from_env()
     frame, total = _sample(conn, table, start, end)
     validation = quality.validate(table, frame)
     duplicates = _duplicate_keys(conn, table, key, start, end)

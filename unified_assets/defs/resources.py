@@ -1,31 +1,202 @@
-"""The platform's resources, declared once; environment variables override the defaults."""
+"""The platform's resources, declared once: its settings and its warehouse.
+
+`Settings` is the one place configuration lives: the home folder's layout and every threshold,
+weight and switch, each defaulting to its `UNIFIED_ASSETS_*` environment variable. The UI's
+resource page shows the values a code location runs with; `lib/` receives them as arguments.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+from pydantic import Field, ValidationError
 
 from unified_assets.lib import config, warehouse
+from unified_assets.lib.config import QualitySettings
+from unified_assets.lib.drift import DriftPolicy
+from unified_assets.lib.kpis import KpiSettings
+from unified_assets.lib.models import ModelSpec, Rolling
+from unified_assets.lib.retraining import RetrainPolicy
+from unified_assets.lib.training import search_budget
+
+ENV_PREFIX = "UNIFIED_ASSETS_"
+
+
+class Settings(dg.ConfigurableResource):
+    """Where the platform keeps its files, and every setting of its layers.
+
+    Each field's environment variable is its name in capitals after `UNIFIED_ASSETS_`
+    (`home` is `UNIFIED_ASSETS_HOME`, `lock_timeout_s` is `UNIFIED_ASSETS_LOCK_TIMEOUT_S`).
+    """
+
+    home: str = Field(
+        default="",
+        description="Where every file the platform writes lives; empty: data/ in the repository.",
+    )
+    lock_timeout_s: float = Field(
+        default=120.0,
+        description="Seconds a run waits for the warehouse file while another process holds it.",
+    )
+    dq_alpha: float = Field(
+        default=1.0,
+        description="DQ weight of completeness.",
+    )
+    dq_beta: float = Field(
+        default=1.0,
+        description="DQ weight of accuracy.",
+    )
+    dq_gamma: float = Field(
+        default=1.0,
+        description="DQ weight of validity.",
+    )
+    max_quarantine_share: float = Field(
+        default=0.05,
+        description="Share of a partition's rows quarantine may take before the graph stops.",
+    )
+    feature_lead_minutes: int = Field(
+        default=120,
+        description="A flight is predicted this long before its scheduled departure.",
+    )
+    search_budget: int = Field(
+        default=0,
+        description="Search trials per training; 0: each spec's own. A run's `budget` comes first.",
+    )
+    rolling_days: str = Field(
+        default="",
+        description="Retraining windows as 'train,valid,test' days; empty: each spec's own.",
+    )
+    retrain_drift_days: int = Field(
+        default=3,
+        description="Drifted scored days in a row that ask for a retraining.",
+    )
+    retrain_performance_days: int = Field(
+        default=7,
+        description="Matured days pooled for the realized metric.",
+    )
+    retrain_min_performance_days: int = Field(
+        default=4,
+        description="Fewer matured days than this: no verdict on performance.",
+    )
+    retrain_cooldown_days: int = Field(
+        default=14,
+        description="Scored days between two retrainings of a model.",
+    )
+    drift_window_days: int = Field(
+        default=7,
+        description="Scored days a drift judgement looks back over.",
+    )
+    automation: bool = Field(
+        default=False,
+        description="Sensors and schedules start running (else stopped until turned on in the UI).",
+    )
+    ev_priority: str = Field(
+        default="",
+        description="EV's business priority per model, 'model=2,other=0.5'; others weigh 1.",
+    )
+    ev_reference_rows_per_s: float = Field(
+        default=10_000.0,
+        description="Scoring speed that counts as scalability 1 in EV.",
+    )
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        """Defaults, overridden by the `UNIFIED_ASSETS_*` variables that are set, then by
+        `overrides`. Text and whole-number fields stay `dg.EnvVar`s (resolved when a run
+        starts, named on the UI's resource page); numbers with a fraction and switches, which
+        Dagster's config cannot take from the environment, are read here."""
+        values = {}
+        for name, field in cls.model_fields.items():
+            variable = ENV_PREFIX + name.upper()
+            raw = os.environ.get(variable, "").strip()
+            if not raw or name in overrides:
+                continue
+            if field.annotation in ("str", str):
+                values[name] = dg.EnvVar(variable)
+            elif field.annotation in ("int", int):
+                if not raw.lstrip("-").isdigit():
+                    raise ValueError(f"{variable}={raw!r} is not a whole number")
+                values[name] = dg.EnvVar.int(variable)
+            else:
+                values[name] = raw
+        try:
+            return cls(**(values | overrides))
+        except ValidationError as exc:
+            wrong = ", ".join(f"{ENV_PREFIX}{e['loc'][0]}".upper() + f"={e['input']!r}"
+                              for e in exc.errors())  # fmt: skip
+            raise ValueError(f"settings from the environment are not valid: {wrong}") from exc
+
+    def value(self, name: str):
+        """A field's value, also outside a run (where an `EnvVar` is not resolved yet)."""
+        raw = getattr(self, name)
+        resolve = getattr(raw, "get_value", None)  # an EnvVar, or the EnvVar.int of a number
+        return resolve() if resolve else raw
+
+    # -- the home folder's layout --------------------------------------------------------
+    @property
+    def home_path(self) -> Path:
+        home = self.value("home")
+        return Path(home).expanduser().resolve() if home else config.default_home()
+
+    @property
+    def warehouse_path(self) -> Path:
+        return config.warehouse_path(self.home_path)
+
+    # -- what lib/ receives --------------------------------------------------------------
+    def quality(self) -> QualitySettings:
+        return QualitySettings(self.dq_alpha, self.dq_beta, self.dq_gamma,
+                               self.max_quarantine_share)  # fmt: skip
+
+    def lead_minutes(self) -> int:
+        lead = int(self.value("feature_lead_minutes"))
+        if lead < 0:
+            raise ValueError(f"{ENV_PREFIX}FEATURE_LEAD_MINUTES must be >= 0 minutes, not {lead}")
+        return lead
+
+    def budget(self, spec: ModelSpec, run_budget: int = 0) -> int:
+        """Search trials: the run's budget, else the settings', else the spec's."""
+        return search_budget(spec, run_budget or int(self.value("search_budget")))
+
+    def rolling(self, run_rolling: str = "") -> Rolling | None:
+        """Retraining windows: the run's, else the settings', else None (the spec's)."""
+        return Rolling.parse(run_rolling) or Rolling.parse(self.value("rolling_days"))
+
+    def retrain_policy(self) -> RetrainPolicy:
+        return RetrainPolicy(
+            drift_days=int(self.value("retrain_drift_days")),
+            performance_days=int(self.value("retrain_performance_days")),
+            min_performance_days=int(self.value("retrain_min_performance_days")),
+            cooldown_days=int(self.value("retrain_cooldown_days")),
+        )
+
+    def drift_policy(self) -> DriftPolicy:
+        return DriftPolicy(window_days=int(self.value("drift_window_days")))
+
+    def kpi_settings(self) -> KpiSettings:
+        return KpiSettings.parse(self.value("ev_priority"), self.ev_reference_rows_per_s)
+
+    def default_status(self) -> dg.DefaultSensorStatus:
+        """Sensors and schedules start stopped, so opening the UI changes nothing."""
+        running = dg.DefaultSensorStatus.RUNNING
+        return running if self.automation else dg.DefaultSensorStatus.STOPPED
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The home folder and its DuckDB warehouse: every read and write of the platform goes here."""
+    """The DuckDB warehouse in the home folder: every read and write of the platform goes here."""
 
-    home: str = ""
-    lock_timeout_s: float = 120.0
+    settings: Settings
 
     @property
     def home_path(self) -> Path:
-        """The configured home, or else UNIFIED_ASSETS_HOME (or data/) when the run executes."""
-        return Path(self.home).expanduser().resolve() if self.home else config.home_dir()
+        return self.settings.home_path
 
     @property
     def database(self) -> Path:
-        return config.warehouse_path(self.home_path)
+        return self.settings.warehouse_path
 
     @contextmanager
     def connect(
@@ -34,8 +205,9 @@ class WarehouseResource(dg.ConfigurableResource):
         """A connection to the warehouse, waiting (bounded) while another process writes.
         Sensors pass a short `timeout_s`: a busy warehouse means "try again next tick"."""
         conn = warehouse.connect(
-            self.database, read_only=read_only, timeout_s=timeout_s or self.lock_timeout_s
-        )
+            self.database, read_only=read_only,
+            timeout_s=timeout_s or self.settings.lock_timeout_s,
+        )  # fmt: skip
         try:
             if not read_only:
                 warehouse.ensure_schemas(conn)
@@ -44,7 +216,6 @@ class WarehouseResource(dg.ConfigurableResource):
             conn.close()
 
 
-def build_resources() -> dict[str, object]:
-    """Resources for the code location: the home folder is read when a run executes; the lock
-    wait from UNIFIED_ASSETS_LOCK_TIMEOUT_S when set, else 120 s."""
-    return {"warehouse": WarehouseResource(lock_timeout_s=config.lock_timeout_s())}
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """The code location's resources over one `Settings`."""
+    return {"settings": settings, "warehouse": WarehouseResource(settings=settings)}

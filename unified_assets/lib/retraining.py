@@ -7,39 +7,22 @@ time, and none within `cooldown_days` of the last, so a drifting week asks once,
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import date
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ValueError(f"{name}={raw!r} must be a non-negative integer")
-    return int(raw)
-
-
 @dataclass(frozen=True)
 class RetrainPolicy:
-    """Thresholds of the decision; UNIFIED_ASSETS_RETRAIN_* environment variables override."""
+    """Thresholds of the decision (the settings resource's `retrain_*` fields)."""
 
     drift_days: int = 3  # consecutive drifted scored days, all served by the same model
     performance_days: int = 7  # matured days pooled for the realized metric
     min_performance_days: int = 4  # fewer matured days than this: no verdict yet
     cooldown_days: int = 14  # scored days between two retrainings of a model
 
-    @classmethod
-    def from_env(cls) -> RetrainPolicy:
-        return cls(
-            drift_days=_int_env("UNIFIED_ASSETS_RETRAIN_DRIFT_DAYS", cls.drift_days),
-            performance_days=_int_env("UNIFIED_ASSETS_RETRAIN_PERFORMANCE_DAYS",
-                                      cls.performance_days),  # fmt: skip
-            min_performance_days=_int_env("UNIFIED_ASSETS_RETRAIN_MIN_PERFORMANCE_DAYS",
-                                          cls.min_performance_days),  # fmt: skip
-            cooldown_days=_int_env("UNIFIED_ASSETS_RETRAIN_COOLDOWN_DAYS", cls.cooldown_days),
-        )
+    def __post_init__(self):
+        if min(vars(self).values()) < 0:
+            raise ValueError(f"retraining thresholds must not be negative: {self}")
 
 
 @dataclass(frozen=True)

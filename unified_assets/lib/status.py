@@ -24,7 +24,7 @@ def status_report(home: Path) -> str:
     try:
         tables = conn.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_catalog = 'wh' ORDER BY 1, 2"
+            "WHERE table_catalog = current_database() ORDER BY 1, 2"
         ).fetchall()
         has_dq = ("monitoring", "data_quality") in tables
         has_q = ("warehouse", "quarantine") in tables

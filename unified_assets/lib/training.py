@@ -3,7 +3,6 @@ early stopping on the validation window, and a seeded search within a budget."""
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -17,17 +16,13 @@ import pandas as pd
 from unified_assets.lib.evaluation import auc, mae
 from unified_assets.lib.models import ModelSpec
 
-BUDGET_ENV = "UNIFIED_ASSETS_SEARCH_BUDGET"
 
-
-def search_budget(spec: ModelSpec) -> int:
-    """Trials of the search: the spec's budget, or UNIFIED_ASSETS_SEARCH_BUDGET when set."""
-    raw = os.environ.get(BUDGET_ENV, "").strip()
-    if not raw:
-        return spec.budget
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{BUDGET_ENV}={raw!r} must be a positive integer")
-    return int(raw)
+def search_budget(spec: ModelSpec, override: int = 0) -> int:
+    """Trials of the search: `override` when positive (a run's or the settings' budget), else
+    the spec's own."""
+    if override < 0:
+        raise ValueError(f"a search budget must be a positive number of trials, not {override}")
+    return override or spec.budget
 
 
 def load_split(
@@ -112,7 +107,7 @@ def _score(spec: ModelSpec, y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
-          seed: int = 13) -> Trained:  # fmt: skip
+          seed: int = 13, budget: int = 0) -> Trained:  # fmt: skip
     """Search `budget` parameter sets (the spec's base first), each early-stopped on the
     validation window; keep the best by the primary metric. Deterministic for the same inputs."""
     if train_frame.empty or valid_frame.empty:
@@ -126,7 +121,7 @@ def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
     valid_offset = _offset(spec, valid_frame)
     best: Trained | None = None
     trials = []
-    for number, params in enumerate(_trial_params(spec, search_budget(spec), seed)):
+    for number, params in enumerate(_trial_params(spec, search_budget(spec, budget), seed)):
         started = time.perf_counter()
         full = params | {"seed": seed, "deterministic": True, "force_row_wise": True,
                          "verbose": -1, "num_threads": 2}  # fmt: skip

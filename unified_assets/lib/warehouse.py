@@ -54,7 +54,7 @@ def connect(
     """
     database = Path(database)
     if (held_conn := _HELD.get(database.resolve())) is not None:
-        return use(held_conn.cursor())
+        return held_conn.cursor()
     if not read_only:
         database.parent.mkdir(parents=True, exist_ok=True)
     mode = "read" if read_only else "write"
@@ -76,7 +76,7 @@ def connect(
                     "lets one process open the file for writing, and only while no other process "
                     "has it open: let that run finish, close that session (a notebook or query "
                     "tool holding a connection), or allow a longer wait "
-                    "(UNIFIED_ASSETS_LOCK_TIMEOUT_S)."
+                    "(UNIFIED_ASSETS_LOCK_TIMEOUT_S, or the settings' lock_timeout_s)."
                 ) from exc
             if attempt == 0:
                 log.warning(
@@ -112,25 +112,7 @@ _HELD: dict[Path, duckdb.DuckDBPyConnection] = {}
 
 
 def _open(database: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Attach the file under the catalog name `wh` and use it.
-
-    The file is `warehouse.duckdb` and one of its schemas is `warehouse`; opened directly, the
-    catalog would also be called `warehouse` and `warehouse.x` would be ambiguous.
-    """
-    conn = duckdb.connect(":memory:")
-    try:
-        mode = " (READ_ONLY)" if read_only else ""
-        conn.execute(f"ATTACH '{database}' AS wh{mode}")
-        return use(conn)
-    except BaseException:
-        conn.close()
-        raise
-
-
-def use(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Make the warehouse the default catalog of `conn` (a cursor starts without it)."""
-    conn.execute("USE wh")
-    return conn
+    return duckdb.connect(str(database), read_only=read_only)
 
 
 class Transaction:

@@ -13,7 +13,6 @@ from unified_assets.defs.models.assets import (
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import artifacts, candidates, features, gates, manifests, training
-from unified_assets.lib.config import QualitySettings
 from unified_assets.lib.models import ModelSpec
 
 GATE_NAMES = ("metric_floor", "champion", "amdr", "slice_gap", "smoke_test")
@@ -139,7 +138,7 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "selected_features": len(selected),
                 "generated_features": generated,
                 "v_val": evaluation["v_val"],
-                "dq_weights": vars(QualitySettings.from_env()),
+                "dq_weights": vars(warehouse.settings.quality()),
             },  # fmt: skip
             "lineage": datasets["lineage"]
             | {

@@ -67,7 +67,7 @@ _FEATURES = dict(
 def flight_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """One row per flight, as known at its prediction cutoff (scheduled departure minus the
     lead time): schedule, route, plane, weather, recent delay rates, congestion, inbound delay."""
-    lead = features.lead_minutes()
+    lead = warehouse.settings.lead_minutes()
     return build(
         context, warehouse, "features.flight_features",
         lambda conn, s, e: features.build_flight_features(conn, s, e, lead),

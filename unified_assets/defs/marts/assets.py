@@ -14,7 +14,8 @@ def refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource, tab
     with warehouse.connect() as conn, transaction(conn) as tx:
         rows = marts.refresh(conn, table)
         context.log.info(f"{table}: {rows} rows")
-        return publish(context, tx, table, key=("month", *marts.MARTS[table]))
+        return publish(context, tx, table, key=("month", *marts.MARTS[table]),
+                       settings=warehouse.settings.quality())  # fmt: skip
 
 
 # Unpartitioned: a mart is rebuilt whole from fct_flights (under a second for a year). The

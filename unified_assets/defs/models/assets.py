@@ -85,9 +85,17 @@ def trained_candidate(home: Path, spec: ModelSpec) -> tuple[dict, dict]:
 
 class TrainingWindow(dg.Config):
     """Empty `as_of`: the spec's fixed windows. A retraining sets it to the last day whose
-    labels are known, and the windows trail back from that day (ModelSpec.rolling)."""
+    labels are known, and the windows trail back from that day: `rolling_days`
+    ("train,valid,test" days), else the settings' `rolling_days`, else the spec's."""
 
     as_of: str = ""
+    rolling_days: str = ""
+
+
+class Search(dg.Config):
+    """Trials of the parameter search; 0: the settings' `search_budget`, else the spec's."""
+
+    budget: int = 0
 
 
 def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
@@ -106,7 +114,8 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     ):
         home = warehouse.home_path
         try:
-            windows = spec.windows(date.fromisoformat(config.as_of) if config.as_of else None)
+            as_of = date.fromisoformat(config.as_of) if config.as_of else None
+            windows = spec.windows(as_of, warehouse.settings.rolling(config.rolling_days))
         except ValueError as exc:
             raise dg.Failure(f"{spec.name}: as_of={config.as_of!r}: {exc}") from exc
         with warehouse.connect() as conn:
@@ -156,12 +165,13 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         description=f"{spec.description} LightGBM, early-stopped on the validation window, "
         "best of a seeded search; saved by sha256 in LightGBM's text format.",
     )
-    def model(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def model(context: dg.AssetExecutionContext, config: Search, warehouse: WarehouseResource):
         home = warehouse.home_path
         datasets = candidates.read(home, spec.name, "datasets")
         frames = {n: read_snapshot(datasets["splits"][n]) for n in ("train", "valid")}
         started = time.perf_counter()
-        trained = training.train(spec, frames["train"], frames["valid"])
+        budget = warehouse.settings.budget(spec, config.budget)
+        trained = training.train(spec, frames["train"], frames["valid"], budget=budget)
         seconds = time.perf_counter() - started
         selected = training.selected_features(trained.booster)
         x = training.matrix(spec, frames["train"])

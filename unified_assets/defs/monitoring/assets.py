@@ -9,7 +9,7 @@ from unified_assets.defs.checks import utc_now
 from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import artifacts, drift, monitoring
+from unified_assets.lib import artifacts, monitoring
 from unified_assets.lib.models import ModelSpec
 from unified_assets.lib.warehouse import transaction
 
@@ -30,7 +30,7 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     )
     def monitor(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         home = warehouse.home_path
-        policy = drift.policy_from_env()
+        policy = warehouse.settings.drift_policy()
 
         @cache
         def reference_of(version: str) -> dict | None:

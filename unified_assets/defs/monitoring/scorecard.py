@@ -78,7 +78,7 @@ def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     home = warehouse.home_path
     instance = context.instance
     steps = RunSteps(instance)
-    settings = kpis.KpiSettings.from_env()
+    settings = warehouse.settings.kpi_settings()
     rows, latency, deployed, decisions = [], {}, [], []
     for spec in SPECS.values():
         decisions += manifests.history(home, spec.name)

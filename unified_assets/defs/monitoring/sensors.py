@@ -100,7 +100,7 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
         latest = str(days[-1].day)
         if context.cursor == latest:
             return dg.SkipReason(f"{spec.name}: no monitored day after {latest}")
-        policy = retraining.RetrainPolicy.from_env()
+        policy = warehouse.settings.retrain_policy()
         last, busy = last_retrain(context.instance, job.name)
         decision = retraining.decide(days, policy, spec.gates.metric_floor,
                                      spec.higher_is_better, last, busy)  # fmt: skip

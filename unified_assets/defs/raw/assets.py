@@ -39,7 +39,8 @@ def ingest_daily(
             stats = ingest.replace_daily(conn, table, files, start, end, utc_now())
             context.log.info(f"raw.{table}: {stats.rows} rows from {stats.files} files")
             return publish(
-                context, tx, f"raw.{table}", start, end, extra_results=[landing_files(stats)]
+                context, tx, f"raw.{table}", start, end, extra_results=[landing_files(stats)],
+                settings=warehouse.settings.quality(),
             )
 
 
@@ -59,7 +60,8 @@ def ingest_reference(
         with transaction(conn) as tx:
             file = ingest.inspect_file(path, Path(scratch), conn)
             stats = ingest.replace_reference(conn, table, file, utc_now())
-            return publish(context, tx, f"raw.{table}", extra_results=[landing_files(stats)])
+            return publish(context, tx, f"raw.{table}", extra_results=[landing_files(stats)],
+                           settings=warehouse.settings.quality())  # fmt: skip
 
 
 # The landing zone, where the graph starts: files an upstream system drops (or `unified-assets

@@ -2,24 +2,21 @@
 their partitions."""
 
 import json
-import os
 
 import dagster as dg
 
 from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import daily
-from unified_assets.defs.resources import WarehouseResource
+from unified_assets.defs.resources import Settings, WarehouseResource
 from unified_assets.lib import landing, manifests
 from unified_assets.lib.models import SPECS
 from unified_assets.lib.warehouse import table_exists
 
-AUTOMATION_ENV = "UNIFIED_ASSETS_AUTOMATION"
-
 
 def automation_on() -> bool:
     """Sensors and schedules start stopped: turn them on in the UI, or set
-    UNIFIED_ASSETS_AUTOMATION=on before starting the daemon."""
-    return os.environ.get(AUTOMATION_ENV, "").strip().lower() in ("1", "on", "true", "yes")
+    UNIFIED_ASSETS_AUTOMATION=on (the settings' `automation`) before starting the daemon."""
+    return Settings.from_env().automation
 
 
 def default_status() -> dg.DefaultSensorStatus:
