@@ -48,7 +48,10 @@ def dagster_env(home: Path) -> dict[str, str]:
     # builds in well under half the time (bench/). The price: if the run crashes, its days
     # show as missing rather than failed in the UI.
     env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
-    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    instance = Path(env["DAGSTER_HOME"])
+    instance.mkdir(parents=True, exist_ok=True)
+    if not (instance / "dagster.yaml").exists():  # a new instance: no telemetry banner
+        (instance / "dagster.yaml").write_text(TELEMETRY_OFF)
     return env
 
 
@@ -61,18 +64,89 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not days:
         print(f"nothing landed between {args.start} and {args.through}", file=sys.stderr)
         return 1
+    # Dagster's own log goes to a file; the console shows each finished step and its rows.
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     command = [
         sys.executable, "-m", "dagster", "asset", "materialize",
         "-m", "unified_assets.definitions", "--select", args.select,
-        "--partition-range", f"{days[0]}...{days[-1]}",
-        "--config-json", json.dumps({"loggers": {"console": {"config": {"log_level": "INFO"}}}}),
+        "--partition-range", f"{days[0]}...{days[-1]}", "--config-json", json.dumps(quiet),
     ]  # fmt: skip
-    print("$ " + " ".join(command), flush=True)
-    code = subprocess.run(command, env=dagster_env(home), check=False).returncode
+    env = dagster_env(home) | {"PYTHONWARNINGS": "ignore"}
+    log = home / "logs" / "build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"home: {home}\nbuilding '{args.select}' over {days[0]}...{days[-1]} ({len(days)} "
+          f"days) in one Dagster run; its log: {log}", flush=True)  # fmt: skip
+    code = run_with_progress(command, env, log)
     print(status_report(home))
     if code:
-        print(f"the run failed (exit {code}): see the log above", file=sys.stderr)
+        tail = log.read_text(errors="replace").splitlines()[-25:]
+        print("\n".join(["...", *tail]), file=sys.stderr)
+        print(f"the run failed (exit {code}): the whole log is {log}", file=sys.stderr)
     return code
+
+
+def run_with_progress(command: list[str], env: dict[str, str], log: Path) -> int:
+    """Run a Dagster command with its output in `log`, printing each step as it finishes
+    (the assets it materialized, their rows, failed checks) from the instance's event log."""
+    import time
+    from datetime import UTC, datetime
+
+    import dagster as dg
+
+    wanted = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
+              dg.DagsterEventType.ASSET_MATERIALIZATION,
+              dg.DagsterEventType.ASSET_CHECK_EVALUATION}  # fmt: skip
+    began, started = datetime.now(UTC), time.monotonic()
+    with log.open("w") as out, dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        run_id, cursor, rows, failed_checks = None, None, {}, set()
+        while True:
+            code = process.poll()
+            if run_id is None:
+                runs = instance.get_runs(dg.RunsFilter(created_after=began), limit=1)
+                run_id = runs[0].run_id if runs else None
+            while run_id:
+                page = instance.get_records_for_run(run_id, cursor=cursor, of_type=wanted)
+                cursor = page.cursor
+                for record in page.records:
+                    _show(record.event_log_entry, rows, failed_checks, started)
+                if not page.has_more:
+                    break
+            if code is not None:
+                return code
+            time.sleep(1.0)
+
+
+def _show(entry, rows: dict, failed_checks: set, started: float) -> None:
+    """One line per finished step: its assets with their rows; failed checks as they come."""
+    import time
+
+    import dagster as dg
+
+    event = entry.dagster_event
+    step = entry.step_key or ""
+    if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+        materialization = event.event_specific_data.materialization
+        found = materialization.metadata.get("dagster/row_count")
+        count = rows.setdefault(step, {}).setdefault(materialization.asset_key.to_user_string(), 0)
+        rows[step][materialization.asset_key.to_user_string()] = max(
+            count, found.value if found is not None else 0)  # fmt: skip
+        return
+    if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+        check = event.event_specific_data
+        name = f"{check.check_name} on {check.asset_key.to_user_string()}"
+        if not check.passed and name not in failed_checks:
+            failed_checks.add(name)
+            level = "FAILED" if check.severity == dg.AssetCheckSeverity.ERROR else "warning"
+            print(f"{'':>10}check {name}: {level}", flush=True)
+        return
+    clock = f"[{time.monotonic() - started:5.0f} s]"
+    if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+        print(f"{clock} {step}: FAILED", flush=True)
+        return
+    assets = rows.pop(step, {}) or {step.replace("__", "/"): 0}
+    for asset, count in sorted(assets.items()):
+        print(f"{clock} {asset:44} {f'{count:,} rows' if count else ''}", flush=True)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
