@@ -3,6 +3,7 @@
 import hashlib
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from unified_assets_tests.conftest import check_outcomes, query, run, scalar
@@ -57,6 +58,20 @@ def assert_conserved(home: Path) -> tuple[int, int, int, int]:
     return rows_in, curated, quarantined, duplicates
 
 
+def conflicting(home: Path) -> int:
+    return scalar(
+        home,
+        "SELECT conflicting_duplicates FROM warehouse.ingest_audit WHERE table_name = "
+        f"'warehouse.fct_flights' AND partition_date = DATE '{DAY}'",
+    )
+
+
+def conflicts_check(result):
+    return next(e for e in result.get_asset_check_evaluations()
+                if e.check_name == "conflicting_duplicates"
+                and e.asset_key.to_user_string() == "warehouse/fct_flights")  # fmt: skip
+
+
 def reasons(home: Path) -> list[str]:
     return [r for (r,) in query(home, "SELECT reason FROM warehouse.quarantine ORDER BY 1")]
 
@@ -104,8 +119,12 @@ def test_unparseable_numbers_are_quarantined(built):
 def test_duplicate_rows_are_counted_not_kept(built):
     header, *rows = lines(built)
     write(built, [header, *rows, *rows[:5]])
-    assert rerun(built).success
+    result = rerun(built)
+    assert result.success
     assert assert_conserved(built) == (ROWS + 5, ROWS, 0, 5)
+    # exact copies: duplicates, none of them conflicting
+    assert conflicting(built) == 0
+    assert conflicts_check(result).passed
     validity = scalar(built, "SELECT validity FROM monitoring.data_quality WHERE table_name = "
                       f"'warehouse.fct_flights' AND partition_date = '{DAY}'")  # fmt: skip
     assert validity == pytest.approx(ROWS / (ROWS + 5))  # a duplicate fails uniqueness
@@ -206,3 +225,35 @@ def test_odd_extra_column_names_are_kept(built):
     assert "pilot's" in scalar(built, "SELECT any_value(_extra) FROM raw.flights WHERE "
                                f"partition_date = '{DAY}'")  # fmt: skip
     assert assert_conserved(built) == (ROWS, ROWS, 0, 0)
+
+
+def test_a_flight_delivered_twice_with_another_delay_is_a_conflicting_duplicate(built):
+    header, *rows = lines(built)
+    names = header.split(",")
+    at, sched = names.index("dep_delay"), names.index("sched_dep_time")
+    fields = next(r.split(",") for r in rows if r.split(",")[at] not in ("NA", "30"))
+    original = fields[at]
+    fields[at] = "30"  # the same flight (date, carrier, number, origin, schedule), another delay
+    write(built, [header, *rows, ",".join(fields)])
+    result = rerun(built)
+    assert result.success  # a warning: nothing downstream stops
+    outcomes = check_outcomes(result)
+    assert outcomes[("warehouse/fct_flights", "conflicting_duplicates")] is False
+    assert outcomes[("warehouse/fct_flights", "conservation")] is True
+    assert assert_conserved(built) == (ROWS + 1, ROWS, 0, 1)  # still one row per flight
+    assert conflicting(built) == 1
+    check = conflicts_check(result)
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["conflicting_duplicates"].value == 1
+    assert check.metadata["by_partition"].value == {DAY: 1}
+    sample = check.metadata["sample"].value
+    carrier, flight = fields[names.index("carrier")], fields[names.index("flight")]
+    (row,) = [line for line in sample.splitlines() if f" {carrier} " in line]
+    assert f" {flight} " in row and fields[names.index("origin")] in row
+    kept = scalar(built, "SELECT dep_delay_min FROM warehouse.fct_flights WHERE flight_date = "
+                  f"'{DAY}' AND carrier = ? AND flight = ? AND origin = ? "
+                  "AND strftime(sched_dep_ts, '%H%M')::INTEGER = ?",
+                  [carrier, int(flight), fields[names.index("origin")],
+                   int(fields[sched])])  # fmt: skip
+    dropped = {"30", original} - {str(kept)}
+    assert f"dep_delay_min: {kept} kept, {dropped.pop()} dropped" in row

@@ -18,18 +18,20 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from unified_assets.defs.partitions import daily
-from unified_assets.lib import config, landing, warehouse
+from unified_assets.lib import config, ingest, landing, transforms, warehouse
+from unified_assets.lib import curated as curations
 from unified_assets_tests.conftest import query, run, scalar
 
 REPO = Path(__file__).resolve().parents[1]
 DAYS = [date(2013, 1, d) for d in range(1, 5)]
+ROWS_JAN = (842, 943)  # flights on 2013-01-01 and 2013-01-02
 DAILY = ("raw/flights", "raw/weather", "warehouse/fct_flights", "warehouse/fct_weather_hourly")
 FLIGHTS = ("raw/flights", "warehouse/fct_flights")
 REFERENCE = ("raw/planes", "raw/airports", "raw/airlines", "warehouse/dim_carrier",
@@ -82,6 +84,44 @@ READER = textwrap.dedent(
 )
 
 
+# One day's flights written as a run's steps write them (raw replaced, then curated, in one
+# transaction), one command at a time from stdin so a test can force the order of two writers:
+#   read   open read-only, count the daily audit rows, close (state a writer could go stale on)
+#   write  open for writing (waiting for the lock), BEGIN, replace and curate the day
+#   commit COMMIT and close: only now may another process open the file
+STEPPED_WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import date, datetime, timedelta
+    from pathlib import Path
+    from unified_assets.lib import config, curated, ingest, landing, transforms, warehouse
+
+    home, day = Path(sys.argv[1]), date.fromisoformat(sys.argv[2])
+    database, end = config.warehouse_path(home), day + timedelta(days=1)
+    for command in sys.stdin:
+        command = command.strip()
+        if command == "read":
+            conn = warehouse.connect(database, read_only=True)
+            n = conn.execute("SELECT count(*) FROM warehouse.ingest_audit "
+                             "WHERE partition_date IS NOT NULL").fetchone()[0]
+            conn.close()
+            print("read", n, flush=True)
+        elif command == "write":
+            conn = warehouse.connect(database)
+            conn.execute("BEGIN TRANSACTION")
+            source = ingest.inspect_file(landing.daily_file(home, "flights", day),
+                                         home / "scratch", conn)
+            ingest.replace_daily(conn, "flights", [(source, day)], day, end, datetime.now())
+            totals = transforms.curate(conn, curated.FLIGHTS, datetime.now(), day, end)
+            print("written", totals["rows_in"], flush=True)
+        elif command == "commit":
+            conn.execute("COMMIT")
+            conn.close()
+            print("committed", flush=True)
+    """
+)
+
+
 def python(*args: str, env: dict, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, *args], env=env, cwd=REPO, text=True, **kwargs)
 
@@ -103,6 +143,21 @@ def wait_for(condition, what: str, timeout_s: float = 180) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+def diagnosis(home: Path, audit: list[tuple], logs: dict) -> dict:
+    """What a missing or extra audit row needs to be explained: the audit, the curated facts
+    per day, and, per run, its log lines about the warehouse (lock waits, curation totals,
+    step outcomes), in order."""
+    facts = query(home, "SELECT flight_date::VARCHAR, count(*) FROM warehouse.fct_flights "
+                        "GROUP BY 1 ORDER BY 1")  # fmt: skip
+    marks = (WAITING, "warehouse.fct_", "STEP_SUCCESS", "STEP_FAILURE", "rolled back")
+    runs = {
+        str(day): [line[:300] for line in err.read_text().splitlines()
+                   if any(m in line for m in marks)]
+        for day, (_, err) in logs.items()
+    }  # fmt: skip
+    return {"audit": audit, "fct_flights_per_day": facts, "runs": runs}
 
 
 @pytest.fixture
@@ -201,8 +256,9 @@ def test_parallel_runs_write_different_days_of_the_same_tables(
                         "quarantined, duplicates FROM warehouse.ingest_audit "
                         "WHERE partition_date IS NOT NULL ORDER BY 1, 2")  # fmt: skip
     curated_tables = [k for k in selection if k.startswith("warehouse/")]
-    # one row per table and day, no more (the whole audit in the message, if not)
-    assert len(audit) == len(curated_tables) * len(days), audit
+    # one row per table and day, no more; if not, the message has the whole audit, the curated
+    # rows per day and each run's own log of what its curation steps wrote and when
+    assert len(audit) == len(curated_tables) * len(days), diagnosis(home, audit, logs)
     for table, day, rows_in, curated, quarantined, duplicates in audit:
         assert rows_in == curated + quarantined + duplicates, (table, day)
         if table == "warehouse.fct_flights":
@@ -232,6 +288,61 @@ def test_parallel_runs_write_different_days_of_the_same_tables(
             status = instance.get_status_by_partition(dg.AssetKey.from_user_string(key), keys,
                                                       daily)  # fmt: skip
             assert status == dict.fromkeys(keys, dg.AssetPartitionStatus.MATERIALIZED), key
+
+
+def test_a_writer_that_read_stale_state_and_waited_for_the_lock_loses_no_write(home, tmp_path):
+    """The interleaving suspected of losing an audit row, forced step by step: B reads the
+    audit, A opens the file and writes day 1, B asks to write day 2 and must wait, A commits,
+    then B writes. B's read is stale by then, but no write depends on it: each write reopens
+    the file under its lock and replaces only its own days. Both days survive, conserved."""
+    database = config.warehouse_path(home)
+    conn = warehouse.connect(database)
+    warehouse.ensure_schemas(conn)
+    conn.execute(ingest.ddl("flights", partitioned=True))
+    transforms.curate(conn, curations.FLIGHTS, datetime.now(), DAYS[0], DAYS[0])  # empty tables
+    conn.close()
+    env = dict(os.environ)
+    err_b = tmp_path / "b.err"
+    a = python("-c", STEPPED_WRITER, str(home), str(DAYS[0]), env=env,
+               stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    with err_b.open("w") as err:
+        b = python("-c", STEPPED_WRITER, str(home), str(DAYS[1]), env=env,
+                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)  # fmt: skip
+
+    def say(proc: subprocess.Popen, command: str) -> None:
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+
+    def answer(proc: subprocess.Popen) -> str:
+        return proc.stdout.readline().strip()
+
+    try:
+        say(b, "read")
+        assert answer(b) == "read 0"  # B's view: no day audited yet
+        say(a, "write")
+        assert answer(a) == f"written {ROWS_JAN[0]}"  # A holds the file, uncommitted
+        say(b, "write")
+        wait_for(lambda: WAITING in err_b.read_text(), "B to wait for A's lock", 60)
+        # While A's write is open, nobody else gets in: not B, not a reader.
+        with pytest.raises(warehouse.WarehouseLockedError):
+            warehouse.connect(database, read_only=True, timeout_s=0)
+        say(a, "commit")
+        assert answer(a) == "committed"
+        assert answer(b) == f"written {ROWS_JAN[1]}"
+        say(b, "commit")
+        assert answer(b) == "committed"
+    finally:
+        for proc in (a, b):
+            proc.stdin.close()
+            proc.wait(timeout=60)
+    audit = query(home, "SELECT partition_date, rows_in, curated, quarantined, duplicates "
+                        "FROM warehouse.ingest_audit WHERE partition_date IS NOT NULL "
+                        "ORDER BY 1")  # fmt: skip
+    assert audit == [(DAYS[0], ROWS_JAN[0], ROWS_JAN[0], 0, 0),
+                     (DAYS[1], ROWS_JAN[1], ROWS_JAN[1], 0, 0)], audit  # fmt: skip
+    facts = query(home, "SELECT flight_date, count(*) FROM warehouse.fct_flights GROUP BY 1 "
+                        "ORDER BY 1")  # fmt: skip
+    assert facts == [(DAYS[0], ROWS_JAN[0]), (DAYS[1], ROWS_JAN[1])]
 
 
 def test_a_run_blocked_past_its_lock_timeout_fails_with_the_holder_named(four_days, tmp_path):

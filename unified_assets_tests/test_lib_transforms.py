@@ -5,10 +5,11 @@ from datetime import date, datetime
 import duckdb
 import pytest
 
-from unified_assets.lib import curated, ingest, marts, transforms, warehouse
+from unified_assets.lib import config, curated, ingest, marts, transforms, warehouse
 from unified_assets.lib.landing import COLUMNS
 
 NOW = datetime(2026, 1, 1)
+FLIGHTS = curated.FLIGHTS.target
 DAY = date(2013, 1, 1)
 
 GOOD = dict(
@@ -21,7 +22,7 @@ GOOD = dict(
 
 @pytest.fixture
 def conn(tmp_path):
-    c = warehouse.connect(tmp_path / "warehouse.duckdb")
+    c = warehouse.connect(config.warehouse_path(tmp_path))
     warehouse.ensure_schemas(c)
     c.execute(ingest.ddl("flights", partitioned=True))
     yield c
@@ -42,6 +43,11 @@ def curate(conn, start=DAY, end=date(2013, 1, 2)):
     return transforms.curate(conn, curated.FLIGHTS, NOW, start, end)
 
 
+def totals(rows_in=0, curated=0, quarantined=0, duplicates=0, conflicting_duplicates=0):
+    return dict(rows_in=rows_in, curated=curated, quarantined=quarantined,
+                duplicates=duplicates, conflicting_duplicates=conflicting_duplicates)  # fmt: skip
+
+
 def test_typed_times_and_flags(conn):
     red_eye = GOOD | dict(flight="1", dep_time="2355", sched_dep_time="2359", dep_delay="-4",
                           arr_time="440", sched_arr_time="437", arr_delay="3")  # fmt: skip
@@ -49,7 +55,7 @@ def test_typed_times_and_flags(conn):
                             arr_delay=None, air_time=None)  # fmt: skip
     diverted = GOOD | dict(flight="3", arr_time=None, arr_delay=None, air_time=None)
     put(conn, [GOOD, red_eye, cancelled, diverted])
-    assert curate(conn) == {"rows_in": 4, "curated": 4, "quarantined": 0, "duplicates": 0}
+    assert curate(conn) == totals(rows_in=4, curated=4)
     rows = {
         r[0]: r[1:]
         for r in conn.execute(
@@ -88,7 +94,7 @@ def test_typed_times_and_flags(conn):
 )
 def test_bad_rows_are_quarantined_with_their_reason(conn, change, reason):
     put(conn, [GOOD | change, GOOD | dict(flight="9")])
-    assert curate(conn) == {"rows_in": 2, "curated": 1, "quarantined": 1, "duplicates": 0}
+    assert curate(conn) == totals(rows_in=2, curated=1, quarantined=1)
     (got, source, record) = conn.execute(
         "SELECT reason, source_file, record FROM warehouse.quarantine"
     ).fetchone()
@@ -105,9 +111,59 @@ def test_every_reason_is_listed(conn):
 
 def test_duplicates_on_the_natural_key_are_counted_and_the_most_complete_kept(conn):
     incomplete = GOOD | dict(tailnum=None)
-    put(conn, [GOOD, GOOD, incomplete])
-    assert curate(conn) == {"rows_in": 3, "curated": 1, "quarantined": 0, "duplicates": 2}
+    put(conn, [incomplete, GOOD, GOOD])
+    # the copy of GOOD is an exact duplicate; the row without a tail number differs from the
+    # kept one (NULL against N14228), so it is a conflicting one as well
+    assert curate(conn) == totals(rows_in=3, curated=1, duplicates=2, conflicting_duplicates=1)
     assert conn.execute("SELECT tailnum FROM warehouse.fct_flights").fetchall() == [("N14228",)]
+    assert [r["differing_values"] for r in transforms.conflict_sample(conn)] == [
+        "tailnum: N14228 kept, NULL dropped"
+    ]
+
+
+def test_an_exact_duplicate_is_not_a_conflict(conn):
+    put(conn, [GOOD, GOOD | dict(flight="9"), GOOD])
+    assert curate(conn) == totals(rows_in=3, curated=2, duplicates=1)
+    assert transforms.conflict_sample(conn) == []
+    assert transforms.conflicting_duplicates(conn, FLIGHTS, DAY, date(2013, 1, 2)) == []
+
+
+@pytest.mark.parametrize("late_first", [False, True])
+def test_a_key_delivered_twice_with_other_values_is_a_conflicting_duplicate(conn, late_first):
+    late = GOOD | dict(dep_delay="30")  # same flight, same schedule, another delay
+    put(conn, [late, GOOD] if late_first else [GOOD, late])
+    assert curate(conn) == totals(rows_in=2, curated=1, duplicates=1, conflicting_duplicates=1)
+    assert transforms.conservation_breaks(conn, FLIGHTS, DAY, date(2013, 1, 2)) == []
+    # equally complete: the kept row is decided by the md5 of its raw record, not by its place
+    # in the file, so both orders keep the same one
+    assert conn.execute("SELECT dep_delay_min FROM warehouse.fct_flights").fetchall() == [(30,)]
+    (conflict,) = transforms.conflict_sample(conn)
+    assert {k: conflict[k] for k in ("partition_date", "carrier", "flight", "origin")} == {
+        "partition_date": DAY, "carrier": "UA", "flight": 1545, "origin": "EWR"
+    }  # fmt: skip
+    assert conflict["sched_dep_ts"] == datetime(2013, 1, 1, 5, 15)
+    assert "dep_delay_min: 30 kept, 2 dropped" in conflict["differing_values"].split("; ")
+    assert transforms.conflicting_duplicates(conn, FLIGHTS, DAY, date(2013, 1, 2)) == [(DAY, 1)]
+
+
+def test_an_audit_table_from_before_conflicts_were_counted_gets_the_column(conn):
+    conn.execute(
+        "CREATE TABLE warehouse.ingest_audit (table_name VARCHAR, partition_date DATE, "
+        "rows_in BIGINT, curated BIGINT, quarantined BIGINT, duplicates BIGINT, "
+        "audited_at TIMESTAMP)"
+    )
+    conn.execute(
+        "INSERT INTO warehouse.ingest_audit VALUES (?, DATE '2012-12-31', 5, 4, 0, 1, ?)",
+        [FLIGHTS, NOW],
+    )
+    put(conn, [GOOD, GOOD | dict(dep_delay="30")])
+    assert curate(conn) == totals(rows_in=2, curated=1, duplicates=1, conflicting_duplicates=1)
+    audit = conn.execute(
+        "SELECT partition_date, rows_in, duplicates, conflicting_duplicates "
+        "FROM warehouse.ingest_audit ORDER BY 1"
+    ).fetchall()
+    # the earlier row is kept, its conflicts unmeasured (NULL), not claimed to be zero
+    assert audit == [(date(2012, 12, 31), 5, 1, None), (DAY, 2, 1, 1)]
 
 
 def test_recurating_replaces_only_the_window(conn):

@@ -5,6 +5,11 @@ key. One engine turns a declaration into SQL. A row that breaks any rule goes to
 `warehouse.quarantine` with every reason and its source file; the valid rows are deduplicated
 on the natural key; `warehouse.ingest_audit` records, per partition,
 rows in = curated + quarantined + duplicates.
+
+Of the duplicates, `conflicting_duplicates` counts those whose typed values differ from the row
+kept for their key (a second delivery of a flight with another dep_delay, say): they are a part
+of `duplicates`, never added to it, so 0 <= conflicting_duplicates <= duplicates. An exact
+duplicate (every curated column equal) is a duplicate and nothing more.
 """
 
 from __future__ import annotations
@@ -134,8 +139,11 @@ def _ensure_support_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {AUDIT} (table_name VARCHAR, partition_date DATE, "
         "rows_in BIGINT, curated BIGINT, quarantined BIGINT, duplicates BIGINT, "
-        "audited_at TIMESTAMP)"
+        "audited_at TIMESTAMP, conflicting_duplicates BIGINT)"
     )
+    # A warehouse audited before conflicts were counted: the column is added, and its earlier
+    # rows keep NULL there (not measured) until their partitions are curated again.
+    conn.execute(f"ALTER TABLE {AUDIT} ADD COLUMN IF NOT EXISTS conflicting_duplicates BIGINT")
     install_macros(conn)
 
 
@@ -154,7 +162,8 @@ def curate(
 ) -> dict[str, int]:
     """Rebuild `spec.target` for partition days [start, end), or whole when unpartitioned.
 
-    Runs inside the caller's transaction. Returns the window's totals.
+    Runs inside the caller's transaction. Returns the window's totals. Leaves the temp table
+    `_conflicts` on `conn` (see `conflict_sample`): the dropped rows whose values differed.
     """
     _ensure_support_tables(conn)
     conn.execute(spec.ddl())
@@ -203,11 +212,43 @@ def curate(
     picks = ", ".join(f"c_{c.name}" for c in spec.columns)
     key = ", ".join(f"c_{k}" for k in spec.key)
     filled = " + ".join(f"(c_{c.name} IS NOT NULL)::INTEGER" for c in spec.columns)
+    # The row kept for a key: the one with the most curated values present; among equally
+    # complete ones, the smallest md5 of its raw record, then the smallest file name. The choice
+    # depends on the rows' values only, never on their order in the file or in a scan.
     conn.execute(
         f"INSERT INTO {spec.target} ({names}, _source_file, _source_sha256) "
         f"SELECT {picks}, _source_file, _source_sha256 FROM _checked WHERE _reason = '' "
         f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {filled} DESC, "
         f"md5({record}), _source_file) = 1"
+    )
+    # Conflicting duplicates: valid rows of a key that arrived more than once whose values
+    # differ from the row kept for it (an exact duplicate, like the kept row itself, does not).
+    repeated_key = " AND ".join(f"r.c_{k} IS NOT DISTINCT FROM c.c_{k}" for k in spec.key)
+    kept_key = " AND ".join(f"t.{k} IS NOT DISTINCT FROM c.c_{k}" for k in spec.key)
+    kept = "struct_pack(" + ", ".join(f"{c.name} := t.{c.name}" for c in spec.columns) + ")"
+    dropped = "struct_pack(" + ", ".join(f"{c.name} := c.c_{c.name}" for c in spec.columns) + ")"
+    kept_where = (
+        f"t.{spec.partition_column} >= $start AND t.{spec.partition_column} < $end"
+        if partitioned
+        else "TRUE"
+    )
+    differs = ", ".join(
+        f"CASE WHEN c.c_{c.name} IS DISTINCT FROM t.{c.name} THEN '{c.name}: ' || "
+        f"coalesce(t.{c.name}::VARCHAR, 'NULL') || ' kept, ' || "
+        f"coalesce(c.c_{c.name}::VARCHAR, 'NULL') || ' dropped' END"
+        for c in spec.columns
+    )
+    key_names = ", ".join(f"c.c_{k} AS {k}" for k in spec.key)
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _conflicts AS "
+        f"WITH repeated AS (SELECT {key} FROM _checked WHERE _reason = '' GROUP BY ALL "
+        "HAVING count(*) > 1) "
+        f"SELECT c._part AS partition_date, {key_names}, concat_ws('; ', {differs}) "
+        "AS differing_values, c._source_file AS source_file "
+        f"FROM _checked c SEMI JOIN repeated r ON {repeated_key} "
+        f"JOIN {spec.target} t ON {kept_key} "
+        f"WHERE c._reason = '' AND {kept_where} AND {kept} IS DISTINCT FROM {dropped}",
+        {k: v for k, v in params.items() if k in ("start", "end")},
     )
     days = "SELECT NULL::DATE AS d"
     if partitioned:
@@ -218,17 +259,20 @@ def curate(
     # Duplicates are counted on their own (valid rows minus distinct keys), so the audit's
     # equation rows_in = curated + quarantined + duplicates is a real check, not an identity.
     conn.execute(
-        f"INSERT INTO {AUDIT} "
+        f"INSERT INTO {AUDIT} (table_name, partition_date, rows_in, curated, quarantined, "
+        "duplicates, conflicting_duplicates, audited_at) "
         f"WITH days AS ({days}), "
         "ins AS (SELECT _part, count(*) AS n, count(*) FILTER (WHERE _reason <> '') AS q, "
         f"count(*) FILTER (WHERE _reason = '') - count(DISTINCT ({key})) FILTER "
         "(WHERE _reason = '') AS dup FROM _checked GROUP BY _part), "
         f"cur AS (SELECT {spec.partition_column or 'NULL'} AS _part, "
-        f"count(*) AS n FROM {spec.target} WHERE {tgt_where} GROUP BY 1) "
+        f"count(*) AS n FROM {spec.target} WHERE {tgt_where} GROUP BY 1), "
+        "con AS (SELECT partition_date AS _part, count(*) AS n FROM _conflicts GROUP BY 1) "
         "SELECT $target, d, coalesce(ins.n, 0), coalesce(cur.n, 0), coalesce(ins.q, 0), "
-        "coalesce(ins.dup, 0), $now "
+        "coalesce(ins.dup, 0), coalesce(con.n, 0), $now "
         "FROM days LEFT JOIN ins ON ins._part IS NOT DISTINCT FROM days.d "
-        "LEFT JOIN cur ON cur._part IS NOT DISTINCT FROM days.d",
+        "LEFT JOIN cur ON cur._part IS NOT DISTINCT FROM days.d "
+        "LEFT JOIN con ON con._part IS NOT DISTINCT FROM days.d",
         {k: v for k, v in params.items() if k in ("start", "end")}
         | {"target": spec.target, "now": now},
     )
@@ -248,12 +292,14 @@ def _audit_window(target: str, start: date | None, end: date | None) -> tuple[st
 def conservation_breaks(
     conn: duckdb.DuckDBPyConnection, target: str, start: date | None, end: date | None
 ) -> list[dict]:
-    """Partitions where rows in != curated + quarantined + duplicates (should be none)."""
+    """Partitions where rows in != curated + quarantined + duplicates, or where the conflicting
+    duplicates are not a part of the duplicates (should be none)."""
     where, params = _audit_window(target, start, end)
     cur = conn.execute(
-        f"SELECT partition_date, rows_in, curated, quarantined, duplicates FROM {AUDIT} "
-        f"WHERE {where} "
-        "AND (rows_in <> curated + quarantined + duplicates OR duplicates < 0)",
+        f"SELECT partition_date, rows_in, curated, quarantined, duplicates, "
+        f"conflicting_duplicates FROM {AUDIT} WHERE {where} "
+        "AND (rows_in <> curated + quarantined + duplicates OR duplicates < 0 "
+        "OR conflicting_duplicates NOT BETWEEN 0 AND duplicates)",
         params,
     )
     cols = [d[0] for d in cur.description]
@@ -274,15 +320,33 @@ def quarantine_shares(
 def audit_totals(
     conn: duckdb.DuckDBPyConnection, target: str, start: date | None, end: date | None
 ) -> dict[str, int]:
-    """Sum of the audit over the window: rows in, curated, quarantined, duplicates."""
+    """Sum of the audit over the window: rows in, curated, quarantined, duplicates, and the
+    conflicting part of the duplicates."""
     where, params = _audit_window(target, start, end)
-    totals = conn.execute(
-        "SELECT coalesce(sum(rows_in), 0), coalesce(sum(curated), 0), "
-        f"coalesce(sum(quarantined), 0), coalesce(sum(duplicates), 0) FROM {AUDIT} "
-        f"WHERE {where}",
+    names = ("rows_in", "curated", "quarantined", "duplicates", "conflicting_duplicates")
+    sums = ", ".join(f"coalesce(sum({n}), 0)" for n in names)
+    totals = conn.execute(f"SELECT {sums} FROM {AUDIT} WHERE {where}", params).fetchone()
+    return dict(zip(names, totals, strict=True))
+
+
+def conflicting_duplicates(
+    conn: duckdb.DuckDBPyConnection, target: str, start: date | None, end: date | None
+) -> list[tuple[date | None, int]]:
+    """(partition, conflicting duplicates) for the window's partitions that have any."""
+    where, params = _audit_window(target, start, end)
+    return conn.execute(
+        f"SELECT partition_date, conflicting_duplicates FROM {AUDIT} WHERE {where} "
+        "AND conflicting_duplicates > 0 ORDER BY 1",
         params,
-    ).fetchone()
-    return dict(zip(("rows_in", "curated", "quarantined", "duplicates"), totals, strict=True))
+    ).fetchall()
+
+
+def conflict_sample(conn: duckdb.DuckDBPyConnection, n: int = 20) -> list[dict]:
+    """Up to `n` rows dropped by the last `curate` on this connection whose values differed from
+    the row kept for their key: partition, key, and each differing value (kept, dropped)."""
+    cur = conn.execute(f"SELECT * FROM _conflicts ORDER BY ALL LIMIT {int(n)}")
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
 def top_reasons(

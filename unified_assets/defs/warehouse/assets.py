@@ -22,16 +22,17 @@ def build(
 ) -> dg.MaterializeResult:
     """Curate the run's partitions (or the whole table) and report its checks, atomically."""
     start, end = window(context)
+    quality = warehouse.settings.quality()
     with warehouse.connect() as conn, transaction(conn) as tx:
         totals = transforms.curate(conn, spec, utc_now(), start, end)
         context.log.info(f"{spec.target}: {totals}")
         results = [
             checks.conservation(conn, spec.target, start, end),
-            checks.quarantine_share(conn, spec.target, start, end),
+            checks.quarantine_share(conn, spec.target, start, end, quality.max_quarantine_share),
             *(evaluate(conn, start, end) for evaluate in extra),
         ]
         return publish(context, tx, spec.target, start, end, key=spec.key, metadata=totals,
-            extra_results=results,
+            extra_results=results, settings=quality,
         )  # fmt: skip
 
 
@@ -42,6 +43,16 @@ def _specs(spec: Curation, *extra: dg.AssetCheckSpec) -> list[dg.AssetCheckSpec]
         checks.quarantine_share_spec(spec.target),
         *extra,
     )
+
+
+def _fact_specs(spec: Curation, *extra: dg.AssetCheckSpec) -> list[dg.AssetCheckSpec]:
+    """A fact's checks: a daily table also warns about keys delivered twice with other values."""
+    return _specs(spec, checks.conflicting_duplicates_spec(spec.target), *extra)
+
+
+def _conflicts(spec: Curation):
+    """The conflicting-duplicates check of `spec`, as `build` calls its extra checks."""
+    return lambda conn, start, end: checks.conflicting_duplicates(conn, spec.target, start, end)
 
 
 _DIM = dict(group_name="warehouse", kinds={"duckdb"}, pool="duckdb", backfill_policy=single_run)
@@ -96,6 +107,7 @@ def dim_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             "warehouse.dim_date",
             key=("date",),
             metadata={"first_day": str(FIRST_DAY), "last_day": str(last)},
+            settings=warehouse.settings.quality(),
         )
 
 
@@ -103,20 +115,22 @@ def dim_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     key=["warehouse", "fct_flights"],
     deps=[["raw", "flights"], ["warehouse", "dim_carrier"], ["warehouse", "dim_airport"],
           ["warehouse", "dim_plane"]],
-    check_specs=_specs(curated.FLIGHTS, checks.referential_spec()),
+    check_specs=_fact_specs(curated.FLIGHTS, checks.referential_spec()),
     **_FACT,
 )  # fmt: skip
 def fct_flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """One row per scheduled flight: typed times, delays, cancelled and diverted flags."""
-    return build(context, warehouse, curated.FLIGHTS, extra=[checks.referential_integrity])
+    return build(context, warehouse, curated.FLIGHTS,
+                 extra=[_conflicts(curated.FLIGHTS), checks.referential_integrity])  # fmt: skip
 
 
 @dg.asset(
     key=["warehouse", "fct_weather_hourly"],
     deps=[["raw", "weather"], ["warehouse", "dim_airport"]],
-    check_specs=_specs(curated.WEATHER, checks.coverage_spec()),
+    check_specs=_fact_specs(curated.WEATHER, checks.coverage_spec()),
     **_FACT,
 )
 def fct_weather_hourly(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """One row per origin and hour: temperature, wind, visibility, pressure, precipitation."""
-    return build(context, warehouse, curated.WEATHER, extra=[checks.hour_coverage])
+    return build(context, warehouse, curated.WEATHER,
+                 extra=[_conflicts(curated.WEATHER), checks.hour_coverage])  # fmt: skip

@@ -1,5 +1,6 @@
-"""warehouse checks beyond the schema: conservation, quarantine share, referential integrity,
-weather coverage. Each is evaluated in SQL on every row of the run's partitions."""
+"""warehouse checks beyond the schema: conservation, quarantine share, conflicting duplicates,
+referential integrity, weather coverage. Each is evaluated in SQL on every row of the run's
+partitions."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from datetime import date
 
 import dagster as dg
 import duckdb
+import pandas as pd
 
 from unified_assets.defs.checks import asset_key
 from unified_assets.lib import quality, transforms
-from unified_assets.lib.config import QualitySettings
 
 
 def conservation_spec(table: str) -> dg.AssetCheckSpec:
@@ -43,8 +44,7 @@ def conservation(conn, table: str, start: date | None, end: date | None) -> dg.A
     )
 
 
-def quarantine_share(conn, table: str, start: date | None, end: date | None):
-    limit = QualitySettings.from_env().max_quarantine_share
+def quarantine_share(conn, table: str, start: date | None, end: date | None, limit: float):
     rows = transforms.quarantine_shares(conn, table, start, end)
     over = [
         {"partition": str(day), "rows_in": n, "quarantined": q, "share": round(q / n, 4)}
@@ -99,6 +99,33 @@ def hour_coverage(conn: duckdb.DuckDBPyConnection, start: date, end: date):
             "missing_hours": sum(m for _, _, m in missing),
             "worst": dg.MetadataValue.json(
                 [{"origin": o, "day": str(d), "missing": m} for o, d, m in missing[:20]]
+            ),
+        },
+    )
+
+
+def conflicting_duplicates_spec(table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "conflicting_duplicates", asset=asset_key(table), blocking=False,
+        description="Rows that share a natural key but differ in value: one is kept (the most "
+        "complete, see lib/transforms.py), the others are counted as duplicates and reported "
+        "here with their keys and differing values.",
+    )  # fmt: skip
+
+
+def conflicting_duplicates(conn, table: str, start: date | None, end: date | None):
+    """Warns when a key arrived twice with different values: a duplicate that is not a copy."""
+    by_partition = transforms.conflicting_duplicates(conn, table, start, end)
+    sample = transforms.conflict_sample(conn)
+    return dg.AssetCheckResult(
+        check_name="conflicting_duplicates",
+        passed=not by_partition,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "conflicting_duplicates": sum(n for _, n in by_partition),
+            "by_partition": dg.MetadataValue.json({str(d): n for d, n in by_partition}),
+            "sample": dg.MetadataValue.md(
+                pd.DataFrame(sample).astype(str).to_markdown(index=False) if sample else "none"
             ),
         },
     )
