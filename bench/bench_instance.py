@@ -35,6 +35,9 @@ from pathlib import Path
 
 from bench_foundation import DATA_LAYERS, timed
 
+from unified_assets.devtools.postgres import PostgresServer, find_bin_dir
+from unified_assets.lib import landing
+
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("sqlite", "postgres", "sqlite-1-planned", "postgres-1-planned")
 
@@ -88,9 +91,6 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300, help="events per storage probe")
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
-    sys.path.insert(0, str(REPO))
-    from unified_assets.lib import landing
-    from unified_assets_tests.postgres_server import PostgresServer, find_bin_dir
 
     bin_pg = find_bin_dir()
     if bin_pg is None and any(v.startswith("postgres") for v in variants):

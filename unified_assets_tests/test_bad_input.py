@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from unified_assets_tests.conftest import check_outcomes, query, run, scalar
+from unified_assets_tests.helpers import check_outcomes, query, run, scalar
 
 DAY = "2013-01-02"
 ROWS = 943  # flights on 2013-01-02

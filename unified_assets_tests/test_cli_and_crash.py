@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from unified_assets_tests.conftest import query, run, scalar
+from unified_assets_tests.helpers import query, run, scalar
 
 BIN = Path(sys.executable).parent
 
@@ -113,7 +113,8 @@ def test_a_writer_waits_for_the_lock_then_gives_a_clear_error(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
-        with pytest.raises(RuntimeError, match=r"could not open .*unified_assets\.duckdb \(write\)"):
+        wrote = r"could not open .*unified_assets\.duckdb \(write\)"
+        with pytest.raises(RuntimeError, match=wrote):
             warehouse.connect(database, timeout_s=0.5)
         conn = warehouse.connect(database, timeout_s=30)  # waits until the holder lets go
         conn.execute("CREATE TABLE t AS SELECT 1 AS x")

@@ -10,7 +10,6 @@ row is lost or doubled.
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import os
 import random
@@ -27,16 +26,14 @@ import pytest
 from unified_assets.defs.partitions import daily
 from unified_assets.lib import config, ingest, landing, transforms, warehouse
 from unified_assets.lib import curated as curations
-from unified_assets_tests.conftest import query, run, scalar
+from unified_assets_tests.helpers import POOL_LIMIT_1, REPO, data_rows, query, run, scalar
 
-REPO = Path(__file__).resolve().parents[1]
 DAYS = [date(2013, 1, d) for d in range(1, 5)]
 ROWS_JAN = (842, 943)  # flights on 2013-01-01 and 2013-01-02
 DAILY = ("raw/flights", "raw/weather", "warehouse/fct_flights", "warehouse/fct_weather_hourly")
 FLIGHTS = ("raw/flights", "warehouse/fct_flights")
 REFERENCE = ("raw/planes", "raw/airports", "raw/airlines", "warehouse/dim_carrier",
              "warehouse/dim_airport", "warehouse/dim_plane")  # fmt: skip
-POOL_LIMIT_1 = "concurrency:\n  pools:\n    default_limit: 1\n    granularity: op\n"
 WAITING = "waiting up to"  # the warning lib/warehouse.py logs when it starts to wait
 POOL_BLOCKED = "Step blocked by limit for pool duckdb"  # Dagster's engine event
 
@@ -129,11 +126,6 @@ def python(*args: str, env: dict, **kwargs) -> subprocess.Popen:
 def materialize_args(day: date, selection=DAILY) -> list[str]:
     return ["-m", "dagster", "asset", "materialize", "-m", "unified_assets.definitions",
             "--select", ",".join(selection), "--partition", str(day)]  # fmt: skip
-
-
-def data_rows(path: Path) -> int:
-    with path.open(newline="") as f:
-        return sum(1 for _ in csv.reader(f)) - 1
 
 
 def wait_for(condition, what: str, timeout_s: float = 180) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from unified_assets.lib import calendar, curated, features, ingest, landing, transforms, warehouse
+from unified_assets_tests.helpers import plant_leak, planted_leak_feature
 
 FLIGHT_COLS = (
     "flight_date DATE, carrier VARCHAR, flight INTEGER, tailnum VARCHAR, origin VARCHAR, "
@@ -273,7 +274,7 @@ def test_registry_covers_the_feature_columns():
     for f in features.REGISTRY.values():
         assert f.dtype in features.DTYPES and f.source_tables and f.owner and f.description
         assert f.as_of in {name for name, _ in features.COLUMNS[f.table]}
-    leak = features.planted_leak_feature()
+    leak = planted_leak_feature()
     assert leak.name == "leaky_arrival_delay" and leak.as_of == "leaky_as_of"
     assert leak.name not in features.REGISTRY
 
@@ -339,9 +340,9 @@ def test_leakage_report_clean_then_planted(real):
     ).fetchall()[0]
     assert all(c > 1000 for c in filled), filled
 
-    leaked = features.plant_leak(real)
+    leaked = plant_leak(real)
     assert leaked > 8000
-    registry = features.REGISTRY | {"leaky_arrival_delay": features.planted_leak_feature()}
+    registry = features.REGISTRY | {"leaky_arrival_delay": planted_leak_feature()}
     report = features.leakage_report(real, features.FLIGHT_FEATURES, registry=registry)
     assert report["leaky_arrival_delay"] == leaked
     assert {k: v for k, v in report.items() if k != "leaky_arrival_delay"} == clean

@@ -14,64 +14,21 @@ import pytest
 from unified_assets.defs.factory import build_model_assets
 from unified_assets.lib import artifacts, candidates, features, landing, manifests, models
 from unified_assets.lib.gates import Gates
-from unified_assets_tests.conftest import all_assets, check_outcomes, query, resources_for
+from unified_assets_tests.helpers import (
+    FEATURES_UP,
+    check_outcomes,
+    data_and_feature_assets,
+    plant_leak,
+    planted_leak_feature,
+    query,
+    small,
+    train_and_deploy,
+)
+from unified_assets_tests.helpers import run_assets as run
 
 END = "2013-01-28"
-FEATURES_UP = dg.AssetSelection.groups("raw", "warehouse", "marts", "features")
-
-
-def small(spec: models.ModelSpec, **changes) -> models.ModelSpec:
-    """The spec on January: train 1-14, validate 15-21, test 22-28; a quick search."""
-    windows = dict(
-        train=(date(2013, 1, 1), date(2013, 1, 15)),
-        valid=(date(2013, 1, 15), date(2013, 1, 22)),
-        test=(date(2013, 1, 22), date(2013, 1, 29)),
-    )
-    if spec.task == "forecast":  # its targets are 7 days ahead of the feature day
-        windows = dict(
-            train=(date(2013, 1, 1), date(2013, 1, 10)),
-            valid=(date(2013, 1, 10), date(2013, 1, 16)),
-            test=(date(2013, 1, 16), date(2013, 1, 22)),
-        )
-    loose = dataclasses.replace(spec.gates, metric_floor=0.55 if spec.higher_is_better else 500,
-                                amdr_threshold=0.0, max_slice_gap=10.0)  # fmt: skip
-    return dataclasses.replace(spec, **(windows | dict(budget=2, num_boost_round=150,
-                                                       gates=loose) | changes))  # fmt: skip
-
 
 CLASSIFIER = small(models.DELAY_CLASSIFIER)
-
-
-def data_and_feature_assets() -> list:
-    layers = ("landing", "raw", "warehouse", "marts", "features")
-    return [a for a in all_assets() if first_key(a).path[0] in layers]
-
-
-def first_key(asset) -> dg.AssetKey:
-    """An AssetsDefinition's key, or an external AssetSpec's."""
-    return asset.key if isinstance(asset, dg.AssetSpec) else next(iter(asset.keys))
-
-
-def run(home: Path, assets: list, selection=None, start=None, end=None, instance=None):
-    tags = {}
-    if start:
-        tags = {"dagster/asset_partition_range_start": start,
-                "dagster/asset_partition_range_end": end}  # fmt: skip
-    return dg.materialize(
-        assets,
-        selection=selection,
-        resources=resources_for(home),
-        tags=tags,
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
-
-
-def train_and_deploy(home: Path, spec: models.ModelSpec) -> dg.ExecuteInProcessResult:
-    """training set -> model -> evaluation -> manifest (the unpartitioned part of the chain)."""
-    chain = build_model_assets(spec)
-    selection = [a.key for a in chain[:4]]
-    return run(home, data_and_feature_assets() + chain, selection=selection)
 
 
 def serve(home: Path, spec: models.ModelSpec, start="2013-01-22", end=END):
@@ -238,11 +195,11 @@ def test_a_planted_leak_is_caught_and_nothing_is_deployed(featured, monkeypatch)
 
     def leaky(conn, start, end, lead):
         rows = real(conn, start, end, lead)
-        features.plant_leak(conn)
+        plant_leak(conn)
         return rows
 
     monkeypatch.setattr(features, "build_flight_features", leaky)
-    monkeypatch.setitem(features.REGISTRY, "leaky_arrival_delay", features.planted_leak_feature())
+    monkeypatch.setitem(features.REGISTRY, "leaky_arrival_delay", planted_leak_feature())
     spec = dataclasses.replace(CLASSIFIER,
                                features=(*CLASSIFIER.features, "leaky_arrival_delay"))  # fmt: skip
     chain = build_model_assets(spec)

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from unified_assets.lib import manifests
-from unified_assets_tests.conftest import query
+from unified_assets_tests.helpers import query
 
 BIN = Path(sys.executable).parent
 

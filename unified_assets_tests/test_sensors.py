@@ -10,7 +10,7 @@ import pytest
 
 from unified_assets.defs.raw.sensors import REFERENCE_ASSETS
 from unified_assets.lib import config, landing, monitoring, warehouse
-from unified_assets_tests.conftest import resources_for, run
+from unified_assets_tests.helpers import resources_for, run
 
 
 @pytest.fixture(scope="module")

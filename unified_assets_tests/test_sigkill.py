@@ -25,10 +25,17 @@ import pytest
 from unified_assets.defs.partitions import daily
 from unified_assets.lib import artifacts, candidates, landing, manifests
 from unified_assets_tests import train_small
-from unified_assets_tests.conftest import query, run, scalar
-from unified_assets_tests.test_concurrency import POOL_LIMIT_1, REPO, data_rows
-from unified_assets_tests.test_models import FEATURES_UP, data_and_feature_assets
-from unified_assets_tests.test_models import run as run_assets
+from unified_assets_tests.helpers import (
+    FEATURES_UP,
+    POOL_LIMIT_1,
+    REPO,
+    data_and_feature_assets,
+    data_rows,
+    query,
+    run,
+    run_assets,
+    scalar,
+)
 
 DAY = "2013-01-02"
 MODEL = "delay_classifier"

@@ -30,8 +30,7 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from unified_assets_tests.conftest import query, scalar
-from unified_assets_tests.system import require_program
+from unified_assets_tests.helpers import query, require_program, scalar
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "ui"

@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from unified_assets.lib import models
-from unified_assets_tests.test_models import small, train_and_deploy
+from unified_assets_tests.helpers import small, train_and_deploy
 
 WINDOWS = dict(
     train=(date(2013, 1, 1), date(2013, 1, 8)),

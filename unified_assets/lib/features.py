@@ -651,31 +651,3 @@ def leakage_report(
     (row,) = conn.execute(sql, params).fetchall()
     return {f.name: int(n) for f, n in zip(feats, row, strict=True)}
 
-
-def planted_leak_feature() -> Feature:
-    """A deliberately leaky feature: the flight's own arrival delay, known only after it lands."""
-    return _flight(
-        "leaky_arrival_delay",
-        "int",
-        "leaky_as_of",
-        _F,
-        "PLANTED LEAK for tests: the flight's own arrival delay, known after its cutoff.",
-    )
-
-
-def plant_leak(conn: duckdb.DuckDBPyConnection) -> int:
-    """Add `leaky_arrival_delay` (= arr_delay_min) and `leaky_as_of` (= the flight's own
-    known_at_utc) to features.flight_features; return the rows given a leaky value."""
-    conn.execute(
-        f"ALTER TABLE {FLIGHT_FEATURES} ADD COLUMN IF NOT EXISTS leaky_arrival_delay INTEGER"
-    )
-    conn.execute(f"ALTER TABLE {FLIGHT_FEATURES} ADD COLUMN IF NOT EXISTS leaky_as_of TIMESTAMP")
-    conn.execute(
-        f"UPDATE {FLIGHT_FEATURES} AS t SET leaky_arrival_delay = f.arr_delay_min, "
-        f"leaky_as_of = t.sched_dep_utc + to_minutes(f.dep_delay_min + f.air_time_min + 60) "
-        f"FROM {_FLIGHTS} AS f WHERE f.flight_date = t.flight_date AND f.carrier = t.carrier "
-        f"AND f.flight = t.flight AND f.origin = t.origin AND f.sched_dep_ts = t.sched_dep_ts"
-    )
-    return conn.execute(
-        f"SELECT count(*) FROM {FLIGHT_FEATURES} WHERE leaky_arrival_delay IS NOT NULL"
-    ).fetchall()[0][0]

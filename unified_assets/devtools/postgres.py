@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server from the system's packages, for the production-instance test.
+"""A throw-away PostgreSQL server from the system's packages, for the production-instance test,
+the instance bench, and trying deploy/dagster.yaml locally.
 
 It runs on 127.0.0.1 with a free port, from a temporary folder, with password authentication,
 and is stopped (and its folder removed) on exit. PostgreSQL refuses to run as root, so under root
