@@ -5,6 +5,9 @@ the nightly scoring schedule at 04:00, run it; tick every retraining sensor, run
 for. A run that fails goes to the failed-run sensor. Sensors and schedules are the code
 location's own, called with a context as the daemon would call them; runs execute in this
 process against the instance in DAGSTER_HOME, so the UI shows them afterwards.
+
+Three parts: the `Daemon` does what Dagster's daemon would (ticks, run launches), the `Ledger`
+records what happened, and the `Replayer` is the calendar of a simulated day.
 """
 
 from __future__ import annotations
@@ -33,33 +36,34 @@ class Ledger:
     retrainings: list[dict] = field(default_factory=list)
     skips: dict[str, int] = field(default_factory=dict)
 
+    def skipped(self, name: str) -> None:
+        self.skips[name] = self.skips.get(name, 0) + 1
+
     def dump(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(vars(self), indent=1, default=str))
 
 
-class Replayer:
-    """Drives the code location's sensors and schedules over simulated days."""
+class Daemon:
+    """What Dagster's daemon does for the code location, called in this process: ticks its
+    sensors, schedules and automation conditions, and launches the runs they request. Every
+    run and skipped tick goes to the ledger."""
 
-    def __init__(self, settings, instance: dg.DagsterInstance, models: list[str], log=print):
-        from unified_assets.definitions import build_defs
-        from unified_assets.defs.resources import build_resources
-
-        self.home = settings.home_path
-        self.defs = build_defs(settings)
-        self.models = models
-        self.log = log
+    def __init__(self, defs: dg.Definitions, resources: dict, instance: dg.DagsterInstance,
+                 ledger: Ledger, log=print):  # fmt: skip
+        self.defs = defs
+        self.resources = resources
         self.instance = instance
-        self.resources = build_resources(settings)
-        repo = self.defs.get_repository_def()
+        self.ledger = ledger
+        self.log = log
+        repo = defs.get_repository_def()
         self.sensors = {s.name: s for s in repo.sensor_defs}
         self.schedules = {s.name: s for s in repo.schedule_defs}
         self.cursors: dict[str, str | None] = {}
         self.automation_cursor = None
-        self.ledger = Ledger()
 
-    # -- the daemon's part -------------------------------------------------------------
-    def tick_sensor(self, name: str, now: datetime) -> None:
+    def tick_sensor(self, name: str, now: datetime) -> list[dict]:
+        """One tick of the sensor; returns the ledger entries of the runs it launched."""
         sensor = self.sensors[name]
         with dg.build_sensor_context(
             instance=self.instance, cursor=self.cursors.get(name), resources=self.resources,
@@ -67,25 +71,30 @@ class Replayer:
         ) as context:  # fmt: skip
             result = sensor(context)
             self.cursors[name] = context.cursor
-        for request in _requests(result):
-            self.launch(request, request.job_name or sensor.job_name, {"dagster/sensor_name": name},
-                        now)  # fmt: skip
+        launched = [
+            self.launch(request, request.job_name or sensor.job_name,
+                        {"dagster/sensor_name": name}, now)
+            for request in _requests(result)
+        ]  # fmt: skip
         if isinstance(result, dg.SkipReason):
-            self.ledger.skips[name] = self.ledger.skips.get(name, 0) + 1
+            self.ledger.skipped(name)
+        return [entry for entry in launched if entry is not None]
 
-    def tick_schedule(self, name: str, at: datetime) -> None:
+    def tick_schedule(self, name: str, at: datetime) -> list[dict]:
+        """The schedule's tick at `at`; returns the ledger entries of the runs it launched."""
         schedule = self.schedules[name]
         with dg.build_schedule_context(
             instance=self.instance, scheduled_execution_time=at, resources=self.resources
         ) as context:
             result = schedule(context)
         if isinstance(result, dg.SkipReason):
-            self.ledger.skips[name] = self.ledger.skips.get(name, 0) + 1
+            self.ledger.skipped(name)
         origin = {"dagster/schedule_name": name, "dagster/scheduled_execution_time": at.isoformat()}
-        for request in _requests(result):
-            self.launch(request, schedule.job_name, origin, at)
+        launched = [self.launch(request, schedule.job_name, origin, at)
+                    for request in _requests(result)]  # fmt: skip
+        return [entry for entry in launched if entry is not None]
 
-    def tick_automation(self, now: datetime) -> None:
+    def tick_automation(self, now: datetime) -> dict | None:
         """The daemon's automation sensor: assets whose AutomationCondition is true run."""
         result = dg.evaluate_automation_conditions(
             defs=self.defs, instance=self.instance, cursor=self.automation_cursor,
@@ -94,17 +103,21 @@ class Replayer:
         self.automation_cursor = result.cursor
         keys = [r.key for r in result.results if result.get_num_requested(r.key)]
         unpartitioned = [k for k in keys if not result.get_requested_partitions(k) - {None}]
-        if unpartitioned:
-            request = dg.RunRequest(asset_selection=unpartitioned,
-                                    tags={"unified_assets/trigger": "automation_condition"})
-            self.launch(request, "__ASSET_JOB", {}, now)
+        if not unpartitioned:
+            return None
+        request = dg.RunRequest(
+            asset_selection=unpartitioned, tags={"unified_assets/trigger": "automation_condition"}
+        )
+        return self.launch(request, "__ASSET_JOB", {}, now)
 
-    def launch(self, request: dg.RunRequest, job_name: str, origin: dict, now: datetime) -> bool:
-        """Execute a run request unless a run with its run key already exists (as the daemon)."""
+    def launch(self, request: dg.RunRequest, job_name: str, origin: dict,
+               now: datetime) -> dict | None:  # fmt: skip
+        """Execute a run request unless a run with its run key already exists (as the daemon);
+        returns the run's ledger entry, or None when it was not launched."""
         if request.run_key and self.instance.get_runs(
             filters=dg.RunsFilter(tags={RUN_KEY_TAG: request.run_key} | origin), limit=1
         ):
-            return False
+            return None
         job = (self.defs.resolve_implicit_global_asset_job_def() if job_name == "__ASSET_JOB"
                else self.defs.resolve_job_def(job_name))  # fmt: skip
         tags = dict(request.tags) | origin
@@ -128,9 +141,10 @@ class Replayer:
             if not entry["gate_rejection"]:
                 self.log(f"  run {result.run_id[:8]} {job_name} {request.partition_key} FAILED")
             self.record_failure(result)
-        return True
+        return entry
 
     def record_failure(self, result: dg.ExecuteInProcessResult) -> None:
+        """The failed-run sensor's tick for this run, as the daemon would give it."""
         sensor = self.sensors["record_failed_runs"]
         run = self.instance.get_run_by_id(result.run_id)
         with dg.build_run_status_sensor_context(
@@ -139,7 +153,22 @@ class Replayer:
         ) as context:  # fmt: skip
             sensor(context.for_run_failure())
 
-    # -- one simulated day -------------------------------------------------------------
+
+class Replayer:
+    """The calendar of simulated days: what the daemon is asked to do, and when, on each day;
+    and each retraining's decision, noted in the ledger."""
+
+    def __init__(self, settings, instance: dg.DagsterInstance, models: list[str], log=print):
+        from unified_assets.definitions import build_defs
+        from unified_assets.defs.resources import build_resources
+
+        self.home = settings.home_path
+        self.models = models
+        self.log = log
+        self.ledger = Ledger()
+        self.daemon = Daemon(build_defs(settings), build_resources(settings), instance,
+                             self.ledger, log)  # fmt: skip
+
     def play(self, start: date, end: date, bootstrap_end: date, progress=None) -> None:
         """Every day from `start` to `end`. The warehouse stays open throughout: the ticks and
         runs happen one after another in this process, and nothing else is waiting for it."""
@@ -153,25 +182,25 @@ class Replayer:
 
     def day(self, day: date, bootstrap_end: date) -> None:
         """Everything the daemon would do for one landed day."""
+        daemon = self.daemon
         next_day = datetime.combine(day + timedelta(days=1), clock(), tzinfo=UTC)
         landing.land(self.home, through=day, start=day)
-        self.tick_sensor("landing_sensor", next_day + timedelta(minutes=30))
-        self.tick_automation(next_day + timedelta(minutes=45))
+        daemon.tick_sensor("landing_sensor", next_day + timedelta(minutes=30))
+        daemon.tick_automation(next_day + timedelta(minutes=45))
         if day == bootstrap_end:
             self.bootstrap(day, next_day + timedelta(hours=1))
-        for name, schedule in self.schedules.items():
+        for name, schedule in daemon.schedules.items():
             at = fires_on(schedule.cron_schedule, next_day.date())
             if at is not None and name != "weekly_scorecard":
-                self.tick_schedule(name, next_day + at)
+                daemon.tick_schedule(name, next_day + at)
         for model in self.models:
             before = len(manifests.history(self.home, model))
-            runs = len(self.ledger.runs)
-            self.tick_sensor(f"retrain_{model}_sensor", next_day + timedelta(hours=5))
-            if len(self.ledger.runs) > runs:
-                self.note_retraining(model, self.ledger.runs[-1], before)
-        at = fires_on(self.schedules["weekly_scorecard"].cron_schedule, next_day.date())
+            launched = daemon.tick_sensor(f"retrain_{model}_sensor", next_day + timedelta(hours=5))
+            if launched:
+                self.note_retraining(model, launched[-1], before)
+        at = fires_on(daemon.schedules["weekly_scorecard"].cron_schedule, next_day.date())
         if at is not None:  # after the morning's retrainings, so the week's decisions count
-            self.tick_schedule("weekly_scorecard", next_day + at)
+            daemon.tick_schedule("weekly_scorecard", next_day + at)
 
     def bootstrap(self, day: date, now: datetime) -> None:
         """The first model of each replayed model, trained on the days up to `day`."""
@@ -181,10 +210,12 @@ class Replayer:
         for model in self.models:
             before = len(manifests.history(self.home, model))
             request = retrain_request(SPECS[model], day, "bootstrap", {"first_model": True})
-            self.launch(request, f"retrain_{model}", {}, now)
-            self.note_retraining(model, self.ledger.runs[-1], before)
+            entry = self.daemon.launch(request, f"retrain_{model}", {}, now)
+            if entry is not None:
+                self.note_retraining(model, entry, before)
 
     def note_retraining(self, model: str, run: dict, history_before: int) -> None:
+        """The decision the retraining `run` left in the model's manifest history."""
         history = manifests.history(self.home, model)
         decided = history[history_before:] if len(history) > history_before else []
         status = decided[-1]["status"] if decided else "no decision (run failed)"
