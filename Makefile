@@ -12,12 +12,14 @@ export DAGSTER_HOME ?= $(UNIFIED_ASSETS_HOME)/dagster_home
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-## Land every day of 2013 and build raw, warehouse and marts in one run; print a summary.
+## Land every day of 2013 and build the whole graph over it in one Dagster run: raw, warehouse,
+## marts, features, each model trained, gated and deployed, its predictions and the monitoring;
+## print a summary.
 run: setup
 	$(BIN)/unified-assets build --through 2013-12-31
 
