@@ -365,7 +365,7 @@ def test_a_run_blocked_past_its_lock_timeout_fails_with_the_holder_named(four_da
 
 
 def test_a_reader_waits_for_a_writer_then_gives_up_clearly(tmp_path):
-    database = tmp_path / "warehouse.duckdb"
+    database = tmp_path / "unified_assets.duckdb"
     env = dict(os.environ)
     writer = python("-c", HOLDER, str(database), "write", env=env,
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
@@ -383,7 +383,7 @@ def test_a_reader_waits_for_a_writer_then_gives_up_clearly(tmp_path):
 def test_a_held_warehouse_is_opened_once_for_the_block_then_released(tmp_path):
     """The replay holds the file for its sequential work: every connect in the block shares
     one connection (reads see writes), other processes wait, and the block's end lets them in."""
-    database = tmp_path / "warehouse.duckdb"
+    database = tmp_path / "unified_assets.duckdb"
     reader = [sys.executable, "-c", "import sys; from pathlib import Path; "
               "from unified_assets.lib import warehouse; warehouse.connect(Path(sys.argv[1]), "
               "read_only=True, timeout_s=0.3).close()", str(database)]  # fmt: skip

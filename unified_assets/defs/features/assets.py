@@ -7,6 +7,7 @@ from unified_assets.defs.checks import asset_key, utc_now, window
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import features
+from unified_assets.lib import leakage as leakage_audit
 from unified_assets.lib.warehouse import transaction
 
 
@@ -15,18 +16,32 @@ def leakage_spec(table: str) -> dg.AssetCheckSpec:
         "leakage",
         asset=asset_key(table),
         blocking=True,
-        description="No registered feature uses anything timestamped after its row's "
-        "prediction cutoff (each feature's as-of column against cutoff_utc).",
+        description="No feature value could have been unknown at its row's prediction cutoff: "
+        "each feature's as-of column against cutoff_utc, and an independent audit of every "
+        "value against the actual departure, arrival and weather-hour times (lib/leakage.py).",
     )
 
 
 def leakage(conn, table: str, start, end) -> dg.AssetCheckResult:
-    report = features.leakage_report(conn, table, start, end)
-    leaks = {name: n for name, n in report.items() if n}
+    declared = features.leakage_report(conn, table, start, end)
+    findings = leakage_audit.audit(conn, table, start, end)
+    leaks = {name: n for name, n in declared.items() if n}
+    for finding in findings:
+        if finding.violations:
+            leaks[finding.feature] = max(leaks.get(finding.feature, 0), finding.violations)
+    table_md = pd.DataFrame(
+        [f.as_dict() | {"as_of_after_cutoff": declared.get(f.feature, 0)} for f in findings]
+    ).to_markdown(index=False)
+    samples = {f.feature: f.sample for f in findings if f.sample}
     return dg.AssetCheckResult(
         check_name="leakage",
         passed=not leaks,
-        metadata={"features_checked": len(report), "leaking": dg.MetadataValue.json(leaks)},
+        metadata={
+            "features_checked": len(findings),
+            "leaking": dg.MetadataValue.json(leaks),
+            "audit": dg.MetadataValue.md(table_md),
+            "violation_samples": dg.MetadataValue.json(samples),
+        },
     )
 
 
@@ -60,7 +75,7 @@ _FEATURES = dict(
 @dg.asset(
     key=["features", "flight_features"],
     deps=[["warehouse", "fct_flights"], ["warehouse", "fct_weather_hourly"],
-          ["warehouse", "dim_plane"], ["warehouse", "dim_date"]],
+          ["warehouse", "dim_plane"], ["warehouse", "dim_date"], ["warehouse", "dim_airport"]],
     check_specs=[leakage_spec("features.flight_features")],
     **_FEATURES,
 )  # fmt: skip

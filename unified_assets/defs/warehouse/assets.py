@@ -8,7 +8,7 @@ from unified_assets.defs.checks import publish, table_check_specs, utc_now, wind
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.defs.warehouse import checks
-from unified_assets.lib import calendar, curated, landing, transforms
+from unified_assets.lib import calendar, curated, landing, overrides, transforms
 from unified_assets.lib.config import FIRST_DAY
 from unified_assets.lib.transforms import Curation
 from unified_assets.lib.warehouse import transaction
@@ -19,12 +19,16 @@ def build(
     warehouse: WarehouseResource,
     spec: Curation,
     extra=(),
+    complete=None,
 ) -> dg.MaterializeResult:
-    """Curate the run's partitions (or the whole table) and report its checks, atomically."""
+    """Curate the run's partitions (or the whole table) and report its checks, atomically.
+    `complete(conn)` adds curated reference rows after the landed ones, returning metadata."""
     start, end = window(context)
     quality = warehouse.settings.quality()
     with warehouse.connect() as conn, transaction(conn) as tx:
         totals = transforms.curate(conn, spec, utc_now(), start, end)
+        if complete is not None:
+            totals |= complete(conn)
         context.log.info(f"{spec.target}: {totals}")
         results = [
             checks.conservation(conn, spec.target, start, end),
@@ -77,8 +81,10 @@ def dim_carrier(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     **_DIM,
 )
 def dim_airport(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Airports by FAA code: location, altitude and time zone."""
-    return build(context, warehouse, curated.AIRPORTS)
+    """Airports by FAA code: location, altitude and time zone; the airports the landing file
+    lacks come from the curated override (lib/reference/airports_override.csv)."""
+    return build(context, warehouse, curated.AIRPORTS, complete=lambda conn: {
+        "added_from_override": ", ".join(overrides.add_airport_overrides(conn)) or "none"})
 
 
 @dg.asset(

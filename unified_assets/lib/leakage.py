@@ -1,0 +1,244 @@
+"""The leakage audit: could each feature value really have been known at its row's cutoff?
+
+The feature tables say when each value was known (an as-of column per feature). This audit does
+not trust them: it goes back to the events in the warehouse, the actual departure (local time
+at the origin), the actual arrival (local time at the destination) and the weather hour, puts
+them in UTC with each airport's own time zone, and checks every feature value of a row against
+what had happened by that row's cutoff. It shares no SQL with the feature builders, so a wrong
+as-of expression there cannot hide a leak here. Plain SQL over DuckDB; no Dagster.
+
+Rules, per feature:
+- `schedule`: published schedule, reference data and calendar; known in advance.
+- `weather`: the value equals the latest reading at the origin whose hour had ended by the
+  cutoff (a reading of hour H is taken late in the hour, so it is known at H + 1 h).
+- `inbound`: an earlier flight of the same plane that day had landed, plus the outcome lag, by
+  the cutoff with exactly that arrival delay.
+- `departed`: an earlier flight of the same plane that day had left by the cutoff with exactly
+  that departure delay.
+- `rates`: the delay rate equals the one computed from the outcomes known (landed + lag)
+  before the cutoff's New York day, over the feature's window.
+- `live`: the departure delays of the 3 hours up to the cutoff, from actual departures.
+- `history`: departures per origin and day counted from flights that had left by the cutoff.
+- `unaudited`: a feature whose as-of column has no rule here. The audit fails closed: every
+  value counts as a violation until a rule says how to check it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import duckdb
+
+from unified_assets.lib.features import (
+    FLIGHT_FEATURES,
+    ORIGIN_DAILY,
+    OUTCOME_LAG_MINUTES,
+    REGISTRY,
+    Feature,
+    features_of,
+)
+
+SAMPLE = 5
+TOLERANCE = 1e-9
+
+# Each flight's events in UTC, with the airports' own time zones.
+_EVENTS = """
+events AS (
+    SELECT f.flight_date, f.carrier, f.flight, f.origin, f.dest, f.tailnum, f.sched_dep_ts,
+        f.dep_delay_min, f.arr_delay_min, f.is_cancelled, f.is_diverted,
+        (f.dep_ts AT TIME ZONE o.tzone) AT TIME ZONE 'UTC' AS departed_utc,
+        (f.arr_ts AT TIME ZONE d.tzone) AT TIME ZONE 'UTC' AS landed_utc
+    FROM warehouse.fct_flights f
+    LEFT JOIN warehouse.dim_airport o ON o.faa = f.origin
+    LEFT JOIN warehouse.dim_airport d ON d.faa = f.dest
+)"""
+
+_KEY = ("flight_date", "carrier", "flight", "origin", "sched_dep_ts")
+
+
+@dataclass
+class Finding:
+    """The audit of one feature over the audited rows."""
+
+    feature: str
+    rule: str
+    rows: int = 0  # rows with a value
+    violations: int = 0
+    sample: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"feature": self.feature, "rule": self.rule, "rows": self.rows,
+                "violations": self.violations}  # fmt: skip
+
+
+def _window(column: str, start: date | None, end: date | None) -> tuple[str, dict]:
+    where, params = ["TRUE"], {}
+    if start is not None:
+        where.append(f"r.{column} >= $start")
+        params["start"] = start
+    if end is not None:
+        where.append(f"r.{column} < $end")
+        params["end"] = end
+    return " AND ".join(where), params
+
+
+def _weather(name: str) -> str:
+    return f"""
+    SELECT r.*, r.{name} IS NOT DISTINCT FROM w.{name} AS ok
+    FROM rows r ASOF LEFT JOIN (
+        SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS ended_utc, {name}
+        FROM warehouse.fct_weather_hourly
+    ) w ON w.origin = r.origin AND r.cutoff_utc >= w.ended_utc"""
+
+
+def _earlier_flight(value: str, event_value: str | None, event_time: str) -> str:
+    same = f"AND e.{event_value} = r.{value}" if event_value else ""
+    return f"""
+    SELECT r.*, EXISTS (
+        SELECT 1 FROM events e
+        WHERE e.tailnum = r.tailnum AND e.flight_date = r.flight_date
+            AND e.sched_dep_ts < r.sched_dep_ts {same} AND {event_time} <= r.cutoff_utc
+    ) AS ok
+    FROM rows r"""
+
+
+def _rates(name: str, keys: tuple[str, ...], days: int, counts: bool = False) -> str:
+    on = " AND ".join(f"o.{k} = a.{k}" for k in keys)
+    value, known = ("count(o.late)", "coalesce(k.v, 0)") if counts else ("avg(o.late)", "k.v")
+    return f"""
+    SELECT r.*, abs(r.{name} - {known}) <= {TOLERANCE} AS ok
+    FROM rows r LEFT JOIN (
+        SELECT {", ".join(f"a.{k}" for k in keys)}, a.day, {value} AS v
+        FROM (SELECT DISTINCT {", ".join(keys)}, day FROM rows) a
+        JOIN outcomes o ON {on}
+            AND o.known_utc >= timezone('UTC', timezone('America/New_York',
+                                                       (a.day - {days})::TIMESTAMP))
+            AND o.known_utc < timezone('UTC', timezone('America/New_York', a.day::TIMESTAMP))
+        GROUP BY ALL
+    ) k ON {" AND ".join(f"k.{k} = r.{k}" for k in keys)} AND k.day = r.day"""
+
+
+def _live(name: str, grain: str, measure: str) -> str:
+    value = "avg(e.dep_delay_min)" if measure == "delay" else "count(e.dep_delay_min)"
+    empty = "k.v IS NULL" if measure == "delay" else "k.v IS NULL AND r.{name} = 0"
+    return f"""
+    SELECT r.*, ({empty.format(name=name)}) OR abs(r.{name} - k.v) <= {TOLERANCE} AS ok
+    FROM rows r LEFT JOIN (
+        SELECT {", ".join(f"q.{k}" for k in _KEY)}, {value} AS v
+        FROM (SELECT DISTINCT {", ".join(_KEY)}, {grain}, cutoff_utc FROM rows) q
+        JOIN events e ON e.{grain} = q.{grain} AND e.dep_delay_min IS NOT NULL
+            AND e.departed_utc BETWEEN q.cutoff_utc - INTERVAL 3 HOUR AND q.cutoff_utc
+        GROUP BY ALL
+    ) k USING ({", ".join(_KEY)})"""
+
+
+def _history(name: str, day: str, mean_days: int | None = None) -> str:
+    """Departures of an origin on a day (or their mean over `mean_days` loaded days up to the
+    feature day), counted from the flights that had left by the row's cutoff."""
+    span = (f"d.day BETWEEN q.feature_date - {mean_days - 1} AND q.feature_date" if mean_days
+            else f"d.day = {day}")  # fmt: skip
+    return f"""
+    SELECT r.*, abs(r.{name} - k.v) <= {TOLERANCE} AS ok
+    FROM rows r LEFT JOIN (
+        SELECT origin, feature_date, avg(n) AS v FROM (
+            SELECT q.origin, q.feature_date, d.day, count(e.flight_date) AS n
+            FROM (SELECT DISTINCT origin, feature_date, target_date, cutoff_utc FROM rows) q
+            JOIN (SELECT DISTINCT flight_date AS day FROM warehouse.fct_flights) d ON {span}
+            LEFT JOIN events e ON e.origin = q.origin AND e.flight_date = d.day
+                AND NOT e.is_cancelled AND e.departed_utc <= q.cutoff_utc
+            GROUP BY ALL
+        ) GROUP BY ALL
+    ) k USING (origin, feature_date)"""
+
+
+def _rule(feature: Feature) -> tuple[str, str | None]:
+    """The rule and the audit query (over `rows`, giving `ok` per row) of one feature."""
+    name = feature.name
+    if feature.as_of == "cutoff_utc":
+        return "schedule", None
+    if feature.as_of == "weather_as_of":
+        return "weather", _weather(name)
+    if name == "prev_arr_delay_min":
+        return "inbound", _earlier_flight(name, "arr_delay_min", "e.landed_utc + lag")
+    if name == "has_prev_flight":
+        return "inbound", _earlier_flight(name, None, "e.landed_utc + lag").replace(
+            "AS ok", "= r.has_prev_flight AS ok")
+    if name == "prev_dep_delay_min":
+        return "departed", _earlier_flight(name, "dep_delay_min", "e.departed_utc")
+    if feature.as_of == "rates_as_of":
+        grain, _, rest = name.partition("_")
+        keys = {"carrier": ("carrier",), "origin": ("origin",), "route": ("origin", "dest")}
+        days = int(rest.rsplit("_", 1)[1].rstrip("d"))
+        return "rates", _rates(name, keys[grain], days, counts=rest.startswith("flights"))
+    if feature.as_of == "live_as_of":
+        grain = name.split("_")[0]
+        return "live", _live(name, grain, "count" if "departures" in name else "delay")
+    if feature.as_of == "history_as_of":
+        lag = {"departures_d0": "r.feature_date", "departures_d1": "r.feature_date - 1",
+               "departures_lag7": "r.target_date - 7", "departures_lag14": "r.target_date - 14"}
+        if name in lag:
+            return "history", _history(name, lag[name].replace("r.", "q."))
+        return "history", _history(name, "", int(name.rsplit("_", 1)[1].rstrip("d")))
+    return "unaudited", None
+
+
+def audit(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    start: date | None = None,
+    end: date | None = None,
+    registry: dict[str, Feature] = REGISTRY,
+) -> list[Finding]:
+    """Audit every registered feature of `table` over the rows of [start, end)."""
+    column = {FLIGHT_FEATURES: "flight_date", ORIGIN_DAILY: "feature_date"}[table]
+    where, params = _window(column, start, end)
+    day = ", CAST(timezone('America/New_York', timezone('UTC', r.cutoff_utc)) AS DATE) AS day"
+    ctes = f"""WITH {_EVENTS},
+    outcomes AS (
+        SELECT carrier, origin, dest, (arr_delay_min > 15)::INTEGER AS late,
+            landed_utc + to_minutes({OUTCOME_LAG_MINUTES}) AS known_utc
+        FROM events
+        WHERE NOT is_cancelled AND NOT is_diverted AND arr_delay_min IS NOT NULL
+            AND landed_utc IS NOT NULL
+    ),
+    rows AS MATERIALIZED (SELECT r.*{day} FROM {table} r WHERE {where})"""
+    findings = []
+    for feature in features_of(table, registry):
+        rule, query = _rule(feature)
+        finding = Finding(feature.name, rule)
+        if query is None:
+            finding.rows = conn.execute(
+                f"SELECT count({feature.name}) FROM {table} r WHERE {where}", params
+            ).fetchall()[0][0]
+            if rule == "unaudited" and finding.rows:
+                finding.violations = finding.rows
+                finding.sample = [{"reason": f"no audit rule for the as-of column "
+                                   f"{feature.as_of!r}: add one to lib/leakage.py"}]  # fmt: skip
+        else:
+            query = query.replace("e.landed_utc + lag",
+                                  f"e.landed_utc + to_minutes({OUTCOME_LAG_MINUTES})")
+            audited = (f"{ctes}, audited AS ({query}) "
+                       f"SELECT * FROM audited WHERE {feature.name} IS NOT NULL")
+            finding.rows, finding.violations = conn.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE NOT coalesce(ok, FALSE)) "
+                f"FROM ({audited})", params
+            ).fetchall()[0]
+            if finding.violations:
+                keys = [c for c in ("flight_date", "carrier", "flight", "origin", "feature_date",
+                                    "tailnum", "cutoff_utc") if c in _columns(conn, table)]
+                cols = ", ".join([*keys, feature.name])
+                cur = conn.execute(f"SELECT {cols} FROM ({audited}) WHERE NOT coalesce(ok, FALSE) "
+                                   f"ORDER BY ALL LIMIT {SAMPLE}", params)  # fmt: skip
+                names = [d[0] for d in cur.description]
+                finding.sample = [{n: str(v) for n, v in zip(names, row, strict=True)}
+                                  for row in cur.fetchall()]  # fmt: skip
+        findings.append(finding)
+    return findings
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    schema, name = table.split(".")
+    return {r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = $s "
+        "AND table_name = $t", {"s": schema, "t": name}).fetchall()}  # fmt: skip
