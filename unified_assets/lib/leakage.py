@@ -120,17 +120,35 @@ def _rates(name: str, keys: tuple[str, ...], days: int, counts: bool = False) ->
 
 
 def _live(name: str, grain: str, measure: str) -> str:
-    value = "avg(e.dep_delay_min)" if measure == "delay" else "count(e.dep_delay_min)"
-    empty = "k.v IS NULL" if measure == "delay" else "k.v IS NULL AND r.{name} = 0"
+    """Departures of the grain in [cutoff - 3 h, cutoff]: running totals of actual departures
+    read at the cutoff and just before the window (two as-of joins)."""
+    if measure == "delay":
+        known = "(hi.s - coalesce(lo.s, 0)) / nullif(hi.n - coalesce(lo.n, 0), 0)"
+        ok = f"(r.{name} IS NULL AND k IS NULL) OR abs(r.{name} - k) <= {TOLERANCE}"
+    else:
+        known = "coalesce(hi.n, 0) - coalesce(lo.n, 0)"
+        ok = f"r.{name} = k"
     return f"""
-    SELECT r.*, ({empty.format(name=name)}) OR abs(r.{name} - k.v) <= {TOLERANCE} AS ok
-    FROM rows r LEFT JOIN (
-        SELECT {", ".join(f"q.{k}" for k in _KEY)}, {value} AS v
-        FROM (SELECT DISTINCT {", ".join(_KEY)}, {grain}, cutoff_utc FROM rows) q
-        JOIN events e ON e.{grain} = q.{grain} AND e.dep_delay_min IS NOT NULL
-            AND e.departed_utc BETWEEN q.cutoff_utc - INTERVAL 3 HOUR AND q.cutoff_utc
-        GROUP BY ALL
-    ) k USING ({", ".join(_KEY)})"""
+    SELECT r.*, {ok} AS ok
+    FROM (
+        SELECT r.*, {known} AS k
+        FROM rows r
+        ASOF LEFT JOIN running_{grain} hi ON hi.g = r.{grain} AND r.cutoff_utc >= hi.t
+        ASOF LEFT JOIN running_{grain} lo
+            ON lo.g = r.{grain} AND r.cutoff_utc - INTERVAL 3 HOUR > lo.t
+    ) r"""
+
+
+def _running(grain: str) -> str:
+    """Running count and sum of departure delays per grain, in order of actual departure
+    (peers at the same minute share one total)."""
+    return f"""
+    running_{grain} AS MATERIALIZED (
+        SELECT {grain} AS g, departed_utc AS t,
+            sum(dep_delay_min) OVER w AS s, count(*) OVER w AS n
+        FROM events WHERE dep_delay_min IS NOT NULL AND departed_utc IS NOT NULL
+        WINDOW w AS (PARTITION BY {grain} ORDER BY departed_utc)
+    )"""
 
 
 def _history(name: str, day: str, mean_days: int | None = None) -> str:
@@ -202,7 +220,9 @@ def audit(
         WHERE NOT is_cancelled AND NOT is_diverted AND arr_delay_min IS NOT NULL
             AND landed_utc IS NOT NULL
     ),
-    rows AS MATERIALIZED (SELECT r.*{day} FROM {table} r WHERE {where})"""
+    rows AS MATERIALIZED (SELECT r.*{day} FROM {table} r WHERE {where}),
+    {_running("origin")},
+    {_running("carrier")}"""
     findings = []
     for feature in features_of(table, registry):
         rule, query = _rule(feature)
