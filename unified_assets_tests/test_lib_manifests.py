@@ -1,10 +1,14 @@
-"""Deployment manifests: current.json, an append-only history, and rollback."""
+"""Deployment manifests: current.json, an append-only history, rollback, and assembling a
+decision from a candidate's hand-offs (no Dagster)."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import pytest
 
-from unified_assets.lib import manifests
+from unified_assets.lib import manifests, models
 
 MODEL = "late_arrival"
 
@@ -147,3 +151,125 @@ def test_invalid_manifest_is_refused(tmp_path, bad):
 def test_model_name_cannot_escape_the_deployments_folder(tmp_path):
     with pytest.raises(ValueError):
         manifests.record(tmp_path, "../x", {"model": "../x", "version": "v", "status": "promoted"})
+
+
+# -- assembling a decision from the hand-offs ------------------------------------------------
+SPEC = dataclasses.replace(
+    models.DELAY_CLASSIFIER, name=MODEL, features=("temp_f", "carrier", "distance_mi"),
+    categorical=("carrier",),
+    gates=dataclasses.replace(models.DELAY_CLASSIFIER.gates, metric_floor=0.6,
+                              champion_tolerance=0.01, amdr_threshold=0.5, max_slice_gap=0.2),
+)  # fmt: skip
+REGISTERED = {"temp_f", "carrier", "distance_mi", "wind_speed_mph"}
+ASSETS = [f"models/{MODEL}_training_set", f"models/{MODEL}_model", f"models/{MODEL}_evaluation"]
+DATASETS = {"train": "a" * 64, "valid": "b" * 64, "test": "c" * 64}
+
+
+def training_set(**changes) -> dict:
+    splits = {name: {"path": f"/a/{name}.parquet", "sha256": sha, "rows": 100,
+                     "window": ["2013-01-01", "2013-01-15"]} for name, sha in DATASETS.items()}
+    return {"splits": splits, "input_dq": {"warehouse.fct_flights": 0.97, "warehouse.w": 0.9},
+            "input_dq_min": 0.9, "lineage": {"landing_files": 4, "landing_version": "l" * 64},
+            "as_of": None, "created_at": "2013-01-29"} | changes  # fmt: skip
+
+
+def model(**changes) -> dict:
+    return {"sha256": "m" * 64, "path": "/a/m.txt", "best_iteration": 12,
+            "selected_features": ["temp_f", "carrier", "not_registered"],
+            "training_seconds": 1.5, "datasets": dict(DATASETS)} | changes  # fmt: skip
+
+
+def evaluation(**changes) -> dict:
+    return {"model_sha256": "m" * 64, "primary_metric": "auc", "primary": 0.7,
+            "metrics": {"auc": 0.7, "baseline_auc": 0.6, "calibration": [{"bin": 1}]},
+            "valid_primary": 0.69, "valid_baseline": 0.6, "v_val": 0.69, "threshold": 0.3,
+            "champion": None, "slices": [], "worst_slice": "carrier=AA", "worst_slice_gap": 0.1,
+            "smoke_rows": [0], "smoke_predictions": [0.2]} | changes  # fmt: skip
+
+
+def decide(ts=None, m=None, ev=None, smoke=(True, "ok"), previous=None):
+    return manifests.assemble(
+        SPEC, ts or training_set(), m or model(), ev or evaluation(), registered=REGISTERED,
+        smoke=smoke, model_metadata={"dtypes": {"temp_f": "float64"}, "code_version": "abc",
+                                     "trained_at": "2013-01-29T00:00:00"},
+        previous=previous, dq_weights={"alpha": 1.0}, assets=ASSETS, decided_at="now",
+    )  # fmt: skip
+
+
+def test_fee_counts_only_registered_features_of_the_table():
+    fee = manifests.feature_efficiency(["temp_f", "carrier", "not_registered"], REGISTERED)
+    assert fee == {"fee": 0.5, "selected": 2, "generated": 4}
+
+
+def test_amdr_is_the_minimum_and_an_unknown_input_dq_counts_as_zero():
+    assert manifests.readiness(training_set(), 0.5, evaluation()) == 0.5
+    assert manifests.readiness(training_set(), 0.95, evaluation()) == 0.69
+    assert manifests.readiness(training_set(input_dq_min=0.4), 0.95, evaluation()) == 0.4
+    assert manifests.readiness(training_set(input_dq_min=None), 0.95, evaluation()) == 0.0
+    assert math.isnan(manifests.readiness(training_set(), 0.5, evaluation(v_val=math.nan)))
+
+
+def test_a_candidate_that_passes_every_gate_is_promoted_with_its_evidence():
+    document, results = decide(previous={"version": "p" * 64})
+    assert [r.name for r in results] == list(manifests.gates.GATE_NAMES)
+    assert all(r.passed for r in results)
+    assert document["status"] == "promoted" and document["reasons"] == []
+    assert document["version"] == document["artifact"]["sha256"] == "m" * 64
+    assert document["amdr"] == {
+        "value": 0.5, "input_dq": 0.9, "input_dq_by_table": training_set()["input_dq"],
+        "fee": 0.5, "selected_features": 2, "generated_features": 4, "v_val": 0.69,
+        "dq_weights": {"alpha": 1.0},
+    }  # fmt: skip
+    assert document["metrics"]["test"] == {"auc": 0.7, "baseline_auc": 0.6}  # no calibration
+    assert document["metrics"]["v_val"] == 0.69 and "slices" not in document["metrics"]
+    assert document["lineage"]["datasets"] == DATASETS
+    assert document["lineage"]["assets"] == ASSETS and document["lineage"]["landing_files"] == 4
+    assert document["features"]["names"] == list(SPEC.features)
+    assert document["features"]["dtypes"] == {"temp_f": "float64"}
+    assert document["previous_champion"] == "p" * 64 and document["champion_primary"] is None
+    assert document["code_version"] == "abc" and document["threshold"] == 0.3
+
+
+def test_failed_gates_reject_with_their_reasons_and_the_record_keeps_them(tmp_path):
+    document, results = decide(ev=evaluation(primary=0.55, worst_slice_gap=0.5),
+                               smoke=(False, "reloaded model scores 1 sample rows differently"))
+    failed = {r.name for r in results if not r.passed}
+    assert failed == {"metric_floor", "slice_gap", "smoke_test"}
+    assert document["status"] == "rejected"
+    assert [reason.split(":")[0] for reason in document["reasons"]] == [
+        "metric_floor", "slice_gap", "smoke_test"]  # fmt: skip
+    manifests.record(tmp_path, MODEL, document)
+    assert manifests.current(tmp_path, MODEL) is None
+    assert manifests.history(tmp_path, MODEL)[-1]["reasons"] == document["reasons"]
+
+
+def test_amdr_below_its_threshold_rejects():
+    document, results = decide(ts=training_set(input_dq_min=None))
+    assert document["amdr"]["value"] == 0.0 and document["status"] == "rejected"
+    assert [r.name for r in results if not r.passed] == ["amdr"]
+
+
+def test_a_champion_that_could_not_be_scored_is_no_pass():
+    unscored = {"version": "c" * 64, "primary": None, "note": "champion features not in the test"}
+    document, results = decide(ev=evaluation(champion=unscored))
+    champion = next(r for r in results if r.name == "champion")
+    assert not champion.passed and champion.comparison == "comparable"
+    assert "could not be scored" in champion.detail and document["status"] == "rejected"
+    beaten = {"version": "c" * 64, "primary": 0.75}
+    document, _ = decide(ev=evaluation(champion=beaten))
+    assert document["status"] == "rejected" and document["champion_primary"] == 0.75
+
+
+def test_a_model_trained_on_other_datasets_is_refused():
+    replaced = training_set()
+    replaced["splits"]["train"]["sha256"] = "x" * 64
+    with pytest.raises(manifests.StaleHandoff, match="training set changed after model mmmm"):
+        decide(ts=replaced)
+    with pytest.raises(manifests.StaleHandoff, match="train it again"):
+        manifests.check_same_candidate(MODEL, replaced, model())
+    manifests.check_same_candidate(MODEL, training_set(), model())  # the same candidate
+
+
+def test_an_evaluation_of_another_model_is_refused():
+    with pytest.raises(manifests.StaleHandoff, match="evaluate it first"):
+        decide(ev=evaluation(model_sha256="o" * 64))

@@ -2,6 +2,7 @@
 manifest -> predictions, on four real weeks of January 2013 with small windows."""
 
 import dataclasses
+import hashlib
 import json
 import shutil
 from datetime import date
@@ -11,8 +12,13 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from unified_assets.definitions import build_defs
 from unified_assets.defs.factory import build_model_assets
-from unified_assets.lib import artifacts, candidates, features, landing, manifests, models
+from unified_assets.defs.models.assets import key, read_snapshot
+from unified_assets.defs.models.io_manager import SHA256, load_latest
+from unified_assets.defs.monitoring.sensors import retrain_request
+from unified_assets.defs.resources import Settings
+from unified_assets.lib import artifacts, features, landing, manifests, models
 from unified_assets.lib.gates import Gates
 from unified_assets_tests.helpers import (
     FEATURES_UP,
@@ -27,8 +33,38 @@ from unified_assets_tests.helpers import (
 from unified_assets_tests.helpers import run_assets as run
 
 END = "2013-01-28"
-
 CLASSIFIER = small(models.DELAY_CLASSIFIER)
+CHAIN = ("training_set", "model", "evaluation", "manifest")
+
+
+def steps(home: Path, spec: models.ModelSpec, *names: str, instance: dg.DagsterInstance):
+    """Materialize some steps of the spec's chain (training set, model, evaluation, manifest)
+    as one run on `instance`: a step reads its inputs from the instance's event log, so runs
+    that hand results to one another share the instance."""
+    chain = build_model_assets(spec)
+    by_name = dict(zip(CHAIN, chain[:4], strict=True))
+    selection = [by_name[name].key for name in names]
+    return run(home, data_and_feature_assets() + chain, selection=selection, instance=instance)
+
+
+def materialization(result: dg.ExecuteInProcessResult, asset_key: dg.AssetKey) -> dict:
+    """The metadata values of the run's materialization of `asset_key`."""
+    event = next(e.event_specific_data.materialization
+                 for e in result.get_asset_materialization_events()
+                 if e.event_specific_data.materialization.asset_key == asset_key)  # fmt: skip
+    return {name: entry.value for name, entry in event.metadata.items()}
+
+
+def step_error(result: dg.ExecuteInProcessResult, step: str) -> str:
+    """The error (with its causes) that failed `step` of the run."""
+    return next(str(e.event_specific_data.error) for e in result.all_events
+                if e.is_step_failure and e.step_key == step)  # fmt: skip
+
+
+@pytest.fixture
+def instance():
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
 
 
 def serve(home: Path, spec: models.ModelSpec, start="2013-01-22", end=END):
@@ -112,29 +148,34 @@ def test_classifier_from_spec_to_predictions(featured):
 
 
 def test_same_inputs_give_the_same_artifact(featured):
-    assert train_and_deploy(featured, CLASSIFIER).success
-    first = candidates.read(featured, "delay_classifier", "model")["sha256"]
-    assert train_and_deploy(featured, CLASSIFIER).success
-    assert candidates.read(featured, "delay_classifier", "model")["sha256"] == first
+    model = key("models", CLASSIFIER, "model")
+    first = train_and_deploy(featured, CLASSIFIER)
+    again = train_and_deploy(featured, CLASSIFIER)
+    assert first.success and again.success
+    assert materialization(again, model)["sha256"] == materialization(first, model)["sha256"]
     # deterministic and immutable: one model file, however often it is trained
     assert len(list((featured / "artifacts" / "models").glob("*.txt"))) == 1
 
 
-def test_a_worse_challenger_is_rejected_and_the_champion_stays(featured):
-    assert train_and_deploy(featured, CLASSIFIER).success
+def test_a_worse_challenger_is_rejected_and_the_champion_stays(featured, instance):
+    assert steps(featured, CLASSIFIER, *CHAIN, instance=instance).success
     champion = manifests.current(featured, "delay_classifier")
-    # the challenger learns from shuffled labels
-    chain = build_model_assets(CLASSIFIER)
-    assert run(featured, data_and_feature_assets() + chain, selection=[chain[0].key]).success
-    ledger = candidates.read(featured, "delay_classifier", "datasets")
-    train = artifacts_frame(ledger["splits"]["train"])
+    # the challenger learns from shuffled labels: a training set whose train split is shuffled
+    # is recorded as the training set's newest materialization, and the chain goes on from it
+    training_set = key("models", CLASSIFIER, "training_set")
+    datasets = load_latest(instance, featured, training_set)
+    train = read_snapshot(datasets["splits"]["train"])
     rng = np.random.default_rng(7)
     train["is_late_15"] = rng.permutation(train["is_late_15"].to_numpy())
     path, sha = artifacts.snapshot_frame(featured, train, "delay_classifier-train-shuffled")
-    ledger["splits"]["train"] |= {"path": str(path), "sha256": sha}
-    candidates.update(featured, "delay_classifier", "datasets", ledger, reset=True)
-    result = run(featured, data_and_feature_assets() + chain,
-                 selection=[a.key for a in chain[1:4]])  # fmt: skip
+    datasets["splits"]["train"] |= {"path": str(path), "sha256": sha}
+    _, handoff_sha = artifacts.save_handoff(featured, training_set.path, datasets)
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(training_set, metadata={SHA256: handoff_sha})
+    )
+    result = steps(featured, CLASSIFIER, "model", "evaluation", "manifest", instance=instance)
+    assert materialization(result, key("models", CLASSIFIER, "model"))["sha256"] != \
+        champion["version"]  # fmt: skip
     assert not result.success  # the gate's blocking checks failed
     outcomes = check_outcomes(result)
     assert outcomes[("deployment/delay_classifier_manifest", "champion")] is False
@@ -146,10 +187,89 @@ def test_a_worse_challenger_is_rejected_and_the_champion_stays(featured):
     assert any(reason.startswith("champion") for reason in rejected["reasons"])
 
 
-def artifacts_frame(ref: dict):
-    from unified_assets.defs.models.assets import read_snapshot
+def test_a_training_set_replaced_after_training_is_refused(featured, instance):
+    assert steps(featured, CLASSIFIER, *CHAIN, instance=instance).success
+    history = manifests.history(featured, "delay_classifier")
+    # a new training set (a day later start), the model not trained again
+    later = dataclasses.replace(
+        CLASSIFIER, train=(date(2013, 1, 2), date(2013, 1, 15)),
+        gates=dataclasses.replace(CLASSIFIER.gates, champion_tolerance=1.0),
+    )  # fmt: skip
+    assert steps(featured, later, "training_set", instance=instance).success
+    evaluated = steps(featured, CLASSIFIER, "evaluation", instance=instance)
+    assert not evaluated.success
+    error = step_error(evaluated, "models__delay_classifier_evaluation")
+    assert "the training set changed after model" in error and "train it again" in error
+    decided = steps(featured, CLASSIFIER, "manifest", instance=instance)
+    assert not decided.success
+    assert "train it again" in step_error(decided, "deployment__delay_classifier_manifest")
+    assert manifests.history(featured, "delay_classifier") == history  # nothing decided
+    # trained again on it, the chain goes through (a loose champion gate: not the point here)
+    again = steps(featured, later, "model", "evaluation", "manifest", instance=instance)
+    assert again.success
+    retrained = materialization(again, key("models", later, "model"))["sha256"]
+    assert manifests.current(featured, "delay_classifier")["version"] == retrained
 
-    return read_snapshot(ref)
+
+def test_a_step_reads_only_a_recorded_and_intact_handoff(featured, instance):
+    result = steps(featured, CLASSIFIER, "model", instance=instance)
+    assert not result.success
+    error = step_error(result, "models__delay_classifier_model")
+    assert "materialize models/delay_classifier_training_set first" in error
+    built = steps(featured, CLASSIFIER, "training_set", instance=instance)
+    assert built.success
+    path = Path(materialization(built, key("models", CLASSIFIER, "training_set"))["handoff_path"])
+    path.write_text(path.read_text().replace('"rows": ', '"rows": 1', 1))  # tampered
+    result = steps(featured, CLASSIFIER, "model", instance=instance)
+    assert not result.success
+    assert "failed its integrity check" in step_error(result, "models__delay_classifier_model")
+
+
+def test_the_event_log_records_each_handoff_of_a_retraining(featured, instance):
+    """A retraining run as the sensor requests it: each step's hand-off is on its
+    materialization, and each step read exactly the materialization before it."""
+    spec = models.DELAY_CLASSIFIER
+    settings = Settings(home=str(featured), lock_timeout_s=10, search_budget=1,
+                        rolling_days="14,7,6")  # fmt: skip
+    request = retrain_request(spec, date(2013, 1, 27), "test", {})
+    job = build_defs(settings).resolve_job_def(f"retrain_{spec.name}")
+    result = job.execute_in_process(instance=instance, run_config=request.run_config,
+                                    tags=request.tags, raise_on_error=False)  # fmt: skip
+    keys = {step: key("models", spec, step) for step in CHAIN[:3]}
+    recorded = {step: materialization(result, k) for step, k in keys.items()}
+    handoffs = {}
+    for step, meta in recorded.items():
+        sha = meta[SHA256]
+        path = Path(meta["handoff_path"])
+        assert path == artifacts.handoff_path(featured, keys[step].path, sha)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sha  # content-addressed
+        handoffs[step] = artifacts.load_handoff(featured, keys[step].path, sha)
+    model_sha = recorded["model"]["sha256"]
+    assert handoffs["model"]["sha256"] == model_sha
+    assert handoffs["model"]["datasets"] == {
+        n: recorded["training_set"][f"{n}_sha256"] for n in ("train", "valid", "test")
+    }
+    assert handoffs["training_set"]["as_of"] == "2013-01-27"
+    assert handoffs["evaluation"]["model_sha256"] == model_sha
+    # each input was loaded from exactly the upstream materialization of this run
+    loads = {(e.step_key, e.event_specific_data.input_name):
+             {n: m.value for n, m in e.event_specific_data.metadata.items()}
+             for e in result.all_events if e.event_type == dg.DagsterEventType.LOADED_INPUT}
+    steps_read = {
+        ("models__delay_classifier_model", "training_set"): "training_set",
+        ("models__delay_classifier_evaluation", "training_set"): "training_set",
+        ("models__delay_classifier_evaluation", "model"): "model",
+        ("deployment__delay_classifier_manifest", "training_set"): "training_set",
+        ("deployment__delay_classifier_manifest", "model"): "model",
+        ("deployment__delay_classifier_manifest", "evaluation"): "evaluation",
+    }  # fmt: skip
+    assert set(loads) == set(steps_read)
+    for load, step in steps_read.items():
+        assert loads[load][SHA256] == recorded[step][SHA256], load
+        assert loads[load]["run_id"] == result.run_id
+    decision = manifests.history(featured, spec.name)[-1]  # promoted or rejected, recorded
+    assert decision["version"] == model_sha
+    assert decision["lineage"]["datasets"] == handoffs["model"]["datasets"]
 
 
 def test_rollback_restores_the_previous_champion(featured, monkeypatch, capsys):

@@ -23,7 +23,7 @@ import dagster as dg
 import pytest
 
 from unified_assets.defs.partitions import daily
-from unified_assets.lib import artifacts, candidates, landing, manifests
+from unified_assets.lib import artifacts, landing, manifests
 from unified_assets_tests import train_small
 from unified_assets_tests.helpers import (
     FEATURES_UP,
@@ -189,15 +189,20 @@ def model_store(home: Path) -> dict[str, set[str]]:
 
 
 def assert_consistent(home: Path) -> dict:
-    """Every model has its metadata and verifies; every ledger and history file parses;
-    current.json parses and points at a verified model. Returns current.json."""
+    """Every model has its metadata and verifies; every hand-off between the model's steps
+    verifies; every history file parses; current.json parses and points at a verified model.
+    Returns current.json."""
     store = model_store(home)
     assert store["models"] <= store["metadata"]  # no model without its metadata
     assert store["references"] <= store["models"]  # a drift reference only beside its model
     for sha in store["models"]:
         artifacts.load_model_text(home, sha)  # raises unless the bytes hash to the name
         assert artifacts.load_metadata(home, sha)["sha256"] == sha
-    candidates.read(home, MODEL)
+    handoffs = artifacts.artifacts_root(home) / artifacts.HANDOFFS
+    stored = list(handoffs.rglob("*.json"))
+    assert {p.parent.name for p in stored} >= {f"{MODEL}_{s}" for s in ("training_set", "model")}
+    for path in stored:  # raises unless the bytes hash to the name
+        artifacts.load_handoff(home, path.parent.relative_to(handoffs).parts, path.stem)
     history = manifests.history(home, MODEL)
     assert all(entry["model"] == MODEL for entry in history)
     current = json.loads(manifests.current_path(home, MODEL).read_text())

@@ -1,6 +1,6 @@
-"""The one factory: a model spec becomes its training set, model, evaluation, gated manifest
-daily predictions
-and their monitoring. Adding a model is adding a spec to lib/models.py."""
+"""The one factory: a model spec becomes its training set, model, evaluation and gated
+manifest (handing their results to each other through the hand-off IO manager), its daily
+predictions and their monitoring. Adding a model is adding a spec to lib/models.py."""
 
 import dagster as dg
 

@@ -216,6 +216,13 @@ class WarehouseResource(dg.ConfigurableResource):
             conn.close()
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The code location's resources over one `Settings`."""
-    return {"settings": settings, "warehouse": WarehouseResource(settings=settings)}
+def build_resources(
+    settings: Settings,
+) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+    """The code location's resources over one `Settings`, and the IO manager that carries a
+    model's hand-offs from step to step (keyed, not the default `io_manager`)."""
+    # Imported here: its module declares the IO manager over this module's `Settings`.
+    from unified_assets.defs.models.io_manager import HANDOFF_IO_MANAGER, HandoffIOManager
+
+    return {"settings": settings, "warehouse": WarehouseResource(settings=settings),
+            HANDOFF_IO_MANAGER: HandoffIOManager(settings=settings)}  # fmt: skip

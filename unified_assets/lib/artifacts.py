@@ -3,8 +3,11 @@
 A model is LightGBM's text format, named by the sha256 of its UTF-8 bytes
 (`artifacts/models/<sha>.txt`), with its metadata beside it (`artifacts/models/<sha>.json`).
 Dataset snapshots are Parquet files named by the sha256 of their bytes
-(`artifacts/datasets/<kind>-<sha>.parquet`). Nothing here is ever overwritten, and every model
-is verified against its name before it is handed out. Nothing is loaded with pickle.
+(`artifacts/datasets/<kind>-<sha>.parquet`). What one step of a model's chain hands the next
+(a JSON document) is named by the sha256 of its bytes under the producing asset's key
+(`artifacts/handoffs/<asset key path>/<sha>.json`). Nothing here is ever overwritten, and every
+model and hand-off is verified against its name before it is handed out. Nothing is loaded with
+pickle.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import os
 import re
 import subprocess
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from unified_assets.lib.landing import write_atomic
@@ -27,6 +32,7 @@ from unified_assets.lib.landing import write_atomic
 ARTIFACTS = "artifacts"
 MODELS = "models"
 DATASETS = "datasets"
+HANDOFFS = "handoffs"
 TRACKED_LIBRARIES = ("lightgbm", "duckdb", "pandas", "numpy", "dagster", "pandera")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -209,6 +215,54 @@ def snapshot_frame(home: Path, frame: pd.DataFrame, kind: str) -> tuple[Path, st
     finally:
         tmp.unlink(missing_ok=True)
     return target, sha
+
+
+def handoff_path(home: Path, key_path: Sequence[str], sha256: str) -> Path:
+    """Where the hand-off with this sha256, produced by the asset `key_path`, is stored."""
+    parts = list(key_path)
+    if not parts or not all(isinstance(p, str) and _KIND.fullmatch(p) for p in parts):
+        raise ValueError(f"asset key path must be letters, digits, '_', '.' or '-': {parts!r}")
+    return artifacts_root(home).joinpath(HANDOFFS, *parts, f"{_checked_sha(sha256)}.json")
+
+
+def _plain(value: object) -> object:
+    """JSON for the few non-JSON values a hand-off holds: NumPy scalars and dates."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"a hand-off holds JSON values only, not {type(value).__name__}: {value!r}")
+
+
+def save_handoff(home: Path, key_path: Sequence[str], value: dict) -> tuple[Path, str]:
+    """Store a step's hand-off as JSON named by the sha256 of its bytes; returns (path, sha256).
+
+    The same document gives the same file; an existing file is never rewritten (it is checked
+    instead, and a corrupt one is refused).
+    """
+    if not isinstance(value, dict):
+        raise TypeError(f"a hand-off must be a dict, not {type(value).__name__}")
+    data = (json.dumps(value, indent=2, sort_keys=True, default=_plain) + "\n").encode("utf-8")
+    sha = _sha256(data)
+    path = handoff_path(home, key_path, sha)
+    if not write_new(path, data):
+        load_handoff(home, key_path, sha)  # already stored: it must still be those bytes
+    return path, sha
+
+
+def load_handoff(home: Path, key_path: Sequence[str], sha256: str) -> dict:
+    """A stored hand-off, refused unless its bytes still hash to `sha256`."""
+    path = handoff_path(home, key_path, sha256)
+    if not path.exists():
+        raise FileNotFoundError(f"hand-off not found: {path}")
+    data = path.read_bytes()
+    actual = _sha256(data)
+    if actual != sha256:
+        raise ArtifactIntegrityError(
+            f"hand-off {path} failed its integrity check: expected sha256 {sha256}, "
+            f"actual {actual}"
+        )
+    return json.loads(data)
 
 
 def code_version() -> str:

@@ -1,4 +1,5 @@
-"""Deployment decisions under `$UNIFIED_ASSETS_HOME/deployments/<model>/`.
+"""Deployment decisions under `$UNIFIED_ASSETS_HOME/deployments/<model>/`, and how one is
+assembled from a candidate's training set, model and evaluation.
 
 `current.json` is the promoted manifest, the one serving uses. `history/` holds every decision
 (promoted, rejected, rolled back) as one file each, created once and never rewritten, named so
@@ -12,8 +13,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from unified_assets.lib import gates
 from unified_assets.lib.artifacts import write_new
 from unified_assets.lib.landing import write_atomic
+from unified_assets.lib.models import ModelSpec
 
 DEPLOYMENTS = "deployments"
 CURRENT = "current.json"
@@ -184,3 +187,137 @@ def rollback(home: Path, model: str, reason: str = "manual rollback") -> dict:
     _append_history(home, model, event, ROLLED_BACK, old)
     write_atomic(current_path(home, model), _dumps(restored))
     return restored
+
+
+# -- assembling a decision -------------------------------------------------------------------
+# A model's chain hands three documents to the deployment step: the training set (its split
+# snapshots by sha256, input DQ, lineage), the model (its sha256, selected features, the
+# dataset hashes it was trained on) and the evaluation (metrics, V_val, champion, slices,
+# smoke sample). The functions below turn them into the manifest.
+
+METRIC_KEYS = ("primary_metric", "primary", "valid_primary", "valid_baseline", "v_val",
+               "worst_slice", "worst_slice_gap")  # fmt: skip
+
+
+class StaleHandoff(ValueError):
+    """The documents a step received do not belong to one candidate."""
+
+
+def dataset_hashes(training_set: dict) -> dict[str, str]:
+    """split -> sha256 of its snapshot."""
+    return {name: ref["sha256"] for name, ref in training_set["splits"].items()}
+
+
+def check_same_candidate(model_name: str, training_set: dict, model: dict,
+                         evaluation: dict | None = None) -> None:  # fmt: skip
+    """Refuse a model trained on other datasets than `training_set` (the training set was
+    replaced after the model was trained), and an evaluation of another model."""
+    if model["datasets"] != dataset_hashes(training_set):
+        raise StaleHandoff(f"{model_name}: the training set changed after model "
+                           f"{model['sha256'][:12]} was trained: train it again")  # fmt: skip
+    if evaluation is not None and evaluation["model_sha256"] != model["sha256"]:
+        raise StaleHandoff(f"{model_name}: the evaluation is of {evaluation['model_sha256'][:12]}"
+                           f", the model is {model['sha256'][:12]}: evaluate it first")  # fmt: skip
+
+
+def feature_efficiency(selected_features: list[str], registered: set[str]) -> dict:
+    """FEE's recorded rule: the registered features of the model's table that carry non-zero
+    gain in the trained model, over all the table's registered features."""
+    selected = [f for f in selected_features if f in registered]
+    return {"fee": gates.fee(len(selected), len(registered)), "selected": len(selected),
+            "generated": len(registered)}  # fmt: skip
+
+
+def readiness(training_set: dict, fee: float, evaluation: dict) -> float:
+    """AMDR = min(input DQ, FEE, V_val); an unknown input DQ counts as 0."""
+    input_dq = training_set["input_dq_min"]
+    return gates.amdr(input_dq if input_dq is not None else 0.0, fee, evaluation["v_val"])
+
+
+def gate_results(rules: gates.Gates, evaluation: dict, amdr: float, smoke_ok: bool,
+                 smoke_detail: str) -> list[gates.GateResult]:  # fmt: skip
+    """The five gates on the evaluation. A champion that exists but could not be scored on
+    the challenger's window fails the champion gate: no comparison is no pass, and the
+    challenger waits until it can be compared."""
+    champion = evaluation["champion"]
+    results = gates.evaluate(
+        rules, evaluation["primary"], champion["primary"] if champion else None, amdr,
+        evaluation["worst_slice_gap"], smoke_ok, smoke_detail,
+    )  # fmt: skip
+    if champion and champion["primary"] is None:
+        results = [
+            r if r.name != "champion" else gates.GateResult(
+                "champion", False, None, rules.champion_tolerance, "comparable",
+                f"champion {champion['version'][:12]} could not be scored: {champion['note']}",
+            )
+            for r in results
+        ]  # fmt: skip
+    return results
+
+
+def assemble(
+    spec: ModelSpec,
+    training_set: dict,
+    model: dict,
+    evaluation: dict,
+    *,
+    registered: set[str],
+    smoke: tuple[bool, str],
+    model_metadata: dict,
+    previous: dict | None,
+    dq_weights: dict,
+    assets: list[str],
+    decided_at: str,
+) -> tuple[dict, list[gates.GateResult]]:
+    """The deployment decision for one candidate: the manifest and its gate results.
+
+    `registered` are the registered features of the spec's table, `smoke` the reloaded
+    artifact's smoke test (passed, detail), `model_metadata` what the store keeps beside the
+    model, `previous` the current champion's manifest, `assets` the chain's asset keys.
+    """
+    check_same_candidate(spec.name, training_set, model, evaluation)
+    fee = feature_efficiency(model["selected_features"], registered)
+    amdr = readiness(training_set, fee["fee"], evaluation)
+    results = gate_results(spec.gates, evaluation, amdr, *smoke)
+    status, reasons = gates.decide(results)
+    champion = evaluation["champion"]
+    document = {
+        "model": spec.name,
+        "version": model["sha256"],
+        "status": status,
+        "reasons": reasons,
+        "task": spec.task,
+        "decided_at": decided_at,
+        "artifact": {"sha256": model["sha256"], "path": model["path"],
+                     "format": "lightgbm-text"},  # fmt: skip
+        "features": {
+            "names": list(spec.features),
+            "categorical": list(spec.categorical),
+            "dtypes": model_metadata.get("dtypes", {}),
+            "table": spec.table,
+            "residual_of": spec.residual_of,
+        },
+        "label": spec.label,
+        "threshold": evaluation["threshold"],
+        "metrics": {k: v for k, v in evaluation.items() if k in METRIC_KEYS}
+        | {"test": {k: v for k, v in evaluation["metrics"].items() if k != "calibration"}},
+        "gates": [r.as_dict() for r in results],
+        "amdr": {
+            "value": amdr,
+            "input_dq": training_set["input_dq_min"],
+            "input_dq_by_table": training_set["input_dq"],
+            "fee": fee["fee"],
+            "selected_features": fee["selected"],
+            "generated_features": fee["generated"],
+            "v_val": evaluation["v_val"],
+            "dq_weights": dq_weights,
+        },
+        "lineage": training_set["lineage"]
+        | {"datasets": dataset_hashes(training_set), "assets": list(assets)},
+        "windows": {n: r["window"] for n, r in training_set["splits"].items()},
+        "code_version": model_metadata.get("code_version"),
+        "trained_at": model_metadata.get("trained_at"),
+        "previous_champion": previous["version"] if previous else None,
+        "champion_primary": champion["primary"] if champion else None,
+    }
+    return document, results

@@ -1,18 +1,23 @@
-"""deployment: the gate in front of every model, and the manifest a deployment system acts on."""
+"""deployment: the gate in front of every model, and the manifest a deployment system acts on.
+
+The manifest step takes the model's three hand-offs (training set, model, evaluation) as
+inputs; lib/manifests.py assembles the decision from them.
+"""
 
 import dagster as dg
 import numpy as np
 
 from unified_assets.defs.checks import utc_now
 from unified_assets.defs.models.assets import (
+    handoff,
     key,
     load_model,
     read_snapshot,
-    trained_candidate,
+    same_candidate,
 )
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import artifacts, candidates, features, gates, manifests, training
+from unified_assets.lib import artifacts, features, manifests, training
 from unified_assets.lib.models import ModelSpec
 
 GATE_NAMES = ("metric_floor", "champion", "amdr", "slice_gap", "smoke_test")
@@ -45,129 +50,49 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         dg.AssetCheckSpec(name, asset=asset_key, blocking=True, description=_GATE_TEXT[name])
         for name in GATE_NAMES
     ]
+    chain = [key("models", spec, step) for step in ("training_set", "model", "evaluation")]
 
     @dg.asset(
         key=asset_key,
         group_name="deployment",
-        deps=[key("models", spec, "evaluation")],
+        ins=handoff(spec, "training_set", "model", "evaluation"),
         check_specs=specs,
         kinds={"json"},
         backfill_policy=single_run,
         description=f"The deployment decision for {spec.name}: promoted or rejected, with every "
         "gate's value and threshold; a rejected challenger never replaces the champion.",
     )
-    def manifest(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def manifest(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        training_set: dict,
+        model: dict,
+        evaluation: dict,
+    ):
         home = warehouse.home_path
-        datasets, model_ref = trained_candidate(home, spec)
-        evaluation = candidates.read(home, spec.name, "evaluation")
-        if evaluation["model_sha256"] != model_ref["sha256"]:
-            raise dg.Failure(
-                f"{spec.name}: the evaluation is of {evaluation['model_sha256'][:12]}"
-                f", the model is {model_ref['sha256'][:12]}: evaluate it first"
-            )
-        # FEE's recorded rule: registered features of the table that the spec lists and that
-        # carry non-zero gain in the trained model, over all the table's registered features.
-        registered = {f.name for f in features.features_of(spec.table)}
-        generated = len(registered)
-        selected = [f for f in model_ref["selected_features"] if f in registered]
-        fee = gates.fee(len(selected), generated)
-        input_dq = datasets["input_dq_min"]
-        amdr = gates.amdr(input_dq if input_dq is not None else 0.0, fee, evaluation["v_val"])
-        test = read_snapshot(datasets["splits"]["test"])
-        smoke_ok, smoke_detail = smoke_test(home, model_ref, evaluation, spec, test)
-        champion = evaluation["champion"]
-        results = gates.evaluate(
-            spec.gates, evaluation["primary"], champion["primary"] if champion else None,
-            amdr, evaluation["worst_slice_gap"], smoke_ok, smoke_detail,
+        same_candidate(spec, training_set, model, evaluation)
+        test = read_snapshot(training_set["splits"]["test"])
+        document, results = manifests.assemble(
+            spec, training_set, model, evaluation,
+            registered={f.name for f in features.features_of(spec.table)},
+            smoke=smoke_test(home, model, evaluation, spec, test),
+            model_metadata=artifacts.load_metadata(home, model["sha256"]),
+            previous=manifests.current(home, spec.name),
+            dq_weights=vars(warehouse.settings.quality()),
+            assets=[k.to_user_string() for k in chain],
+            decided_at=str(utc_now()),
         )  # fmt: skip
-        if champion and champion["primary"] is None:
-            # A champion exists but could not be scored on this window: no comparison is no
-            # pass. The challenger waits until it can be compared.
-            results = [
-                r if r.name != "champion" else gates.GateResult(
-                    "champion", False, None, spec.gates.champion_tolerance, "comparable",
-                    f"champion {champion['version'][:12]} could not be scored: {champion['note']}",
-                )
-                for r in results
-            ]  # fmt: skip
-        status, reasons = gates.decide(results)
-        previous = manifests.current(home, spec.name)
-        meta = artifacts.load_metadata(home, model_ref["sha256"])
-        document = {
-            "model": spec.name,
-            "version": model_ref["sha256"],
-            "status": status,
-            "reasons": reasons,
-            "task": spec.task,
-            "decided_at": str(utc_now()),
-            "artifact": {
-                "sha256": model_ref["sha256"],
-                "path": model_ref["path"],
-                "format": "lightgbm-text",
-            },  # fmt: skip
-            "features": {
-                "names": list(spec.features),
-                "categorical": list(spec.categorical),
-                "dtypes": meta.get("dtypes", {}),
-                "table": spec.table,
-                "residual_of": spec.residual_of,
-            },
-            "label": spec.label,
-            "threshold": evaluation["threshold"],
-            "metrics": {
-                k: v
-                for k, v in evaluation.items()
-                if k
-                in (
-                    "primary_metric",
-                    "primary",
-                    "valid_primary",
-                    "valid_baseline",
-                    "v_val",
-                    "worst_slice",
-                    "worst_slice_gap",
-                )
-            }
-            | {"test": {k: v for k, v in evaluation["metrics"].items() if k != "calibration"}},
-            "gates": [r.as_dict() for r in results],
-            "amdr": {
-                "value": amdr,
-                "input_dq": input_dq,
-                "input_dq_by_table": datasets["input_dq"],
-                "fee": fee,
-                "selected_features": len(selected),
-                "generated_features": generated,
-                "v_val": evaluation["v_val"],
-                "dq_weights": vars(warehouse.settings.quality()),
-            },  # fmt: skip
-            "lineage": datasets["lineage"]
-            | {
-                "datasets": {n: r["sha256"] for n, r in datasets["splits"].items()},
-                "assets": [
-                    k.to_user_string()
-                    for k in (
-                        key("models", spec, "training_set"),
-                        key("models", spec, "model"),
-                        key("models", spec, "evaluation"),
-                    )
-                ],
-            },  # fmt: skip
-            "windows": {n: r["window"] for n, r in datasets["splits"].items()},
-            "code_version": meta.get("code_version"),
-            "trained_at": meta.get("trained_at"),
-            "previous_champion": previous["version"] if previous else None,
-            "champion_primary": champion["primary"] if champion else None,
-        }
         path = manifests.record(home, spec.name, document)
-        context.log.info(f"{spec.name}: {status} {model_ref['sha256'][:12]} ({path.name})")
+        status = document["status"]
+        context.log.info(f"{spec.name}: {status} {model['sha256'][:12]} ({path.name})")
         return dg.MaterializeResult(
             metadata={
                 "status": status,
-                "version": model_ref["sha256"],
-                "amdr": amdr,
-                "fee": fee,
+                "version": model["sha256"],
+                "amdr": document["amdr"]["value"],
+                "fee": document["amdr"]["fee"],
                 "history_file": str(path),
-                "reasons": dg.MetadataValue.json(reasons),
+                "reasons": dg.MetadataValue.json(document["reasons"]),
             },  # fmt: skip
             check_results=[
                 dg.AssetCheckResult(

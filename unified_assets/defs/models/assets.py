@@ -1,7 +1,9 @@
 """models: for each model spec, its training set, its trained model and its evaluation.
 
 `build_model_assets(spec)` (in defs/factory.py) calls these builders; nothing here is
-model-specific.
+model-specific. Each step returns its hand-off (a JSON document) to the hand-off IO manager
+and takes the step before it as an input, so the lineage graph is the data flow and the event
+log records which materialization each step read.
 """
 
 import dataclasses
@@ -16,11 +18,11 @@ import lightgbm as lgb
 import pandas as pd
 
 from unified_assets.defs.checks import utc_now
+from unified_assets.defs.models.io_manager import HANDOFF_IO_MANAGER
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import (
     artifacts,
-    candidates,
     drift,
     evaluation,
     gates,
@@ -70,17 +72,19 @@ def landing_version(conn, start: date, end: date) -> dict:
     return {"landing_files": len(shas), "landing_version": digest}
 
 
-def trained_candidate(home: Path, spec: ModelSpec) -> tuple[dict, dict]:
-    """The newest candidate's datasets and model, refused when the training set was replaced
-    after the model was trained (the model would not be the one those datasets describe)."""
-    datasets = candidates.read(home, spec.name, "datasets")
-    model_ref = candidates.read(home, spec.name, "model")
-    if model_ref.get("datasets") != {n: r["sha256"] for n, r in datasets["splits"].items()}:
-        raise dg.Failure(
-            f"{spec.name}: the training set changed after model "
-            f"{model_ref['sha256'][:12]} was trained: train it again"
-        )
-    return datasets, model_ref
+def same_candidate(spec: ModelSpec, training_set: dict, model: dict,
+                   evaluation: dict | None = None) -> None:  # fmt: skip
+    """Refuse a model whose training set was replaced after it was trained (the model would
+    not be the one those datasets describe), and an evaluation of another model."""
+    try:
+        manifests.check_same_candidate(spec.name, training_set, model, evaluation)
+    except manifests.StaleHandoff as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
+def handoff(spec: ModelSpec, *steps: str) -> dict[str, dg.AssetIn]:
+    """The inputs of a step: the hand-offs of the model's earlier steps, by name."""
+    return {step: dg.AssetIn(key("models", spec, step)) for step in steps}
 
 
 class TrainingWindow(dg.Config):
@@ -106,12 +110,13 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         kinds={"duckdb", "parquet"},
         pool="duckdb",
         backfill_policy=single_run,
+        io_manager_key=HANDOFF_IO_MANAGER,
         description=f"Train/validation/test snapshots of {spec.table} for {spec.name}, "
         "split by time, content-addressed Parquet.",
     )
     def training_set(
         context: dg.AssetExecutionContext, config: TrainingWindow, warehouse: WarehouseResource
-    ):
+    ) -> dg.Output[dict]:
         home = warehouse.home_path
         try:
             as_of = date.fromisoformat(config.as_of) if config.as_of else None
@@ -144,8 +149,8 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "as_of": config.as_of or None,
             "created_at": str(utc_now()),
         }  # fmt: skip
-        candidates.update(home, spec.name, "datasets", datasets, reset=True)
-        return dg.MaterializeResult(
+        return dg.Output(
+            datasets,
             metadata={f"{n}_rows": r["rows"] for n, r in refs.items()}
             | {f"{n}_sha256": r["sha256"] for n, r in refs.items()}
             | {"input_dq": dg.MetadataValue.json(input_dq), "as_of": config.as_of or "fixed"}
@@ -159,16 +164,21 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=key("models", spec, "model"),
         group_name="models",
-        deps=[key("models", spec, "training_set")],
+        ins=handoff(spec, "training_set"),
         kinds={"lightgbm"},
         backfill_policy=single_run,
+        io_manager_key=HANDOFF_IO_MANAGER,
         description=f"{spec.description} LightGBM, early-stopped on the validation window, "
         "best of a seeded search; saved by sha256 in LightGBM's text format.",
     )
-    def model(context: dg.AssetExecutionContext, config: Search, warehouse: WarehouseResource):
+    def model(
+        context: dg.AssetExecutionContext,
+        config: Search,
+        warehouse: WarehouseResource,
+        training_set: dict,
+    ) -> dg.Output[dict]:
         home = warehouse.home_path
-        datasets = candidates.read(home, spec.name, "datasets")
-        frames = {n: read_snapshot(datasets["splits"][n]) for n in ("train", "valid")}
+        frames = {n: read_snapshot(training_set["splits"][n]) for n in ("train", "valid")}
         started = time.perf_counter()
         budget = warehouse.settings.budget(spec, config.budget)
         trained = training.train(spec, frames["train"], frames["valid"], budget=budget)
@@ -193,10 +203,10 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "residual_of": spec.residual_of,
             "dtypes": {c: str(t) for c, t in x.dtypes.items()},
             "selected_features": selected,
-            "windows": {n: r["window"] for n, r in datasets["splits"].items()},
-            "rows": {n: r["rows"] for n, r in datasets["splits"].items()},
-            "datasets": {n: r["sha256"] for n, r in datasets["splits"].items()},
-            "lineage": datasets["lineage"],
+            "windows": {n: r["window"] for n, r in training_set["splits"].items()},
+            "rows": {n: r["rows"] for n, r in training_set["splits"].items()},
+            "datasets": manifests.dataset_hashes(training_set),
+            "lineage": training_set["lineage"],
             "trials": trained.trials,
             "training_seconds": round(seconds, 3),
             "code_version": artifacts.code_version(),
@@ -205,13 +215,14 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         }
         ref = artifacts.save_model(home, trained.model_text(), metadata)
         artifacts.save_reference(home, ref.sha256, reference)
-        candidates.update(home, spec.name, "model", {
+        handed = {
             "sha256": ref.sha256, "path": str(ref.model_path), "selected_features": selected,
             "best_iteration": trained.best_iteration, "training_seconds": round(seconds, 3),
-            "datasets": {n: r["sha256"] for n, r in datasets["splits"].items()},
-        })  # fmt: skip
+            "datasets": manifests.dataset_hashes(training_set),
+        }  # fmt: skip
         context.log.info(f"{spec.name}: model {ref.sha256[:12]} after {len(trained.trials)} trials")
-        return dg.MaterializeResult(
+        return dg.Output(
+            handed,
             metadata={
                 "sha256": ref.sha256,
                 "artifact": str(ref.model_path),
@@ -232,17 +243,23 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=key("models", spec, "evaluation"),
         group_name="models",
-        deps=[key("models", spec, "model")],
+        ins=handoff(spec, "training_set", "model"),
         kinds={"lightgbm"},
         backfill_policy=single_run,
+        io_manager_key=HANDOFF_IO_MANAGER,
         description=f"{spec.name} on its test window, against a naive baseline and the current "
         "champion, with slice metrics.",
     )
-    def evaluation_(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def model_evaluation(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        training_set: dict,
+        model: dict,
+    ) -> dg.Output[dict]:
         home = warehouse.home_path
-        datasets, model_ref = trained_candidate(home, spec)
-        frames = {n: read_snapshot(datasets["splits"][n]) for n in SPLITS}
-        booster = load_model(home, model_ref["sha256"])
+        same_candidate(spec, training_set, model)
+        frames = {n: read_snapshot(training_set["splits"][n]) for n in SPLITS}
+        booster = load_model(home, model["sha256"])
         y = {n: training.label(spec, f) for n, f in frames.items()}
         pred = {n: training.predict(booster, spec, frames[n]) for n in ("valid", "test")}
         base = {n: training.baseline(spec, frames["train"], frames[n]) for n in ("valid", "test")}
@@ -261,7 +278,7 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                                                    spec.label)  # fmt: skip
         sample = list(range(min(200, len(frames["test"]))))
         result = {
-            "model_sha256": model_ref["sha256"],
+            "model_sha256": model["sha256"],
             "primary_metric": "auc" if spec.task == "binary" else "mae",
             "primary": primary,
             "metrics": metrics,
@@ -277,7 +294,6 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "smoke_predictions": [float(p) for p in pred["test"][sample]],
             "evaluated_at": str(utc_now()),
         }
-        candidates.update(home, spec.name, "evaluation", result)
         shown = {k: v for k, v in metrics.items() if k != "calibration"}
         meta = {
             "primary": primary, "v_val": v_val, "worst_slice": worst,
@@ -288,9 +304,9 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             meta["calibration"] = dg.MetadataValue.md(
                 pd.DataFrame(metrics["calibration"]).to_markdown(index=False)
             )
-        return dg.MaterializeResult(metadata=meta)
+        return dg.Output(result, metadata=meta)
 
-    return evaluation_
+    return model_evaluation
 
 
 def champion_score(home: Path, spec: ModelSpec, test: pd.DataFrame, y) -> dict | None:
