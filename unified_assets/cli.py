@@ -244,7 +244,8 @@ def _replay(args: argparse.Namespace, home: Path, base: Path, models: list[str],
         replayer.play(args.start, args.end, args.bootstrap_end, progress)
         seconds = time.perf_counter() - started
     replayer.ledger.dump(home / "replay_ledger.json")
-    out = report.write_replay_report(home, replayer.ledger, models, base / "reports", seconds)
+    out = report.write_replay_report(home, replayer.ledger, models, base / "reports", seconds,
+                                     budget=args.budget)
     print(f"replayed {args.start}..{args.end} in {seconds:.0f} s; report: {out}")
 
 
@@ -269,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--end", type=_day, default=date(2013, 12, 31))
     replay.add_argument("--bootstrap-end", type=_day, default=date(2013, 2, 28),
                         help="the first model is trained on the days up to this one")
-    replay.add_argument("--models", default="delay_classifier", help="comma-separated models")
+    replay.add_argument("--models", default=",".join(SPECS),
+                        help="comma-separated models (default: all)")
     replay.add_argument("--budget", type=int, default=1, help="search trials per training")
     replay.add_argument("--home", type=Path, help="default: replay/ in the home folder")
     replay.add_argument("--fresh", action="store_true", help="delete an earlier replay first")

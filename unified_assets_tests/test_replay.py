@@ -23,7 +23,7 @@ def test_a_few_weeks_replayed_retrain_and_grow_the_manifest_history(tmp_path):
     env.pop("DAGSTER_HOME", None)
     done = subprocess.run(
         [str(BIN / "unified-assets"), "replay", "--start", "2013-01-01", "--end", "2013-02-18",
-         "--bootstrap-end", "2013-02-04", "--budget", "1"],
+         "--bootstrap-end", "2013-02-04", "--budget", "1", "--models", "delay_classifier"],
         env=env, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
@@ -67,7 +67,12 @@ def test_a_few_weeks_replayed_retrain_and_grow_the_manifest_history(tmp_path):
     assert "### Retrainings" in report and "### Drift by month" in report
     assert (base / "reports" / "replay_delay_classifier_drift.png").stat().st_size > 10_000
     assert (base / "reports" / "replay_delay_classifier_realized.png").exists()
-    assert "deployed AUC" in report and "frozen AUC" in report
+    # the loop beside the fixed alternatives on the same rows: frozen and a monthly calendar
+    assert "### The loop against the fixed alternatives, on the same rows" in report
+    comparison = report.split("### The loop against the fixed alternatives")[1]
+    for column in ("automatic AUC", "calendar AUC", "frozen AUC", "trainings (training seconds)"):
+        assert column in comparison
+    assert "2013-02" in comparison and "March–December" not in comparison  # replay ends in Feb
 
     # the weekly scorecard ran on the replayed Mondays and shows every KPI
     scorecard = (home / "reports" / "kpi_scorecard.md").read_text()

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import numpy as np
+import pandas as pd
+
 from unified_assets.lib.config import FIRST_DAY
 from unified_assets.lib.gates import Gates
 
@@ -34,25 +37,40 @@ _SPACE = {
 
 @dataclass(frozen=True)
 class Rolling:
-    """Trailing windows for a retraining as of a day: the most recent `test_days` test the
-    model, the `valid_days` before them early-stop it, and up to `train_days` before that
-    train it."""
+    """Windows for a retraining as of a day: the most recent `test_days` test the model, the
+    `valid_days` before them early-stop it, and the days before those train it: all of them
+    since the first day (expanding, `train_days` 0), or at most `train_days`. With
+    `half_life_days`, a training row's weight halves for every that many days it is older than
+    the training window's end (recency weighting); 0 weighs every row the same."""
 
-    train_days: int = 90
+    train_days: int = 0
     valid_days: int = 14
     test_days: int = 14
+    half_life_days: int = 0
 
     @classmethod
     def parse(cls, text: str) -> Rolling | None:
-        """"train,valid,test" day counts (e.g. "14,7,7"); None for an empty text."""
+        """"train,valid,test[,half_life]" days, train 0 (or "all") for expanding (e.g. "90,14,14"
+        or "all,14,14,60"); None for an empty text."""
         text = text.strip()
         if not text:
             return None
-        parts = text.split(",")
-        if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-            raise ValueError(f"rolling days {text!r}: expected three positive day counts "
-                             "train,valid,test")  # fmt: skip
+        parts = [p.strip().lower() for p in text.split(",")]
+        parts[0] = "0" if parts[0] == "all" else parts[0]
+        if (len(parts) not in (3, 4) or not all(p.isdigit() for p in parts)
+                or int(parts[1]) <= 0 or int(parts[2]) <= 0):  # fmt: skip
+            raise ValueError(f"rolling days {text!r}: expected train,valid,test[,half_life] "
+                             "day counts, train 0 or 'all' for every day, valid and test "
+                             "positive")  # fmt: skip
         return cls(*(int(p) for p in parts))
+
+    def weights(self, days: pd.Series, end: date) -> np.ndarray | None:
+        """Recency weights of training rows dated `days`, the window ending (exclusive) at
+        `end`; None when every row weighs the same."""
+        if not self.half_life_days:
+            return None
+        age = (pd.Timestamp(end) - pd.to_datetime(days)).dt.days.to_numpy(float)
+        return 0.5 ** (age / self.half_life_days)
 
 
 @dataclass(frozen=True)
@@ -99,7 +117,9 @@ class ModelSpec:
         end = as_of + timedelta(days=1)
         test_start = end - timedelta(days=rolling.test_days)
         valid_start = test_start - timedelta(days=rolling.valid_days)
-        train_start = max(FIRST_DAY, valid_start - timedelta(days=rolling.train_days))
+        train_start = FIRST_DAY
+        if rolling.train_days:
+            train_start = max(FIRST_DAY, valid_start - timedelta(days=rolling.train_days))
         if train_start >= valid_start:
             raise ValueError(f"{self.name}: no training days before {valid_start} (as of {as_of})")
         return {"train": (train_start, valid_start), "valid": (valid_start, test_start),

@@ -107,7 +107,8 @@ def _score(spec: ModelSpec, y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
-          seed: int = 13, budget: int = 0) -> Trained:  # fmt: skip
+          seed: int = 13, budget: int = 0, weights: np.ndarray | None = None
+          ) -> Trained:  # fmt: skip
     """Search `budget` parameter sets (the spec's base first), each early-stopped on the
     validation window; keep the best by the primary metric. Deterministic for the same inputs."""
     if train_frame.empty or valid_frame.empty:
@@ -125,8 +126,8 @@ def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
         started = time.perf_counter()
         full = params | {"seed": seed, "deterministic": True, "force_row_wise": True,
                          "verbose": -1, "num_threads": 2}  # fmt: skip
-        train_set = lgb.Dataset(x_train, y_train, categorical_feature=list(spec.categorical),
-                                free_raw_data=False)  # fmt: skip
+        train_set = lgb.Dataset(x_train, y_train, weight=weights, free_raw_data=False,
+                                categorical_feature=list(spec.categorical))  # fmt: skip
         valid_set = lgb.Dataset(x_valid, y_valid - valid_offset, reference=train_set)
         booster = lgb.train(
             full, train_set, num_boost_round=spec.num_boost_round, valid_sets=[valid_set],

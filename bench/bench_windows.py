@@ -1,0 +1,68 @@
+"""Which training window should each model retrain on? A backtest of the monthly calendar
+policy (lib/backtest.py) with each window, on the same rows: March-December 2013.
+
+Usage: python bench/bench_windows.py [--home data] [--budget 1]
+  --home: a home whose warehouse holds the year's feature tables (`make run` builds one).
+
+Prints, per model and window: the realized metric over March-December and October-December,
+the trainings and their seconds. The windows: expanding (every labelled day since Jan 1), a
+trailing 90 days, and expanding with recency weights halving every 60 days.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from unified_assets.lib import backtest, config, evaluation, training, warehouse
+from unified_assets.lib.models import SPECS, Rolling
+
+WINDOWS = {
+    "expanding": Rolling(train_days=0),
+    "trailing 90 days": Rolling(train_days=90),
+    "expanding, half-life 60 days": Rolling(train_days=0, half_life_days=60),
+}
+FIRST, END = date(2013, 3, 1), date(2014, 1, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, default=config.default_home())
+    parser.add_argument("--budget", type=int, default=1)
+    args = parser.parse_args()
+    conn = warehouse.connect(config.warehouse_path(args.home), read_only=True)
+    print(f"machine: {platform.machine()}, {platform.python_version()}; home {args.home}; "
+          f"budget {args.budget}")  # fmt: skip
+    results = []
+    for spec in SPECS.values():
+        rows = training.load_split(conn, spec, (FIRST, END))
+        y = training.label(spec, rows)
+        days = pd.to_datetime(rows[spec.date_column])
+        q4 = (days >= pd.Timestamp("2013-10-01")).to_numpy()
+        for name, rolling in WINDOWS.items():
+            started = time.perf_counter()
+            schedule = backtest.monthly_retraining(conn, spec, rows, spec.date_column, rolling,
+                                                   args.budget)  # fmt: skip
+            pred = schedule.predictions
+            results.append({
+                "model": spec.name, "window": name,
+                "metric": "AUC" if spec.task == "binary" else "MAE",
+                "Mar-Dec": evaluation.primary(spec.task, y, pred),
+                "Oct-Dec": evaluation.primary(spec.task, y[q4], pred[q4]),
+                "trainings": len(schedule.trainings),
+                "training s": round(schedule.seconds, 1),
+                "wall s": round(time.perf_counter() - started, 1),
+            })  # fmt: skip
+            print(results[-1], flush=True)
+    conn.close()
+    print()
+    print(pd.DataFrame(results).to_markdown(index=False, floatfmt=".4f"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The simplest fixed alternative to the retraining loop: retrain on the 1st of every month.
+
+A calendar policy trains, on the first day of each month, with the same training code and
+budget as the platform's retraining, on the labelled history known that morning (the last
+`valid_days` early-stop it), and scores that month's rows with the model it got. Its realized
+metric, its number of trainings and its training seconds are what the automatic loop must beat
+in the same replay. Plain pandas/LightGBM over the feature tables; no Dagster.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import duckdb
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from unified_assets.lib import training
+from unified_assets.lib.config import FIRST_DAY
+from unified_assets.lib.models import ModelSpec, Rolling
+
+
+@dataclass
+class Schedule:
+    """What a fixed schedule did: its predictions for the rows, and each training."""
+
+    predictions: np.ndarray
+    trainings: list[dict] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(t["seconds"] for t in self.trainings)
+
+
+def next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def month_starts(first: date, last: date) -> list[date]:
+    """The first day of every month from `first`'s month to `last`'s."""
+    months, day = [], date(first.year, first.month, 1)
+    while day <= last:
+        months.append(day)
+        day = next_month(day)
+    return months
+
+
+def monthly_retraining(
+    conn: duckdb.DuckDBPyConnection, spec: ModelSpec, rows: pd.DataFrame, day_column: str,
+    rolling: Rolling, budget: int,
+) -> Schedule:  # fmt: skip
+    """Predictions for `rows` (dated by `day_column`) from models retrained on the 1st of each
+    month on what was known that morning: labels up to `label_lag_days` before the day."""
+    days = pd.to_datetime(rows[day_column]).dt.date
+    predictions = np.full(len(rows), np.nan)
+    schedule = Schedule(predictions)
+    for month in month_starts(min(days), max(days)):
+        in_month = ((days >= month) & (days < next_month(month))).to_numpy()
+        if not in_month.any():
+            continue
+        as_of = month - timedelta(days=1 + spec.label_lag_days)
+        valid_start = as_of + timedelta(days=1 - rolling.valid_days)
+        train_start = FIRST_DAY
+        if rolling.train_days:
+            train_start = max(FIRST_DAY, valid_start - timedelta(days=rolling.train_days))
+        train = training.load_split(conn, spec, (train_start, valid_start))
+        valid = training.load_split(conn, spec, (valid_start, as_of + timedelta(days=1)))
+        if train.empty or valid.empty:
+            continue
+        started = time.perf_counter()
+        trained = training.train(spec, train, valid, budget=budget,
+                                 weights=rolling.weights(train[spec.date_column], valid_start))
+        seconds = time.perf_counter() - started  # fmt: skip
+        booster = lgb.Booster(model_str=trained.model_text())  # as the platform saves it
+        predictions[in_month] = training.predict(booster, spec, rows[in_month])
+        schedule.trainings.append({"month": str(month)[:7], "as_of": str(as_of),
+                                   "train_rows": len(train), "seconds": round(seconds, 3)})
+    return schedule
