@@ -1,5 +1,6 @@
 """The retraining decision and the trailing windows, without Dagster."""
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -76,7 +77,9 @@ def test_trailing_windows_end_with_the_as_of_day(monkeypatch):
     w = spec.windows(date(2013, 6, 30))
     assert w["test"] == (date(2013, 6, 17), date(2013, 7, 1))
     assert w["valid"] == (date(2013, 6, 3), date(2013, 6, 17))
-    assert w["train"] == (date(2013, 3, 5), date(2013, 6, 3))
+    assert w["train"] == (date(2013, 1, 1), date(2013, 6, 3))  # expanding: all history
+    trailing = spec.windows(date(2013, 6, 30), models.Rolling(train_days=90))
+    assert trailing["train"] == (date(2013, 3, 5), date(2013, 6, 3))
     # early in the year the training window starts at the first day
     assert spec.windows(date(2013, 2, 28))["train"] == (date(2013, 1, 1), date(2013, 2, 1))
     assert spec.windows(None)["test"] == spec.test
@@ -85,6 +88,86 @@ def test_trailing_windows_end_with_the_as_of_day(monkeypatch):
     with pytest.raises(ValueError, match="no training days"):
         spec.windows(date(2013, 1, 10), short)
     assert models.Rolling.parse(" ") is None
-    for bad in ("14,7", "14,0,7", "a,b,c"):
-        with pytest.raises(ValueError, match="three positive day counts"):
+    assert models.Rolling.parse("all,14,14,60") == models.Rolling(0, 14, 14, 60)
+    for bad in ("14,7", "14,0,7", "a,b,c", "90,14,14,1,2"):
+        with pytest.raises(ValueError, match="train,valid,test"):
             models.Rolling.parse(bad)
+
+
+def test_recency_weights_halve_every_half_life():
+    import pandas as pd
+
+    days = pd.Series(pd.to_datetime(["2013-06-30", "2013-05-31", "2013-05-01"]))
+    weights = models.Rolling(half_life_days=30).weights(days, date(2013, 7, 1))
+    assert weights == pytest.approx([0.5 ** (1 / 30), 0.5 ** (31 / 30), 0.5 ** (61 / 30)])
+    assert models.Rolling().weights(days, date(2013, 7, 1)) is None
+
+
+def estimated(values: list[float | None], realized: float | None = None, version: str = "v1",
+              start: date = D0) -> list[DayHealth]:  # fmt: skip
+    """Quiet days (no drift) with a label-free estimate each, and a realized value or none."""
+    return [
+        DayHealth(start + timedelta(days=i), version, False, 0.05, 0.0, realized,
+                  900 if realized is not None else 0, value, 950 if value is not None else 0)
+        for i, value in enumerate(values)
+    ]  # fmt: skip
+
+
+def test_an_estimate_past_the_floor_triggers_before_the_labels():
+    decision = auc_decision(estimated([0.66] * 6 + [0.62]))
+    assert decision.retrain and decision.reason == "estimated_performance"
+    assert decision.evidence["estimated"] == pytest.approx((6 * 0.66 + 0.62) / 7, abs=1e-4)
+    assert decision.evidence["days"] == ["2013-05-01", "2013-05-07"]
+    assert "no realized verdict" in decision.message
+    healthy = auc_decision(estimated([0.72] * 7))
+    assert not healthy.retrain and "estimated 0.720" in healthy.message
+
+
+def test_the_estimate_waits_for_a_full_window_of_the_serving_version():
+    assert not auc_decision(estimated([0.6] * 6)).retrain  # 6 of 7 days
+    gap = estimated([0.6] * 3 + [None] + [0.6] * 3)  # a day without an estimate
+    assert not auc_decision(gap).retrain
+    new = estimated([0.6] * 4, version="old") + estimated([0.6] * 3, version="new",
+                                                          start=D0 + timedelta(4))  # fmt: skip
+    assert not auc_decision(new).retrain
+    later = estimated([0.6] * 4, version="new", start=D0 + timedelta(7))
+    assert auc_decision(new + later).retrain
+    off = RetrainPolicy(drift_days=3, performance_days=7, min_performance_days=4,
+                        cooldown_days=14, estimate_days=0)  # fmt: skip
+    assert not decide(estimated([0.6] * 7), off, 0.70, True, None, False).retrain
+
+
+def test_a_realized_verdict_on_those_days_overrules_the_estimate():
+    # The labels of the same days are in and say the model is fine: no retraining.
+    decision = auc_decision(estimated([0.6] * 7, realized=0.74))
+    assert not decision.retrain and "realized 0.740" in decision.message
+    # The labels stopped coming: the old matured days give no verdict on the last week.
+    stopped = estimated([0.72] * 7, realized=0.74) + estimated([0.6] * 7, start=D0 + timedelta(7))
+    decision = auc_decision(stopped)
+    assert decision.retrain and decision.reason == "estimated_performance"
+    # Three matured days in the window are too few for a verdict (min_performance_days 4)...
+    late = estimated([0.6] * 4) + estimated([0.6] * 3, realized=0.74, start=D0 + timedelta(4))
+    assert auc_decision(late).retrain
+    # ...four are enough, and the realized value wins.
+    enough = estimated([0.6] * 3) + estimated([0.6] * 4, realized=0.74, start=D0 + timedelta(3))
+    assert not auc_decision(enough).retrain
+
+
+def test_cooldown_and_one_at_a_time_win_over_the_estimate():
+    history = estimated([0.6] * 7)
+    latest = history[-1].day
+    cooling = auc_decision(history, last=latest - timedelta(days=13))
+    assert not cooling.retrain and "cooling down" in cooling.message
+    assert auc_decision(history, last=latest - timedelta(days=14)).retrain
+    busy = auc_decision(history, busy=True)
+    assert not busy.retrain and "already queued or running" in busy.message
+    # drift, when it persists, is reported first
+    drifting = [replace(d, is_drift=True) for d in history]
+    assert auc_decision(drifting).reason == "drift"
+
+
+def test_for_an_error_metric_the_estimate_past_a_ceiling_triggers():
+    decision = decide(estimated([36.0] * 7), POLICY, floor=30.0, higher_is_better=False,
+                      last_retrain=None, in_progress=False)  # fmt: skip
+    assert decision.retrain and decision.reason == "estimated_performance"
+    assert not decide(estimated([25.0] * 7), POLICY, 30.0, False, None, False).retrain

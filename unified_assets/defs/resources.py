@@ -86,6 +86,10 @@ class Settings(dg.ConfigurableResource):
         default=14,
         description="Scored days between two retrainings of a model.",
     )
+    retrain_estimate_days: int = Field(
+        default=7,
+        description="Scored days pooled for the label-free estimate of performance; 0: off.",
+    )
     drift_window_days: int = Field(
         default=7,
         description="Scored days a drift judgement looks back over.",
@@ -171,6 +175,7 @@ class Settings(dg.ConfigurableResource):
             performance_days=int(self.value("retrain_performance_days")),
             min_performance_days=int(self.value("retrain_min_performance_days")),
             cooldown_days=int(self.value("retrain_cooldown_days")),
+            estimate_days=int(self.value("retrain_estimate_days")),
         )
 
     def drift_policy(self) -> DriftPolicy:

@@ -2,7 +2,9 @@
 
 For day P: drift of the predictions scored for P against the serving model's training
 reference, the DQ of P's inputs, and realized performance of the scored day whose outcomes
-became known by the end of P (P minus the spec's label lag). The SQL runs in DuckDB; the
+became known by the end of P (P minus the spec's label lag). Before those labels, the
+label-free estimate of P's metric (lib/estimation.py) where the serving model has an estimator;
+once they mature, the same estimate sits beside the realized value. The SQL runs in DuckDB; the
 scored day's rows (about a thousand) come into pandas for the statistics.
 """
 
@@ -16,7 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib import drift, evaluation, quality
+from unified_assets.lib import drift, estimation, evaluation, quality
 from unified_assets.lib.features import FEATURE_SOURCES
 from unified_assets.lib.models import ModelSpec
 from unified_assets.lib.warehouse import table_exists
@@ -24,6 +26,7 @@ from unified_assets.lib.warehouse import table_exists
 DRIFT_TABLE = "monitoring.drift_daily"
 FEATURE_DRIFT_TABLE = "monitoring.feature_drift"
 PERFORMANCE_TABLE = "monitoring.performance_daily"
+ESTIMATE_TABLE = "monitoring.estimated_performance"
 
 _DDL = {
     DRIFT_TABLE: "model VARCHAR, day DATE, model_version VARCHAR, rows BIGINT, "
@@ -33,7 +36,10 @@ _DDL = {
     FEATURE_DRIFT_TABLE: "model VARCHAR, day DATE, model_version VARCHAR, feature VARCHAR, "
     "kind VARCHAR, psi DOUBLE, ks_statistic DOUBLE, ks_pvalue DOUBLE, drifted BOOLEAN",
     PERFORMANCE_TABLE: "model VARCHAR, day DATE, scored_day DATE, model_version VARCHAR, "
-    "rows BIGINT, metric VARCHAR, value DOUBLE, baseline_value DOUBLE, measured_at TIMESTAMP",
+    "rows BIGINT, metric VARCHAR, value DOUBLE, baseline_value DOUBLE, measured_at TIMESTAMP, "
+    "estimated_value DOUBLE",
+    ESTIMATE_TABLE: "model VARCHAR, day DATE, model_version VARCHAR, rows BIGINT, "
+    "metric VARCHAR, method VARCHAR, value DOUBLE, measured_at TIMESTAMP",
 }
 
 def predictions_table(spec: ModelSpec) -> str:
@@ -125,6 +131,10 @@ def replace_days(conn: duckdb.DuckDBPyConnection, table: str, model: str, start:
              rows: pd.DataFrame) -> None:  # fmt: skip
     """Replace the model's rows of days [start, end) (caller's transaction)."""
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_DDL[table]})")
+    present = {c[0] for c in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
+    for column in _DDL[table].split(", "):  # a table made before the column existed gets it
+        if column.split()[0] not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}")
     conn.execute(f"DELETE FROM {table} WHERE model = $m AND day >= $s AND day < $e",
                  {"m": model, "s": start, "e": end})  # fmt: skip
     if rows.empty:
@@ -147,14 +157,16 @@ def _by_day(frame: pd.DataFrame) -> dict[date, pd.DataFrame]:
 
 def monitor_window(
     conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date, end: date, reference_of,
-    policy: drift.DriftPolicy, now: datetime,
+    policy: drift.DriftPolicy, now: datetime, estimator_of=None,
 ) -> list[dict]:  # fmt: skip
     """Measure and record every day P in [start, end) for one model: drift of the predictions
     scored for the week ending with P (by the model version that scored P), P's input DQ, and
     realized performance of the day scored `label_lag_days` before P, whose outcomes are known
     by the end of P. Returns what was measured, per day.
 
-    `reference_of(version)` gives the training reference of a served model version (or None).
+    `reference_of(version)` gives the training reference of a served model version (or None);
+    `estimator_of(version)` its performance estimator (or None: no estimate, e.g. a model
+    trained before estimators existed).
     """
     lag = timedelta(days=spec.label_lag_days)
     window = timedelta(days=policy.window_days - 1)
@@ -164,7 +176,7 @@ def monitor_window(
     scored_versions = scored_all["model_version"].astype(str) if len(scored_all) else None
     outcomes = _by_day(realized(conn, spec, start - lag, end - lag))
     dq = input_dq(conn, spec, start, end)
-    measured, drift_rows, feature_rows, perf_rows = [], [], [], []
+    measured, drift_rows, feature_rows, perf_rows, estimate_rows = [], [], [], [], []
     for day in pd.date_range(start, end, inclusive="left").date:
         frame = scored.get(day, pd.DataFrame())
         summary, version = None, None
@@ -189,19 +201,47 @@ def monitor_window(
                 })  # fmt: skip
                 feature_rows += [r | {"model": spec.name, "day": day, "model_version": version}
                                  for r in rows]  # fmt: skip
+        estimate = estimated(frame, estimator_of)
+        if estimate is not None:
+            estimate_rows.append({"model": spec.name, "day": day, "model_version": version,
+                                  "measured_at": now} | estimate)  # fmt: skip
         outcome = outcomes.get(day - lag, pd.DataFrame())
         result = performance(spec, outcome)
         if result is not None:
             versions = ",".join(sorted(outcome["model_version"].astype(str).unique()))
+            # The estimate over the same matured rows, beside the realized value.
+            guess = estimated(outcome, estimator_of)
             perf_rows.append({"model": spec.name, "day": day, "scored_day": day - lag,
-                              "model_version": versions, "measured_at": now} | result)  # fmt: skip
+                              "model_version": versions, "measured_at": now} | result
+                             | {"estimated_value": None if guess is None else guess["value"]})
         measured.append({"day": day, "scored_rows": len(frame), "model_version": version,
                          "drift": summary, "input_dq": dq.get(day), "performance": result,
-                         "outcome_scored_day": day - lag})  # fmt: skip
+                         "outcome_scored_day": day - lag, "estimate": estimate})  # fmt: skip
     replace_days(conn, DRIFT_TABLE, spec.name, start, end, pd.DataFrame(drift_rows))
     replace_days(conn, FEATURE_DRIFT_TABLE, spec.name, start, end, pd.DataFrame(feature_rows))
     replace_days(conn, PERFORMANCE_TABLE, spec.name, start, end, pd.DataFrame(perf_rows))
+    replace_days(conn, ESTIMATE_TABLE, spec.name, start, end, pd.DataFrame(estimate_rows))
     return measured
+
+
+def estimated(frame: pd.DataFrame, estimator_of) -> dict | None:
+    """The label-free estimate of the metric over a scored day's predictions (one model
+    version), or None: no estimator for that version, several versions, nothing scored."""
+    if estimator_of is None or frame.empty:
+        return None
+    versions = frame["model_version"].astype(str).unique()
+    if len(versions) != 1:
+        return None
+    return estimation.estimate(estimator_of(versions[0]),
+                               frame["prediction"].to_numpy(dtype=float))  # fmt: skip
+
+
+def estimates(conn: duckdb.DuckDBPyConnection, model: str) -> pd.DataFrame:
+    """Every recorded estimate of a model (one row per scored day), in day order."""
+    if not table_exists(conn, ESTIMATE_TABLE):
+        return pd.DataFrame(columns=["day", "model_version", "rows", "metric", "value"])
+    return conn.execute(f"SELECT * FROM {ESTIMATE_TABLE} WHERE model = $m ORDER BY day",
+                        {"m": model}).df()  # fmt: skip
 
 
 def history(conn: duckdb.DuckDBPyConnection, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,8 +1,10 @@
 """When to retrain a model: the decision the retraining sensor acts on, as a pure function.
 
 A model is retrained when its scored days have drifted for `drift_days` days in a row, or when
-its realized performance over the last matured days is past its floor. One retraining at a
-time, and none within `cooldown_days` of the last, so a drifting week asks once, not daily.
+its realized performance over the last matured days is past its floor, or, before the labels
+can say so, when the label-free estimate of its performance (lib/estimation.py) over its last
+`estimate_days` scored days is. One retraining at a time, and none within `cooldown_days` of
+the last, so a drifting week asks once, not daily.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class RetrainPolicy:
     performance_days: int = 7  # matured days pooled for the realized metric
     min_performance_days: int = 4  # fewer matured days than this: no verdict yet
     cooldown_days: int = 14  # scored days between two retrainings of a model
+    estimate_days: int = 7  # scored days pooled for the estimated metric; 0: never on estimates
 
     def __post_init__(self):
         if min(vars(self).values()) < 0:
@@ -36,12 +39,14 @@ class DayHealth:
     drifted_share: float | None = None
     realized: float | None = None  # realized metric of the day whose outcomes matured
     realized_rows: int = 0
+    estimated: float | None = None  # label-free estimate of this scored day's metric
+    estimated_rows: int = 0
 
 
 @dataclass(frozen=True)
 class Decision:
     retrain: bool
-    reason: str  # "drift" | "performance" | "" (no retraining)
+    reason: str  # "drift" | "performance" | "estimated_performance" | "" (no retraining)
     message: str
     evidence: dict = field(default_factory=dict)
 
@@ -64,6 +69,30 @@ def realized_mean(days: list[DayHealth], window: int) -> tuple[float | None, lis
     if not rows:
         return None, matured
     return sum(d.realized * d.realized_rows for d in matured) / rows, matured
+
+
+def estimated_mean(days: list[DayHealth], window: int) -> tuple[float | None, list[DayHealth]]:
+    """The estimate over the last `window` scored days, weighted by their rows; None unless
+    each of those days has one and the latest model version served them all (a new version
+    starts afresh, as a drift streak does)."""
+    if window <= 0 or len(days) < window:
+        return None, []
+    last = days[-window:]
+    version = days[-1].model_version
+    if any(d.model_version != version or d.estimated is None or d.estimated_rows <= 0
+           for d in last):  # fmt: skip
+        return None, []
+    rows = sum(d.estimated_rows for d in last)
+    return sum(d.estimated * d.estimated_rows for d in last) / rows, last
+
+
+def realized_verdict(days: list[DayHealth], policy: RetrainPolicy) -> float | None:
+    """The realized metric over the outcomes that matured during the estimate's window, when
+    enough did for a verdict (`min_performance_days`), else None: the labels have not spoken
+    on those days yet (they come late, or stopped coming)."""
+    window = days[-policy.estimate_days:] if policy.estimate_days > 0 else []
+    mean, matured = realized_mean(window, len(window))
+    return mean if len(matured) >= max(1, policy.min_performance_days) else None
 
 
 def decide(
@@ -106,5 +135,21 @@ def decide(
                     "model_version": (days[-1].model_version or "")[:12],
                 },
             )  # fmt: skip
+    verdict = realized_verdict(days, policy)
+    estimate, estimated = estimated_mean(days, policy.estimate_days)
+    if estimate is not None and verdict is None:
+        breached = estimate < floor if higher_is_better else estimate > floor
+        if breached:
+            return Decision(
+                True, "estimated_performance",
+                f"estimated {estimate:.3f} over the {len(estimated)} scored days up to {latest} "
+                f"is past the floor {floor}, with no realized verdict on them yet", {
+                    "estimated": round(estimate, 4), "floor": floor,
+                    "days": [str(estimated[0].day), str(estimated[-1].day)],
+                    "model_version": (days[-1].model_version or "")[:12],
+                },
+            )  # fmt: skip
     shown = "n/a" if mean is None else f"{mean:.3f}"
-    return Decision(False, "", f"healthy: drift streak {len(streak)}, realized {shown}")
+    guess = "n/a" if estimate is None else f"{estimate:.3f}"
+    return Decision(False, "", f"healthy: drift streak {len(streak)}, realized {shown}, "
+                    f"estimated {guess}")  # fmt: skip

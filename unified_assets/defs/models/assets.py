@@ -24,6 +24,7 @@ from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import (
     artifacts,
     drift,
+    estimation,
     evaluation,
     gates,
     manifests,
@@ -215,6 +216,12 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         }
         ref = artifacts.save_model(home, trained.model_text(), metadata)
         artifacts.save_reference(home, ref.sha256, reference)
+        # What the label-free performance estimate needs (lib/estimation.py): the stored
+        # model's scores on the validation window, calibrated; nothing for a regressor.
+        estimation.save_estimator(home, ref.sha256, estimation.fit_estimator(
+            spec.task, training.label(spec, frames["valid"]),
+            training.predict(load_model(home, ref.sha256), spec, frames["valid"]),
+        ))  # fmt: skip
         handed = {
             "sha256": ref.sha256, "path": str(ref.model_path), "selected_features": selected,
             "best_iteration": trained.best_iteration, "training_seconds": round(seconds, 3),

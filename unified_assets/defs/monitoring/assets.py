@@ -1,4 +1,5 @@
-"""monitoring: each model's health per scored day (drift, input DQ, realized performance)."""
+"""monitoring: each model's health per scored day (drift, input DQ, realized performance and
+its label-free estimate)."""
 
 from functools import cache
 
@@ -9,7 +10,7 @@ from unified_assets.defs.checks import utc_now
 from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import artifacts, monitoring
+from unified_assets.lib import artifacts, estimation, monitoring
 from unified_assets.lib.models import ModelSpec
 from unified_assets.lib.warehouse import transaction
 
@@ -25,8 +26,9 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         pool="duckdb",
         description=f"{spec.name}'s health for a scored day: input and prediction drift against "
         "its training reference (PSI, KS), the day's input DQ, and realized performance of the "
-        f"day whose outcomes became known ({spec.label_lag_days} day(s) later). The retraining "
-        "sensor reads this.",
+        f"day whose outcomes became known ({spec.label_lag_days} day(s) later), and the "
+        "label-free estimate of the scored day's metric where the model has an estimator. The "
+        "retraining sensor reads this.",
     )
     def monitor(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         home = warehouse.home_path
@@ -36,10 +38,15 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         def reference_of(version: str) -> dict | None:
             return artifacts.load_reference(home, version)
 
+        @cache
+        def estimator_of(version: str) -> dict | None:
+            return estimation.load_estimator(home, version)
+
         start, end = context.partition_time_window
         with warehouse.connect() as conn, transaction(conn):
             measured = monitoring.monitor_window(conn, spec, start.date(), end.date(),
-                                                 reference_of, policy, utc_now())  # fmt: skip
+                                                 reference_of, policy, utc_now(),
+                                                 estimator_of)  # fmt: skip
         last = measured[-1]
         d, perf = last["drift"] or {}, last["performance"] or {}
         rows = [{"day": str(m["day"]), "version": (m["model_version"] or "")[:12],
@@ -48,8 +55,11 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                  "drifted_features": (m["drift"] or {}).get("drifted_features"),
                  "drift": (m["drift"] or {}).get("is_drift"),
                  "input_dq": m["input_dq"],
-                 f"realized ({m['outcome_scored_day']})": (m["performance"] or {}).get("value")}
+                 f"realized ({m['outcome_scored_day']})": (m["performance"] or {}).get("value"),
+                 "estimated": (m["estimate"] or {}).get("value")}
                 for m in measured[-31:]]  # fmt: skip
+        latest = next((m for m in reversed(measured) if m["estimate"]), None)
+        guess = {} if latest is None else latest["estimate"] | {"day": str(latest["day"])}
         return dg.MaterializeResult(
             metadata={
                 "model_version": last["model_version"] or "",
@@ -62,6 +72,9 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "realized_metric": perf.get("metric", ""),
                 "realized_value": perf.get("value"),
                 "realized_scored_day": str(last["outcome_scored_day"]),
+                "estimated_metric": guess.get("metric", ""),
+                "estimated_value": guess.get("value"),
+                "estimated_day": guess.get("day", ""),
                 "days": dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False)),
             }
         )

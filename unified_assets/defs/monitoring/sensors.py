@@ -1,5 +1,5 @@
-"""Sensors that act on monitoring: retrain a model that drifts or loses performance, and record
-failed runs for the CI/CD reliability KPI."""
+"""Sensors that act on monitoring: retrain a model that drifts or loses performance (realized,
+or estimated before the labels), and record failed runs for the CI/CD reliability KPI."""
 
 import json
 from datetime import UTC, date, datetime, timedelta
@@ -48,19 +48,24 @@ def retrain_request(spec: ModelSpec, as_of: date, reason: str, evidence: dict) -
 
 
 def health(conn, spec: ModelSpec) -> list[retraining.DayHealth]:
-    """The model's monitored days, as the decision reads them."""
+    """The model's monitored days, as the decision reads them: drift and the estimate of the
+    day scored on each, and the realized value of the day whose outcomes matured on it."""
     drifts, perf = monitoring.history(conn, spec.name)
     realized = {} if perf.empty else {
         r.day: (r.value, r.rows) for r in perf.itertuples() if r.value == r.value
     }  # fmt: skip
+    guesses = monitoring.estimates(conn, spec.name)
+    estimated = {r.day: (r.value, r.rows) for r in guesses.itertuples() if r.value == r.value}
     days = []
     for r in drifts.itertuples():
         value, rows = realized.get(r.day, (None, 0))
+        guess, guessed = estimated.get(r.day, (None, 0))
         days.append(retraining.DayHealth(
             day=r.day.date() if hasattr(r.day, "date") else r.day,
             model_version=r.model_version, is_drift=bool(r.is_drift),
             prediction_psi=r.prediction_psi, drifted_share=r.drifted_share,
             realized=value, realized_rows=int(rows or 0),
+            estimated=guess, estimated_rows=int(guessed or 0),
         ))  # fmt: skip
     return days
 
@@ -86,8 +91,9 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
         minimum_interval_seconds=30,
         default_status=default_status(),
         description=f"Reads {spec.name}'s monitoring after each scored day; requests a "
-        "retraining when drift persists or realized performance falls past its floor, tagged "
-        "with the reason and evidence. One at a time, with a cool-down.",
+        "retraining when drift persists or realized performance falls past its floor, or its "
+        "estimate does before the labels can tell, tagged with the reason and evidence. One at "
+        "a time, with a cool-down.",
     )
     def sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         try:
