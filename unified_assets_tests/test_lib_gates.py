@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 
+from unified_assets.lib import compare
 from unified_assets.lib import gates as g
 
 AUC = g.Gates(
@@ -22,7 +24,7 @@ MAE = dataclasses.replace(AUC, metric_floor=20.0, champion_tolerance=0.5, higher
 def run(gates: g.Gates, **overrides) -> dict[str, g.GateResult]:
     passing = {
         "primary": 0.75 if gates.higher_is_better else 10.0,
-        "champion_primary": None,
+        "champion": None,
         "amdr_value": 0.9,
         "slice_gap": 0.0,
         "smoke_ok": True,
@@ -67,28 +69,97 @@ def test_metric_floor_boundary(gates, at, past):
     assert not run(gates, primary=math.nan)["metric_floor"].passed
 
 
-@pytest.mark.parametrize(
-    ("gates", "champion", "at_tolerance", "past_tolerance", "better"),
-    [
-        (AUC, 0.72, 0.71, 0.7099, 0.80),
-        (MAE, 12.0, 12.5, 12.51, 11.0),
-    ],
-    ids=["higher_is_better", "lower_is_better"],
-)
-def test_champion_boundary(gates, champion, at_tolerance, past_tolerance, better):
-    at = run(gates, primary=at_tolerance, champion_primary=champion)["champion"]
-    assert at.passed and "worse by" in at.detail
-    assert at.value == pytest.approx(gates.champion_tolerance)
-    past = run(gates, primary=past_tolerance, champion_primary=champion)["champion"]
-    assert not past.passed and "worse by" in past.detail
-    good = run(gates, primary=better, champion_primary=champion)["champion"]
-    assert good.passed and "better by" in good.detail and good.value < 0
+def comparison(gates: g.Gates, lower: float, difference: float | None = None, n: int = 5_000,
+               **changes) -> compare.Comparison:  # fmt: skip
+    """A comparison as `compare.non_inferiority` makes it, with the lower bound given."""
+    difference = lower + 0.01 if difference is None else difference
+    binary = gates.higher_is_better
+    champion = 0.72 if binary else 12.0
+    values = dict(
+        task="binary" if binary else "regression",
+        method="delong" if binary else "paired_bootstrap", metric="auc" if binary else "mae",
+        n=n, challenger=champion + difference if binary else champion - difference,
+        champion=champion, difference=difference, lower=lower, upper=2 * difference - lower,
+        width=2 * (difference - lower), confidence=gates.champion_confidence,
+        margin=gates.champion_tolerance, promote=lower >= -gates.champion_tolerance,
+        p_value=0.04 if binary else None, se=0.006 if binary else None,
+        replicates=None if binary else 1000, seed=None if binary else 0,
+        min_rows=2_000, enough_rows=n >= 2_000,
+    )  # fmt: skip
+    return compare.Comparison(**(values | changes))
+
+
+@pytest.mark.parametrize("gates", [AUC, MAE], ids=["higher_is_better", "lower_is_better"])
+def test_champion_boundary_is_the_lower_bound_against_minus_the_margin(gates):
+    margin = gates.champion_tolerance
+    at = run(gates, champion=comparison(gates, -margin))["champion"]
+    assert at.passed and at.value == -margin and at.threshold == -margin
+    assert at.comparison == ">=" and "not worse beyond the margin" in at.detail
+    past = run(gates, champion=comparison(gates, -margin - 0.0001))["champion"]
+    assert not past.passed and "the champion stays" in past.detail
+    # the observed difference may be small; a lower bound below -margin still keeps the champion
+    unsure = run(gates, champion=comparison(gates, -3 * margin, difference=0.0))["champion"]
+    assert not unsure.passed and unsure.value == -3 * margin
+    better = run(gates, champion=comparison(gates, 0.02))["champion"]
+    assert better.passed and better.value == 0.02
+    assert not run(gates, champion=comparison(gates, math.nan))["champion"].passed
+
+
+def test_champion_detail_names_the_method_the_rows_and_the_interval():
+    delong = run(AUC, champion=comparison(AUC, -0.02))["champion"]
+    assert "challenger AUC 0.7100 vs champion 0.7200 on the same 5,000 rows" in delong.detail
+    assert "difference -0.0100" in delong.detail and "DeLong, p=0.0400" in delong.detail
+    assert "90% interval -0.0200..+0.0000" in delong.detail and "width 0.0200" in delong.detail
+    assert "lower bound at 95% -0.0200 < -margin -0.0100" in delong.detail
+    bootstrap = run(MAE, champion=comparison(MAE, 0.1))["champion"]
+    assert "paired bootstrap, 1000 replicates" in bootstrap.detail and "MAE" in bootstrap.detail
+    assert "fewer than" not in bootstrap.detail
+
+
+@pytest.mark.parametrize("gates", [AUC, MAE], ids=["higher_is_better", "lower_is_better"])
+def test_a_short_window_is_said_in_the_detail_and_the_interval_still_decides(gates):
+    wide = run(gates, champion=comparison(gates, -5 * gates.champion_tolerance, n=900))
+    assert not wide["champion"].passed
+    assert "only 900 rows, fewer than the 2,000 a decision needs" in wide["champion"].detail
+    sure = run(gates, champion=comparison(gates, 0.001, n=900))["champion"]
+    assert sure.passed and "too short to tell" in sure.detail
+
+
+def test_a_comparison_at_another_margin_or_confidence_is_not_used():
+    other_margin = comparison(AUC, 0.05, margin=0.02)
+    result = run(AUC, champion=other_margin)["champion"]
+    assert not result.passed and result.comparison == "comparable"
+    assert "evaluate again" in result.detail
+    other_confidence = comparison(AUC, 0.05, confidence=0.9)
+    assert not run(AUC, champion=other_confidence)["champion"].passed
+    strict = dataclasses.replace(AUC, champion_confidence=0.99)
+    assert run(strict, champion=comparison(strict, 0.05))["champion"].passed
+
+
+def test_the_gate_decides_on_a_real_comparison():
+    rng = np.random.default_rng(0)
+    y = (rng.random(5_000) < 0.3).astype(float)
+    good = y + rng.normal(0, 1, len(y))
+    noise = rng.normal(0, 1, len(y))
+    same = compare.non_inferiority("binary", y, good, good.copy(), AUC.champion_tolerance)
+    assert run(AUC, champion=same)["champion"].passed
+    worse = compare.non_inferiority("binary", y, noise, good, AUC.champion_tolerance)
+    assert not run(AUC, champion=worse)["champion"].passed
+
+
+def test_gate_settings_are_checked():
+    assert AUC.champion_confidence == 0.95  # the default
+    with pytest.raises(ValueError, match="champion_confidence"):
+        dataclasses.replace(AUC, champion_confidence=1.0)
+    with pytest.raises(ValueError, match="margin"):
+        dataclasses.replace(AUC, champion_tolerance=-0.01)
 
 
 def test_champion_passes_without_a_champion():
     for gates in (AUC, MAE):
-        result = run(gates, champion_primary=None)["champion"]
+        result = run(gates, champion=None)["champion"]
         assert result.passed and result.value is None and "no champion" in result.detail
+        assert result.threshold == -gates.champion_tolerance
 
 
 @pytest.mark.parametrize("gates", [AUC, MAE], ids=["higher_is_better", "lower_is_better"])

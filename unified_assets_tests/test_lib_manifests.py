@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from unified_assets.lib import manifests, models
+from unified_assets.lib import compare, manifests, models
 
 MODEL = "late_arrival"
 
@@ -227,6 +227,7 @@ def test_a_candidate_that_passes_every_gate_is_promoted_with_its_evidence():
     assert document["features"]["names"] == list(SPEC.features)
     assert document["features"]["dtypes"] == {"temp_f": "float64"}
     assert document["previous_champion"] == "p" * 64 and document["champion_primary"] is None
+    assert document["champion_comparison"] is None
     assert document["code_version"] == "abc" and document["threshold"] == 0.3
 
 
@@ -249,15 +250,51 @@ def test_amdr_below_its_threshold_rejects():
     assert [r.name for r in results if not r.passed] == ["amdr"]
 
 
+def compared(lower: float, **changes) -> dict:
+    """A champion scored and compared on the challenger's rows, as the evaluation hands it on."""
+    comparison = dict(
+        task="binary", method="delong", metric="auc", n=6_000, challenger=0.7, champion=0.75,
+        difference=-0.05, lower=lower, upper=-0.03, width=-0.03 - lower, confidence=0.95,
+        margin=0.01, promote=lower >= -0.01, p_value=0.9, se=0.01, replicates=None, seed=None,
+        min_rows=2_000, enough_rows=True,
+    ) | changes  # fmt: skip
+    return {"version": "c" * 64, "primary": 0.75, "comparison": comparison}
+
+
 def test_a_champion_that_could_not_be_scored_is_no_pass():
     unscored = {"version": "c" * 64, "primary": None, "note": "champion features not in the test"}
     document, results = decide(ev=evaluation(champion=unscored))
     champion = next(r for r in results if r.name == "champion")
     assert not champion.passed and champion.comparison == "comparable"
     assert "could not be scored" in champion.detail and document["status"] == "rejected"
-    beaten = {"version": "c" * 64, "primary": 0.75}
-    document, _ = decide(ev=evaluation(champion=beaten))
+    assert champion.threshold == -0.01 and document["champion_comparison"] is None
+    # scored, but handed on without a comparison on the same rows: no pass either
+    uncompared = {"version": "c" * 64, "primary": 0.65}
+    document, results = decide(ev=evaluation(champion=uncompared))
+    champion = next(r for r in results if r.name == "champion")
+    assert not champion.passed and "evaluate again" in champion.detail
+    assert document["status"] == "rejected"
+
+
+def test_the_champion_gate_decides_on_the_interval_and_the_manifest_keeps_it(tmp_path):
+    beaten = compared(lower=-0.07)
+    document, results = decide(ev=evaluation(champion=beaten), previous={"version": "c" * 64})
+    champion = next(r for r in results if r.name == "champion")
+    assert not champion.passed and champion.value == -0.07 and champion.threshold == -0.01
     assert document["status"] == "rejected" and document["champion_primary"] == 0.75
+    assert document["reasons"][0].startswith("champion: challenger AUC 0.7000 vs champion")
+    block = document["champion_comparison"]
+    assert block == beaten["comparison"] and not compare.Comparison.from_dict(block).promote
+    assert (block["method"], block["n"], block["margin"], block["confidence"]) == (
+        "delong", 6_000, 0.01, 0.95)  # fmt: skip
+    gate = next(g for g in document["gates"] if g["name"] == "champion")
+    assert (gate["value"], gate["threshold"], gate["comparison"]) == (-0.07, -0.01, ">=")
+    manifests.record(tmp_path, MODEL, document)
+    assert manifests.history(tmp_path, MODEL)[-1]["champion_comparison"] == block
+    # a worse point value, but within the margin at the stated confidence: promoted
+    close = compared(lower=-0.008, difference=-0.002, challenger=0.748)
+    document, _ = decide(ev=evaluation(champion=close), previous={"version": "c" * 64})
+    assert document["status"] == "promoted" and document["champion_comparison"]["lower"] == -0.008
 
 
 def test_a_model_trained_on_other_datasets_is_refused():

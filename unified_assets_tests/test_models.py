@@ -160,6 +160,7 @@ def test_same_inputs_give_the_same_artifact(featured):
 def test_a_worse_challenger_is_rejected_and_the_champion_stays(featured, instance):
     assert steps(featured, CLASSIFIER, *CHAIN, instance=instance).success
     champion = manifests.current(featured, "delay_classifier")
+    assert champion["champion_comparison"] is None  # the first model had none to beat
     # the challenger learns from shuffled labels: a training set whose train split is shuffled
     # is recorded as the training set's newest materialization, and the chain goes on from it
     training_set = key("models", CLASSIFIER, "training_set")
@@ -185,6 +186,22 @@ def test_a_worse_challenger_is_rejected_and_the_champion_stays(featured, instanc
     rejected = manifests.history(featured, "delay_classifier")[-1]
     assert rejected["previous_champion"] == champion["version"]
     assert any(reason.startswith("champion") for reason in rejected["reasons"])
+    # decided with statistics, on the challenger's test window scored by both models
+    compared = rejected["champion_comparison"]
+    margin = CLASSIFIER.gates.champion_tolerance
+    assert (compared["method"], compared["metric"], compared["confidence"]) == ("delong", "auc",
+                                                                                 0.95)  # fmt: skip
+    assert compared["n"] == datasets["splits"]["test"]["rows"] and compared["enough_rows"]
+    assert compared["margin"] == margin and not compared["promote"]
+    assert compared["lower"] < compared["difference"] < compared["upper"]
+    assert compared["lower"] < -margin and 0 < compared["width"] < 0.2
+    assert compared["champion"] == pytest.approx(rejected["champion_primary"])
+    assert compared["challenger"] == pytest.approx(rejected["metrics"]["primary"])
+    gate = next(g for g in rejected["gates"] if g["name"] == "champion")
+    assert (gate["value"], gate["threshold"]) == (compared["lower"], -margin)
+    evaluated = materialization(result, key("models", CLASSIFIER, "evaluation"))
+    assert evaluated["champion_lower_bound"] == compared["lower"]
+    assert evaluated["champion_decision"] == "keep the champion"
 
 
 def test_a_training_set_replaced_after_training_is_refused(featured, instance):

@@ -1,7 +1,8 @@
 """The deployment gate: KPIs (shared KPIS.md) and the five gates a challenger must pass.
 
 Pure functions, no I/O. The primary metric is AUC for classifiers (higher is better) and MAE
-for regressors and forecasters (lower is better); `Gates.higher_is_better` says which.
+for regressors and forecasters (lower is better); `Gates.higher_is_better` says which. The
+champion gate reads a `compare.Comparison` of challenger and champion on the same rows.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+
+from unified_assets.lib.compare import Comparison
 
 CLASSIFIER_TASKS = ("binary",)
 ERROR_TASKS = ("regression", "forecast")
@@ -67,11 +70,24 @@ class GateResult:
 
 @dataclass(frozen=True)
 class Gates:
+    """A spec's thresholds. `champion_tolerance` is the non-inferiority margin, in the primary
+    metric's units: the challenger replaces the champion unless, at `champion_confidence`
+    (one-sided), it may be worse than the champion by more than the margin."""
+
     metric_floor: float
     champion_tolerance: float
     amdr_threshold: float
     max_slice_gap: float
     higher_is_better: bool
+    champion_confidence: float = 0.95
+
+    def __post_init__(self):
+        if not self.champion_tolerance >= 0:
+            raise ValueError(f"champion_tolerance (the margin) must be >= 0, "
+                             f"not {self.champion_tolerance}")  # fmt: skip
+        if not 0.5 < self.champion_confidence < 1:
+            raise ValueError(f"champion_confidence must be within (0.5, 1), "
+                             f"not {self.champion_confidence}")  # fmt: skip
 
 
 def _fmt(value: float | None) -> str:
@@ -95,45 +111,53 @@ def _metric_floor(gates: Gates, primary: float) -> GateResult:
     )
 
 
-def _champion(gates: Gates, primary: float, champion_primary: float | None) -> GateResult:
-    if champion_primary is None:
+def _signed(value: float) -> str:
+    return f"{value:+.4f}"
+
+
+def _champion(gates: Gates, champion: Comparison | None) -> GateResult:
+    """Promote unless the challenger may be worse than the champion by more than the margin:
+    passed when the one-sided lower confidence bound of (challenger - champion, positive =
+    better) is at least -margin. Its value is that bound, its threshold -margin."""
+    margin = gates.champion_tolerance
+    if champion is None:
+        return GateResult("champion", True, None, -margin, ">=",
+                          "no champion: nothing to compare against")  # fmt: skip
+    if not (math.isclose(champion.margin, margin, abs_tol=_EPS)
+            and math.isclose(champion.confidence, gates.champion_confidence)):  # fmt: skip
         return GateResult(
-            "champion",
-            True,
-            None,
-            gates.champion_tolerance,
-            "<=",
-            "no champion: nothing to compare against",
-        )
-    # How much worse the challenger is, in the metric's direction (negative: better).
-    if gates.higher_is_better:
-        worse_by = champion_primary - primary
-    else:
-        worse_by = primary - champion_primary
-    passed = worse_by <= gates.champion_tolerance + _EPS
-    if math.isnan(worse_by):
-        how = "cannot be compared"
-    elif worse_by > 0:
-        how = f"worse by {_fmt(worse_by)}"
-    elif worse_by < 0:
-        how = f"better by {_fmt(-worse_by)}"
-    else:
-        how = "equal"
-    return GateResult(
-        "champion",
-        bool(passed),
-        worse_by,
-        gates.champion_tolerance,
-        "<=",
-        f"challenger {_fmt(primary)} vs champion {_fmt(champion_primary)}: {how} "
-        f"(tolerance {_fmt(gates.champion_tolerance)})",
+            "champion", False, None, -margin, "comparable",
+            f"the evaluation compared at margin {_fmt(champion.margin)} and confidence "
+            f"{champion.confidence:.0%}, the gate asks for {_fmt(margin)} at "
+            f"{gates.champion_confidence:.0%}: evaluate again",
+        )  # fmt: skip
+    lower = champion.lower
+    passed = lower >= -margin - _EPS  # NaN: not shown, not passed
+    how = ("DeLong" if champion.method == "delong" else
+           f"paired bootstrap, {champion.replicates} replicates")  # fmt: skip
+    if champion.p_value is not None:
+        how += f", p={champion.p_value:.4f}"
+    verdict = ("not worse beyond the margin" if passed else
+               "may be worse by more than the margin: the champion stays")  # fmt: skip
+    detail = (
+        f"challenger {champion.metric.upper()} {_fmt(champion.challenger)} vs champion "
+        f"{_fmt(champion.champion)} on the same {champion.n:,} rows: difference "
+        f"{_signed(champion.difference)} (positive: challenger better), "
+        f"{2 * champion.confidence - 1:.0%} interval "
+        f"{_signed(lower)}..{_signed(champion.upper)} (width {_fmt(champion.width)}; {how}); "
+        f"lower bound at {champion.confidence:.0%} {_signed(lower)} "
+        f"{'>=' if passed else '<'} -margin {_signed(-margin)}: {verdict}"
     )
+    if not champion.enough_rows:
+        detail += (f"; only {champion.n:,} rows, fewer than the {champion.min_rows:,} a "
+                   "decision needs: the interval is wide, the test window too short to tell")
+    return GateResult("champion", bool(passed), lower, -margin, ">=", detail)
 
 
 def evaluate(
     gates: Gates,
     primary: float,
-    champion_primary: float | None,
+    champion: Comparison | None,
     amdr_value: float,
     slice_gap: float,
     smoke_ok: bool,
@@ -141,13 +165,14 @@ def evaluate(
 ) -> list[GateResult]:
     """The five gates, in order: metric_floor, champion, amdr, slice_gap, smoke_test.
 
-    A NaN value fails its gate (every comparison with NaN is false).
+    `champion` is the comparison with the current champion on the same rows (None: no
+    champion). A NaN value fails its gate (every comparison with NaN is false).
     """
     amdr_ok = amdr_value >= gates.amdr_threshold
     gap_ok = slice_gap <= gates.max_slice_gap
     return [
         _metric_floor(gates, primary),
-        _champion(gates, primary, champion_primary),
+        _champion(gates, champion),
         GateResult(
             "amdr",
             bool(amdr_ok),

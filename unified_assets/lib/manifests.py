@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from unified_assets.lib import gates
+from unified_assets.lib import compare, gates
 from unified_assets.lib.artifacts import write_new
 from unified_assets.lib.landing import write_atomic
 from unified_assets.lib.models import ModelSpec
@@ -234,21 +234,34 @@ def readiness(training_set: dict, fee: float, evaluation: dict) -> float:
     return gates.amdr(input_dq if input_dq is not None else 0.0, fee, evaluation["v_val"])
 
 
+def champion_comparison(evaluation: dict) -> compare.Comparison | None:
+    """The evaluation's comparison of challenger and champion on the same rows, or None."""
+    champion = evaluation["champion"]
+    if not champion or champion.get("comparison") is None:
+        return None
+    return compare.Comparison.from_dict(champion["comparison"])
+
+
 def gate_results(rules: gates.Gates, evaluation: dict, amdr: float, smoke_ok: bool,
                  smoke_detail: str) -> list[gates.GateResult]:  # fmt: skip
     """The five gates on the evaluation. A champion that exists but could not be scored on
-    the challenger's window fails the champion gate: no comparison is no pass, and the
-    challenger waits until it can be compared."""
+    the challenger's window (or was not compared with it) fails the champion gate: no
+    comparison is no pass, and the challenger waits until it can be compared."""
     champion = evaluation["champion"]
+    comparison = champion_comparison(evaluation)
     results = gates.evaluate(
-        rules, evaluation["primary"], champion["primary"] if champion else None, amdr,
-        evaluation["worst_slice_gap"], smoke_ok, smoke_detail,
+        rules, evaluation["primary"], comparison, amdr, evaluation["worst_slice_gap"], smoke_ok,
+        smoke_detail,
     )  # fmt: skip
-    if champion and champion["primary"] is None:
+    if champion and comparison is None:
+        if champion.get("note"):
+            why = f"could not be scored: {champion['note']}"
+        else:
+            why = "was not compared with the challenger on the same rows: evaluate again"
         results = [
             r if r.name != "champion" else gates.GateResult(
-                "champion", False, None, rules.champion_tolerance, "comparable",
-                f"champion {champion['version'][:12]} could not be scored: {champion['note']}",
+                "champion", False, None, -rules.champion_tolerance, "comparable",
+                f"champion {champion['version'][:12]} {why}",
             )
             for r in results
         ]  # fmt: skip
@@ -281,6 +294,7 @@ def assemble(
     results = gate_results(spec.gates, evaluation, amdr, *smoke)
     status, reasons = gates.decide(results)
     champion = evaluation["champion"]
+    comparison = champion_comparison(evaluation)
     document = {
         "model": spec.name,
         "version": model["sha256"],
@@ -319,5 +333,6 @@ def assemble(
         "trained_at": model_metadata.get("trained_at"),
         "previous_champion": previous["version"] if previous else None,
         "champion_primary": champion["primary"] if champion else None,
+        "champion_comparison": comparison.as_dict() if comparison else None,
     }
     return document, results

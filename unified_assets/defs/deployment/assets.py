@@ -23,7 +23,8 @@ from unified_assets.lib.models import ModelSpec
 GATE_NAMES = ("metric_floor", "champion", "amdr", "slice_gap", "smoke_test")
 _GATE_TEXT = {
     "metric_floor": "The primary metric on the test window is at or beyond its floor.",
-    "champion": "Not worse than the current champion, on the same window, beyond a tolerance.",
+    "champion": "Not worse than the current champion beyond the margin, at the stated "
+    "confidence, both scored on the same rows (DeLong's test of AUC; a paired bootstrap of MAE).",
     "amdr": "AMDR = min(input DQ, FEE, V_val) at or above its threshold (KPIS.md).",
     "slice_gap": "The worst carrier or origin slice is within its allowed gap.",
     "smoke_test": "The saved artifact reloads (sha256 verified) and scores a sample identically.",
@@ -84,6 +85,7 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         )  # fmt: skip
         path = manifests.record(home, spec.name, document)
         status = document["status"]
+        compared = document["champion_comparison"]
         context.log.info(f"{spec.name}: {status} {model['sha256'][:12]} ({path.name})")
         return dg.MaterializeResult(
             metadata={
@@ -93,6 +95,7 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "fee": document["amdr"]["fee"],
                 "history_file": str(path),
                 "reasons": dg.MetadataValue.json(document["reasons"]),
+                "champion_comparison": dg.MetadataValue.json(compared or {}),
             },  # fmt: skip
             check_results=[
                 dg.AssetCheckResult(
@@ -103,7 +106,9 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                         "threshold": r.threshold,
                         "comparison": r.comparison,
                         "detail": r.detail,
-                    },
+                    }
+                    | ({"champion_comparison": dg.MetadataValue.json(compared)}
+                       if r.name == "champion" and compared else {}),
                 )  # fmt: skip
                 for r in results
             ],

@@ -23,6 +23,7 @@ from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import (
     artifacts,
+    compare,
     drift,
     estimation,
     evaluation,
@@ -279,7 +280,7 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         v_val = gates.v_val(spec.task, valid_primary,
                             None if spec.task == "binary" else valid_baseline)  # fmt: skip
         primary = evaluation.primary(spec.task, y["test"], pred["test"])
-        champion = champion_score(home, spec, frames["test"], y["test"])
+        champion = champion_score(home, spec, frames["test"], y["test"], pred["test"])
         scored = frames["test"].assign(prediction=pred["test"])
         slice_rows, gap, worst = evaluation.slices(spec.task, scored, spec.slice_columns,
                                                    spec.label)  # fmt: skip
@@ -307,6 +308,8 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "worst_slice_gap": gap, "metrics": dg.MetadataValue.json(shown),
             "champion": dg.MetadataValue.json(champion or {}),
         }  # fmt: skip
+        if champion and champion.get("comparison"):
+            meta |= comparison_metadata(champion["comparison"])
         if "calibration" in metrics:
             meta["calibration"] = dg.MetadataValue.md(
                 pd.DataFrame(metrics["calibration"]).to_markdown(index=False)
@@ -316,8 +319,10 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     return model_evaluation
 
 
-def champion_score(home: Path, spec: ModelSpec, test: pd.DataFrame, y) -> dict | None:
-    """The promoted model's primary metric on the challenger's test window, or None."""
+def champion_score(home: Path, spec: ModelSpec, test: pd.DataFrame, y,
+                   challenger) -> dict | None:  # fmt: skip
+    """The promoted model scored on the challenger's test window, and the two compared on those
+    same rows (`challenger`: the challenger's predictions), or None without a champion."""
     current = manifests.current(home, spec.name)
     if current is None:
         return None
@@ -336,4 +341,27 @@ def champion_score(home: Path, spec: ModelSpec, test: pd.DataFrame, y) -> dict |
                 "note": f"champion's residual base {base} is not in the test set"}  # fmt: skip
     booster = load_model(home, current["artifact"]["sha256"])
     pred = training.predict(booster, champion_spec, test)
-    return {"version": current["version"], "primary": evaluation.primary(spec.task, y, pred)}
+    reason = compare.cannot_compare(spec.task, y, challenger, pred)
+    if reason:
+        return {"version": current["version"], "primary": None, "note": reason}
+    comparison = compare.non_inferiority(
+        spec.task, y, challenger, pred, margin=spec.gates.champion_tolerance,
+        confidence=spec.gates.champion_confidence,
+    )  # fmt: skip
+    return {"version": current["version"], "primary": evaluation.primary(spec.task, y, pred),
+            "comparison": comparison.as_dict()}  # fmt: skip
+
+
+def comparison_metadata(comparison: dict) -> dict:
+    """The champion comparison as metadata: the decision's numbers, and the whole block."""
+    return {
+        "champion_method": comparison["method"],
+        "champion_difference": comparison["difference"],
+        "champion_lower_bound": comparison["lower"],
+        "champion_margin": comparison["margin"],
+        "champion_confidence": comparison["confidence"],
+        "champion_interval_width": comparison["width"],
+        "champion_rows": comparison["n"],
+        "champion_decision": "promote" if comparison["promote"] else "keep the champion",
+        "champion_comparison": dg.MetadataValue.json(comparison),
+    }
