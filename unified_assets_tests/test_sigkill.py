@@ -176,15 +176,16 @@ def featured_14(tmp_path_factory, landed_template) -> Path:
 
 
 def model_store(home: Path) -> dict[str, set[str]]:
-    """The model files, metadata files and drift references in the store, by sha256."""
+    """The model files, metadata files and the side files written beside a model (its drift
+    reference, its performance estimator) in the store, by sha256."""
     folder = artifacts.artifacts_root(home) / artifacts.MODELS
     names = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
-    references = {n for n in names if n.endswith(".reference.json")}
+    side = {n for n in names if n.endswith((".reference.json", ".estimator.json"))}
     return {
         "models": {n.removesuffix(".txt") for n in names if n.endswith(".txt")},
         "metadata": {n.removesuffix(".json") for n in names
-                     if n.endswith(".json") and n not in references},  # fmt: skip
-        "references": {n.removesuffix(".reference.json") for n in references},
+                     if n.endswith(".json") and n not in side},  # fmt: skip
+        "references": {n.split(".")[0] for n in side},
     }
 
 
@@ -194,7 +195,7 @@ def assert_consistent(home: Path) -> dict:
     Returns current.json."""
     store = model_store(home)
     assert store["models"] <= store["metadata"]  # no model without its metadata
-    assert store["references"] <= store["models"]  # a drift reference only beside its model
+    assert store["references"] <= store["models"]  # side files only beside their model
     for sha in store["models"]:
         artifacts.load_model_text(home, sha)  # raises unless the bytes hash to the name
         assert artifacts.load_metadata(home, sha)["sha256"] == sha
