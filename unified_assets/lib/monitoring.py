@@ -32,9 +32,14 @@ _DDL = {
     DRIFT_TABLE: "model VARCHAR, day DATE, model_version VARCHAR, rows BIGINT, "
     "prediction_psi DOUBLE, max_feature_psi DOUBLE, drifted_features INTEGER, "
     "drifted_share DOUBLE, is_drift BOOLEAN, input_dq DOUBLE, top_features VARCHAR, "
-    "measured_at TIMESTAMP",
+    "measured_at TIMESTAMP, rule VARCHAR, multivariate_auc DOUBLE, "
+    "multivariate_threshold DOUBLE, drift_reasons VARCHAR, inputs_broken BOOLEAN, "
+    "input_faults VARCHAR",
+    # psi is the statistic and drifted whether it alarmed (kept for older readers)
     FEATURE_DRIFT_TABLE: "model VARCHAR, day DATE, model_version VARCHAR, feature VARCHAR, "
-    "kind VARCHAR, psi DOUBLE, ks_statistic DOUBLE, ks_pvalue DOUBLE, drifted BOOLEAN",
+    "kind VARCHAR, psi DOUBLE, ks_statistic DOUBLE, ks_pvalue DOUBLE, drifted BOOLEAN, "
+    "statistic DOUBLE, threshold DOUBLE, outside_share DOUBLE, outside_threshold DOUBLE, "
+    "alarmed BOOLEAN, rule VARCHAR, input_faults VARCHAR",
     PERFORMANCE_TABLE: "model VARCHAR, day DATE, scored_day DATE, model_version VARCHAR, "
     "rows BIGINT, metric VARCHAR, value DOUBLE, baseline_value DOUBLE, measured_at TIMESTAMP, "
     "estimated_value DOUBLE",
@@ -141,7 +146,8 @@ def replace_days(conn: duckdb.DuckDBPyConnection, table: str, model: str, start:
         return
     conn.register("_monitoring_rows", rows)
     try:
-        columns = [c.split()[0] for c in _DDL[table].split(", ")]
+        # the table's columns the rows have (a writer that predates a column leaves it null)
+        columns = [c.split()[0] for c in _DDL[table].split(", ") if c.split()[0] in rows]
         conn.execute(f"INSERT INTO {table} BY NAME SELECT {', '.join(columns)} "
                      "FROM _monitoring_rows")  # fmt: skip
     finally:
@@ -159,10 +165,11 @@ def monitor_window(
     conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date, end: date, reference_of,
     policy: drift.DriftPolicy, now: datetime, estimator_of=None,
 ) -> list[dict]:  # fmt: skip
-    """Measure and record every day P in [start, end) for one model: drift of the predictions
-    scored for the week ending with P (by the model version that scored P), P's input DQ, and
-    realized performance of the day scored `label_lag_days` before P, whose outcomes are known
-    by the end of P. Returns what was measured, per day.
+    """Measure and record every day P in [start, end) for one model: drift of the rows scored
+    in the week ending with P against the training reference of the model version that scored
+    P (lib/drift.py), the broken-feed warnings of that week's inputs, P's input DQ, and realized
+    performance of the day scored `label_lag_days` before P, whose outcomes are known by the
+    end of P. Returns what was measured, per day.
 
     `reference_of(version)` gives the training reference of a served model version (or None);
     `estimator_of(version)` its performance estimator (or None: no estimate, e.g. a model
@@ -176,20 +183,35 @@ def monitor_window(
     scored_versions = scored_all["model_version"].astype(str) if len(scored_all) else None
     outcomes = _by_day(realized(conn, spec, start - lag, end - lag))
     dq = input_dq(conn, spec, start, end)
+    faults = quality.feed_faults(conn, FEATURE_SOURCES[spec.table], start - window, end)
     measured, drift_rows, feature_rows, perf_rows, estimate_rows = [], [], [], [], []
     for day in pd.date_range(start, end, inclusive="left").date:
         frame = scored.get(day, pd.DataFrame())
-        summary, version = None, None
+        summary, version, rows = None, None, []
         if not frame.empty:
-            # The day is judged with the days before it that the same model version scored.
             version = str(frame["model_version"].iloc[0])
-            trailing = scored_all[(scored_days >= day - window) & (scored_days <= day)
-                                  & (scored_versions == version)]  # fmt: skip
             reference = reference_of(version)
-            if reference is not None:
+            in_window = (scored_days >= day - window) & (scored_days <= day)
+            own = in_window & (scored_versions == version)
+            if reference is not None and drift.calibrated(reference, policy):
+                # Learned thresholds hold for whole windows: the window's rows whichever
+                # version scored them (the features do not depend on it); its predictions,
+                # those of the version that scored the day.
+                trailing = scored_all[in_window]
+                full = len(set(scored_days[in_window])) >= policy.window_days
+                summary, rows = drift.day_drift(
+                    reference, trailing, scored_all.loc[own, "prediction"].to_numpy(dtype=float),
+                    policy, full_window=full,
+                )  # fmt: skip
+            elif reference is not None:
+                # The fixed rule: the days before it that the same model version scored.
+                trailing = scored_all[own]
                 summary, rows = drift.day_drift(
                     reference, trailing, trailing["prediction"].to_numpy(dtype=float), policy
                 )
+            if reference is not None:
+                broken = window_faults(faults, day - window, day)
+                summary |= {"inputs_broken": bool(broken), "input_faults": broken}
                 drift_rows.append({
                     "model": spec.name, "day": day, "model_version": version,
                     "rows": summary["rows"], "prediction_psi": summary["prediction_psi"],
@@ -197,9 +219,15 @@ def monitor_window(
                     "drifted_features": summary["drifted_features"],
                     "drifted_share": summary["drifted_share"], "is_drift": summary["is_drift"],
                     "input_dq": dq.get(day), "top_features": ", ".join(summary["top_features"]),
-                    "measured_at": now,
+                    "measured_at": now, "rule": summary["rule"],
+                    "multivariate_auc": summary["multivariate_auc"],
+                    "multivariate_threshold": summary["multivariate_threshold"],
+                    "drift_reasons": "; ".join(summary["reasons"]),
+                    "inputs_broken": summary["inputs_broken"],
+                    "input_faults": describe_faults(broken),
                 })  # fmt: skip
-                feature_rows += [r | {"model": spec.name, "day": day, "model_version": version}
+                feature_rows += [r | {"model": spec.name, "day": day, "model_version": version,
+                                      "input_faults": describe_faults(broken, r["feature"])}
                                  for r in rows]  # fmt: skip
         estimate = estimated(frame, estimator_of)
         if estimate is not None:
@@ -215,13 +243,35 @@ def monitor_window(
                               "model_version": versions, "measured_at": now} | result
                              | {"estimated_value": None if guess is None else guess["value"]})
         measured.append({"day": day, "scored_rows": len(frame), "model_version": version,
-                         "drift": summary, "input_dq": dq.get(day), "performance": result,
+                         "drift": summary, "features": rows, "input_dq": dq.get(day),
+                         "performance": result,
                          "outcome_scored_day": day - lag, "estimate": estimate})  # fmt: skip
     replace_days(conn, DRIFT_TABLE, spec.name, start, end, pd.DataFrame(drift_rows))
     replace_days(conn, FEATURE_DRIFT_TABLE, spec.name, start, end, pd.DataFrame(feature_rows))
     replace_days(conn, PERFORMANCE_TABLE, spec.name, start, end, pd.DataFrame(perf_rows))
     replace_days(conn, ESTIMATE_TABLE, spec.name, start, end, pd.DataFrame(estimate_rows))
     return measured
+
+
+def window_faults(faults: dict[date, dict[str, int]], first: date, last: date) -> dict:
+    """The broken-feed warnings of the days first..last: rows per warning, and the days."""
+    found: dict[str, dict] = {}
+    for day in sorted(d for d in faults if first <= d <= last):
+        for check, rows in faults[day].items():
+            entry = found.setdefault(check, {"rows": 0, "days": []})
+            entry["rows"] += rows
+            entry["days"].append(str(day))
+    return found
+
+
+def describe_faults(found: dict, feature: str | None = None) -> str | None:
+    """`warn_wind_stuck (wind_speed_mph): 19 rows on 2013-02-19` for each broken-feed warning
+    (for one feature: those that concern it); None when there is none."""
+    concerns = {c: cols for checks in quality.FEED_FAULTS.values() for c, cols in checks.items()}
+    parts = [f"{check} ({', '.join(concerns.get(check, ()))}): {e['rows']} rows on "
+             f"{', '.join(e['days'])}" for check, e in sorted(found.items())
+             if feature is None or feature in concerns.get(check, ())]  # fmt: skip
+    return "; ".join(parts) or None
 
 
 def estimated(frame: pd.DataFrame, estimator_of) -> dict | None:

@@ -160,6 +160,7 @@ SPECS: dict[str, QualitySpec] = {
         accuracy=(
             "dewp_f <= temp_f + 0.5",
             "wind_gust_mph IS NULL OR wind_gust_mph >= wind_speed_mph",
+            "visib_mi IS NULL OR visib_mi <= 10",
             _IN_DIM.format(col="origin", key="faa", dim="dim_airport"),
         ),
         audited=True,
@@ -377,3 +378,41 @@ def window_dq(conn: duckdb.DuckDBPyConnection, table: str, start: date, end: dat
         {"t": table, "s": start, "e": end},
     ).fetchall()[0][0]
     return None if value is None else float(value)
+
+
+# ---------------------------------------------------------------- broken feeds
+
+FEED_FAULTS = {
+    "warehouse.fct_weather_hourly": {
+        "warn_dewpoint_above_temp": ("temp_f", "dewp_f"),  # e.g. temperature in Celsius
+        "warn_wind_stuck": ("wind_speed_mph",),
+        "warn_visibility_over_10_mi": ("visib_mi",),  # e.g. visibility in kilometres
+    },
+}
+"""Warnings that say a feed is broken (another unit, a stuck sensor), not that the world
+changed, and the columns (feature names downstream) each one concerns."""
+
+
+def feed_faults(conn: duckdb.DuckDBPyConnection, tables, start: date,
+                end: date) -> dict[date, dict[str, int]]:  # fmt: skip
+    """Per day in [start, end): the rows of `tables` that fail a broken-feed warning, by
+    warning (the same pandera checks the table's `quality` asset check runs)."""
+    faults: dict[date, dict[str, int]] = {}
+    for table in tables:
+        checks = FEED_FAULTS.get(table)
+        if not checks or not table_exists(conn, table):
+            continue
+        column = SPECS[table].partition_column
+        frame = conn.execute(f"SELECT * FROM {table} WHERE {column} >= $s AND {column} < $e",
+                             {"s": start, "e": end}).df()  # fmt: skip
+        if frame.empty:
+            continue
+        found = validate(table, frame).warnings
+        found = found[found["check"].astype(str).isin(list(checks))]
+        found = found.dropna(subset=["index"]).drop_duplicates(["check", "index"])
+        days = pd.to_datetime(frame[column]).dt.date
+        for check, index in zip(found["check"].astype(str), found["index"], strict=True):
+            day = days.loc[int(index)]
+            faults.setdefault(day, {}).setdefault(check, 0)
+            faults[day][check] += 1
+    return faults

@@ -41,6 +41,7 @@ class DayHealth:
     realized_rows: int = 0
     estimated: float | None = None  # label-free estimate of this scored day's metric
     estimated_rows: int = 0
+    inputs_broken: bool = False  # a broken-feed warning (unit, stuck sensor) in its drift window
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,11 @@ class Decision:
 
 
 def _drift_streak(days: list[DayHealth]) -> list[DayHealth]:
-    """The trailing run of drifted days served by the latest model version."""
+    """The trailing run of drifted days served by the latest model version, on sound inputs."""
     streak: list[DayHealth] = []
     version = days[-1].model_version
     for day in reversed(days):
-        if day.model_version != version or not day.is_drift:
+        if day.model_version != version or not day.is_drift or day.inputs_broken:
             break
         streak.append(day)
     return list(reversed(streak))
@@ -114,6 +115,10 @@ def decide(
             False, "", f"cooling down: last retraining as of {last_retrain}, "
             f"{(latest - last_retrain).days} of {policy.cooldown_days} days",
         )  # fmt: skip
+    if days[-1].inputs_broken:
+        # A model trained now would learn the broken feed: the response is to fix the feed.
+        return Decision(False, "", f"inputs of the week up to {latest} come from a broken feed "
+                        "(another unit, a stuck sensor): fix the feed, no retraining")  # fmt: skip
     streak = _drift_streak(days)
     if policy.drift_days and len(streak) >= policy.drift_days:
         return Decision(True, "drift", f"{len(streak)} drifted days in a row up to {latest}", {

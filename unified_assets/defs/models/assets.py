@@ -187,12 +187,14 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         seconds = time.perf_counter() - started
         selected = training.selected_features(trained.booster)
         x = training.matrix(spec, frames["train"])
-        # What the model was trained on, for drift monitoring: the training rows' features and
-        # the saved model's predictions on the validation window.
+        # What the model was trained on, for drift monitoring: the training rows' features,
+        # the thresholds learned from their weeks, and the saved model's predictions on the
+        # validation window.
         saved = lgb.Booster(model_str=trained.model_text())
-        reference = drift.reference_profile(
+        reference, drift_sample = drift.build_reference(
             frames["train"], list(spec.features), list(spec.categorical),
-            training.predict(saved, spec, frames["valid"]),
+            training.predict(saved, spec, frames["valid"]), frames["train"][spec.date_column],
+            warehouse.settings.drift_policy().window_days,
         )  # fmt: skip
         metadata = {
             "model": spec.name,
@@ -216,6 +218,9 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "trained_at": str(utc_now()),
         }
         ref = artifacts.save_model(home, trained.model_text(), metadata)
+        if drift_sample is not None:  # the multivariate signal's reference rows
+            path, sha = artifacts.snapshot_frame(home, drift_sample, f"{spec.name}-drift-sample")
+            reference["sample"] = {"file": f"{artifacts.DATASETS}/{path.name}", "sha256": sha}
         artifacts.save_reference(home, ref.sha256, reference)
         # What the label-free performance estimate needs (lib/estimation.py): the stored
         # model's scores on the validation window, calibrated; nothing for a regressor.

@@ -7,10 +7,10 @@ import dagster as dg
 import pandas as pd
 
 from unified_assets.defs.checks import utc_now
-from unified_assets.defs.models.assets import key
+from unified_assets.defs.models.assets import key, read_snapshot
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import artifacts, estimation, monitoring
+from unified_assets.lib import artifacts, drift, estimation, monitoring
 from unified_assets.lib.models import ModelSpec
 from unified_assets.lib.warehouse import transaction
 
@@ -24,8 +24,10 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         backfill_policy=single_run,
         kinds={"duckdb"},
         pool="duckdb",
-        description=f"{spec.name}'s health for a scored day: input and prediction drift against "
-        "its training reference (PSI, KS), the day's input DQ, and realized performance of the "
+        description=f"{spec.name}'s health for a scored day: input and prediction drift of the "
+        "trailing week against its training reference (per feature PSI and share outside the "
+        "training range against thresholds learned from the training weeks, a classifier's "
+        "AUC), broken-feed warnings, the day's input DQ, and realized performance of the "
         f"day whose outcomes became known ({spec.label_lag_days} day(s) later), and the "
         "label-free estimate of the scored day's metric where the model has an estimator. The "
         "retraining sensor reads this.",
@@ -36,7 +38,14 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
 
         @cache
         def reference_of(version: str) -> dict | None:
-            return artifacts.load_reference(home, version)
+            """The version's drift reference, with its sample rows (sha256 verified)."""
+            reference = artifacts.load_reference(home, version)
+            if reference and reference.get("sample"):
+                sample = reference["sample"]
+                path = artifacts.artifacts_root(home) / sample["file"]
+                reference[drift.SAMPLE] = read_snapshot({"path": str(path),
+                                                         "sha256": sample["sha256"]})  # fmt: skip
+            return reference
 
         @cache
         def estimator_of(version: str) -> dict | None:
@@ -54,6 +63,8 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                  "prediction_psi": (m["drift"] or {}).get("prediction_psi"),
                  "drifted_features": (m["drift"] or {}).get("drifted_features"),
                  "drift": (m["drift"] or {}).get("is_drift"),
+                 "multivariate_auc": (m["drift"] or {}).get("multivariate_auc"),
+                 "inputs_broken": (m["drift"] or {}).get("inputs_broken"),
                  "input_dq": m["input_dq"],
                  f"realized ({m['outcome_scored_day']})": (m["performance"] or {}).get("value"),
                  "estimated": (m["estimate"] or {}).get("value")}
@@ -68,6 +79,14 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "drifted_share": d.get("drifted_share"),
                 "is_drift": d.get("is_drift"),
                 "top_features": ", ".join(d.get("top_features", [])),
+                "drift_rule": d.get("rule", ""),
+                "drift_reasons": "; ".join(d.get("reasons", [])),
+                "alarmed_features": ", ".join(d.get("alarmed_features", [])),
+                "multivariate_auc": d.get("multivariate_auc"),
+                "multivariate_threshold": d.get("multivariate_threshold"),
+                "inputs_broken": d.get("inputs_broken"),
+                "input_faults": monitoring.describe_faults(d.get("input_faults") or {}) or "",
+                "feature_drift": dg.MetadataValue.md(feature_table(last["features"])),
                 "input_dq": last["input_dq"],
                 "realized_metric": perf.get("metric", ""),
                 "realized_value": perf.get("value"),
@@ -80,3 +99,12 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         )
 
     return monitor
+
+
+def feature_table(rows: list[dict]) -> str:
+    """The last day's features: statistic, threshold, share outside the range, alarmed."""
+    if not rows:
+        return "no drift measured"
+    table = pd.DataFrame(rows)[["feature", "statistic", "threshold", "outside_share",
+                                "outside_threshold", "alarmed", "rule"]]  # fmt: skip
+    return table.round(4).to_markdown(index=False)

@@ -5,6 +5,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 
 from unified_assets.defs.models.assets import key
 from unified_assets.defs.raw.sensors import default_status
@@ -66,6 +67,8 @@ def health(conn, spec: ModelSpec) -> list[retraining.DayHealth]:
             prediction_psi=r.prediction_psi, drifted_share=r.drifted_share,
             realized=value, realized_rows=int(rows or 0),
             estimated=guess, estimated_rows=int(guessed or 0),
+            inputs_broken=getattr(r, "inputs_broken", None) is not pd.NA
+            and bool(getattr(r, "inputs_broken", False)),
         ))  # fmt: skip
     return days
 
