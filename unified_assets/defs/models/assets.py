@@ -34,7 +34,7 @@ from unified_assets.lib import (
 )
 from unified_assets.lib.artifacts import ArtifactIntegrityError
 from unified_assets.lib.features import FEATURE_SOURCES
-from unified_assets.lib.models import ModelSpec
+from unified_assets.lib.models import ModelSpec, Rolling
 
 SPLITS = ("train", "valid", "test")
 
@@ -122,7 +122,8 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         home = warehouse.home_path
         try:
             as_of = date.fromisoformat(config.as_of) if config.as_of else None
-            windows = spec.windows(as_of, warehouse.settings.rolling(config.rolling_days))
+            rolling = warehouse.settings.rolling(config.rolling_days) or spec.rolling
+            windows = spec.windows(as_of, rolling)
         except ValueError as exc:
             raise dg.Failure(f"{spec.name}: as_of={config.as_of!r}: {exc}") from exc
         with warehouse.connect() as conn:
@@ -149,6 +150,8 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "lineage": lineage | {"feature_table": spec.table,
                                   "inputs": list(FEATURE_SOURCES[spec.table])},
             "as_of": config.as_of or None,
+            # Recency weighting applies to a retraining's windows, not to the fixed ones.
+            "half_life_days": rolling.half_life_days if as_of else 0,
             "created_at": str(utc_now()),
         }  # fmt: skip
         return dg.Output(
@@ -183,7 +186,11 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         frames = {n: read_snapshot(training_set["splits"][n]) for n in ("train", "valid")}
         started = time.perf_counter()
         budget = warehouse.settings.budget(spec, config.budget)
-        trained = training.train(spec, frames["train"], frames["valid"], budget=budget)
+        weights = Rolling(half_life_days=training_set.get("half_life_days", 0)).weights(
+            frames["train"][spec.date_column],
+            date.fromisoformat(training_set["splits"]["train"]["window"][1]))  # fmt: skip
+        trained = training.train(spec, frames["train"], frames["valid"], budget=budget,
+                                 weights=weights)  # fmt: skip
         seconds = time.perf_counter() - started
         selected = training.selected_features(trained.booster)
         x = training.matrix(spec, frames["train"])
