@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 HINT = "apt-get install postgresql"
 SUPERUSER = "postgres"
@@ -160,11 +161,12 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = "postgres", user: str = ROLE) -> list[list[str]]:
         """Rows of one SQL statement, through the psql client over TCP with the password."""
-        env = dict(os.environ, PGPASSWORD=self.password, PGCONNECT_TIMEOUT="10")
+        uri = (f"postgresql://{quote(user, safe='')}:{quote(self.password, safe='')}@"
+               f"{self.host}:{self.port}/{quote(database, safe='')}?connect_timeout=10")
         done = subprocess.run(
             [str(self.bin_dir / "psql"), "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
-             "-h", self.host, "-p", str(self.port), "-U", user, "-d", database, "-c", sql],
-            capture_output=True, text=True, timeout=60, env=env, check=False,
+             "-d", uri, "-c", sql],
+            capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         if done.returncode:
             raise RuntimeError(f"psql failed: {done.stderr}")
