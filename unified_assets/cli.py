@@ -193,6 +193,13 @@ REPLAY_INSTANCE = TELEMETRY_OFF + NO_COMPUTE_LOGS + CONSOLIDATED_EVENT_LOG
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Play days forward against a real Dagster instance in a home of its own, then report."""
+    import warnings
+
+    import dagster as dg
+
+    # The replay's console is its own progress: not Dagster's notices about its beta APIs.
+    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
     from unified_assets.lib import scratch
 
     models = args.models.split(",")
