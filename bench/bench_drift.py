@@ -24,23 +24,13 @@ import argparse
 import statistics
 import tempfile
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib import (
-    curated,
-    drift,
-    features,
-    ingest,
-    landing,
-    models,
-    transforms,
-    warehouse,
-)
-from unified_assets.lib.calendar import write_dim_date
+from unified_assets.lib import drift, models, offline, warehouse
 
 SPEC = models.DELAY_CLASSIFIER
 BLOCK_DAYS = 14
@@ -53,28 +43,7 @@ def build(home: Path, start: date, end: date) -> None:
     path = home / "unified_assets.duckdb"
     if path.exists():
         return
-    landing.land(home, through=end - timedelta(days=1))
-    now = datetime.now()
-    conn = warehouse.connect(path)
-    warehouse.ensure_schemas(conn)
-    days = [start + timedelta(days=i) for i in range((end - start).days)]
-    with warehouse.transaction(conn):
-        for table in landing.REFERENCE_TABLES:
-            f = ingest.inspect_file(landing.reference_file(home, table), home, conn)
-            ingest.replace_reference(conn, table, f, now)
-        for table in landing.DAILY_TABLES:
-            files = [(ingest.inspect_file(landing.daily_file(home, table, d), home, conn), d)
-                     for d in days]  # fmt: skip
-            ingest.replace_daily(conn, table, files, start, end, now)
-    with warehouse.transaction(conn):
-        for spec in (curated.CARRIERS, curated.AIRPORTS, curated.PLANES):
-            transforms.curate(conn, spec, now)
-        for spec in (curated.FLIGHTS, curated.WEATHER):
-            transforms.curate(conn, spec, now, start, end)
-    with warehouse.transaction(conn):
-        write_dim_date(conn, start, date(end.year, 12, 31))
-        features.build_flight_features(conn, start, end, 120)
-    conn.close()
+    offline.build_window(home, start, end)
 
 
 def load(home: Path, start: date, end: date) -> pd.DataFrame:

@@ -23,7 +23,7 @@ import argparse
 import platform
 import sys
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -39,33 +39,10 @@ FIRST_WEEK = date(2013, 3, 1)
 def build(home: Path, through: date) -> None:
     """Land, ingest, curate and build the flight features of 2013-01-01..`through` in `home`."""
     from unified_assets.defs.resources import Settings
-    from unified_assets.lib import curated, features, ingest, landing, transforms, warehouse
-    from unified_assets.lib.calendar import write_dim_date
+    from unified_assets.lib import offline
 
-    start, end, now = date(2013, 1, 1), through + timedelta(days=1), datetime.now()
-    landing.land(home, through=through)
-    conn = warehouse.connect(home / "unified_assets.duckdb")
-    warehouse.ensure_schemas(conn)
-    days = [start + timedelta(days=i) for i in range((end - start).days)]
-    with warehouse.transaction(conn):
-        for table in landing.REFERENCE_TABLES:
-            ingest.replace_reference(conn, table, ingest.inspect_file(
-                landing.reference_file(home, table), home, conn), now)  # fmt: skip
-        for table in landing.DAILY_TABLES:
-            files = [(ingest.inspect_file(landing.daily_file(home, table, d), home, conn), d)
-                     for d in days]  # fmt: skip
-            ingest.replace_daily(conn, table, files, start, end, now)
-    with warehouse.transaction(conn):
-        for spec in (curated.CARRIERS, curated.AIRPORTS, curated.PLANES):
-            transforms.curate(conn, spec, now)
-        for spec in (curated.FLIGHTS, curated.WEATHER):
-            transforms.curate(conn, spec, now, start, end)
-    conn.close()
-    conn = warehouse.connect(home / "unified_assets.duckdb")
-    with warehouse.transaction(conn):
-        write_dim_date(conn, start, date(through.year, 12, 31))
-        features.build_flight_features(conn, start, end, Settings().lead_minutes())
-    conn.close()
+    offline.build_window(home, date(2013, 1, 1), through + timedelta(days=1),
+                         Settings().lead_minutes())  # fmt: skip
 
 
 def weeks(through: date) -> list[tuple[date, date]]:

@@ -2,23 +2,13 @@
 own weeks, on synthetic data and on held-out weeks of the real 2013 features."""
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from unified_assets.lib import (
-    curated,
-    drift,
-    features,
-    ingest,
-    landing,
-    models,
-    transforms,
-    warehouse,
-)
-from unified_assets.lib.calendar import write_dim_date
+from unified_assets.lib import drift, models, offline, warehouse
 
 POLICY = drift.DriftPolicy()
 
@@ -291,27 +281,7 @@ def real_features(tmp_path_factory) -> pd.DataFrame:
     """Jan-Apr 2013 flight features, built through lib/ (landing, raw, curated, features)."""
     home = tmp_path_factory.mktemp("real")
     start, end = REAL
-    landing.land(home, through=end - timedelta(days=1))
-    now = datetime.now()
-    conn = warehouse.connect(home / "unified_assets.duckdb")
-    warehouse.ensure_schemas(conn)
-    days = [start + timedelta(days=i) for i in range((end - start).days)]
-    with warehouse.transaction(conn):
-        for table in landing.REFERENCE_TABLES:
-            f = ingest.inspect_file(landing.reference_file(home, table), home, conn)
-            ingest.replace_reference(conn, table, f, now)
-        for table in landing.DAILY_TABLES:
-            files = [(ingest.inspect_file(landing.daily_file(home, table, d), home, conn), d)
-                     for d in days]  # fmt: skip
-            ingest.replace_daily(conn, table, files, start, end, now)
-    with warehouse.transaction(conn):
-        for spec in (curated.CARRIERS, curated.AIRPORTS, curated.PLANES):
-            transforms.curate(conn, spec, now)
-        for spec in (curated.FLIGHTS, curated.WEATHER):
-            transforms.curate(conn, spec, now, start, end)
-    with warehouse.transaction(conn):
-        write_dim_date(conn, start, date(2013, 12, 31))
-        features.build_flight_features(conn, start, end, 120)
+    conn = warehouse.connect(offline.build_window(home, start, end))
     spec = models.DELAY_CLASSIFIER
     columns = list(dict.fromkeys([*spec.key, *spec.features, spec.label]))
     frame = conn.execute(f"SELECT {', '.join(columns)} FROM {spec.table}").df()
