@@ -23,7 +23,7 @@ def test_defaults_need_no_environment(monkeypatch):
     assert settings.rolling() is None
     assert settings.retrain_policy().cooldown_days == 14
     assert settings.drift_policy().window_days == 7
-    assert settings.default_status() == dg.DefaultSensorStatus.STOPPED
+    assert settings.automation is False
 
 
 def test_environment_variables_override_each_kind_of_field(monkeypatch, tmp_path):
@@ -42,7 +42,7 @@ def test_environment_variables_override_each_kind_of_field(monkeypatch, tmp_path
     assert settings.rolling() == Rolling(14, 7, 7)
     assert settings.rolling("30,7,7") == Rolling(30, 7, 7)  # a run's choice comes first
     assert settings.kpi_settings().priority == {"delay_classifier": 2.0}
-    assert settings.default_status() == dg.DefaultSensorStatus.RUNNING
+    assert settings.automation is True
     # explicit values (the replay's, a test's) beat the environment
     assert Settings.from_env(home="/elsewhere").home_path.as_posix() == "/elsewhere"
 

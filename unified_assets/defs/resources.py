@@ -184,11 +184,6 @@ class Settings(dg.ConfigurableResource):
     def kpi_settings(self) -> KpiSettings:
         return KpiSettings.parse(self.value("ev_priority"), self.ev_reference_rows_per_s)
 
-    def default_status(self) -> dg.DefaultSensorStatus:
-        """Sensors and schedules start stopped, so opening the UI changes nothing."""
-        running = dg.DefaultSensorStatus.RUNNING
-        return running if self.automation else dg.DefaultSensorStatus.STOPPED
-
 
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse in the home folder: every read and write of the platform goes here."""
