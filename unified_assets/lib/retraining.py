@@ -104,7 +104,9 @@ def decide(
     last_retrain: date | None,
     in_progress: bool,
 ) -> Decision:
-    """Retrain now, or not, and why, from the model's monitored days in day order."""
+    """Retrain now, or not, and why, from the model's monitored days in day order.
+    `last_retrain`: the monitored day that asked for the last retraining (its as-of day plus
+    the label lag), so the cool-down counts scored days for every model alike."""
     if not days:
         return Decision(False, "", "no monitored day yet")
     latest = days[-1].day
@@ -112,7 +114,7 @@ def decide(
         return Decision(False, "", "a retraining of this model is already queued or running")
     if last_retrain is not None and (latest - last_retrain).days < policy.cooldown_days:
         return Decision(
-            False, "", f"cooling down: last retraining as of {last_retrain}, "
+            False, "", f"cooling down: last retraining asked on {last_retrain}, "
             f"{(latest - last_retrain).days} of {policy.cooldown_days} days",
         )  # fmt: skip
     if days[-1].inputs_broken:

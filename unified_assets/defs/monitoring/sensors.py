@@ -111,6 +111,8 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
             return dg.SkipReason(f"{spec.name}: no monitored day after {latest}")
         policy = warehouse.settings.retrain_policy()
         last, busy = last_retrain(context.instance, job.name)
+        if last is not None:  # the monitored day that asked for it: its as-of + the label lag
+            last += timedelta(days=spec.label_lag_days)
         decision = retraining.decide(days, policy, spec.gates.metric_floor,
                                      spec.higher_is_better, last, busy)  # fmt: skip
         if busy:  # look at this day again once the running retraining has finished
