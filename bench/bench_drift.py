@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib import drift, models, offline, warehouse
+from unified_assets.devtools import offline
+from unified_assets.lib import drift, models, warehouse
 
 SPEC = models.DELAY_CLASSIFIER
 BLOCK_DAYS = 14

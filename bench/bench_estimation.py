@@ -39,7 +39,7 @@ FIRST_WEEK = date(2013, 3, 1)
 def build(home: Path, through: date) -> None:
     """Land, ingest, curate and build the flight features of 2013-01-01..`through` in `home`."""
     from unified_assets.defs.resources import Settings
-    from unified_assets.lib import offline
+    from unified_assets.devtools import offline
 
     offline.build_window(home, date(2013, 1, 1), through + timedelta(days=1),
                          Settings().lead_minutes())  # fmt: skip

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unified_assets.lib import drift, models, offline, warehouse
+from unified_assets.devtools import offline
+from unified_assets.lib import drift, models, warehouse
 
 POLICY = drift.DriftPolicy()
 

@@ -1,8 +1,9 @@
 """The data layers and the flight features of a window, built in one process without Dagster.
 
-For benches and tests that need a real warehouse quickly: the same lib/ functions the assets
-call (ingest, curation with the airport override, the calendar, the features), in the same
-order, into `$home/unified_assets.duckdb`. The platform itself builds through its assets.
+A development utility, never imported by the code location: for benches and tests that need a
+real warehouse quickly. The same lib/ functions the assets call (ingest, curation with the
+airport override, the calendar, the features), in the same order, into
+`$home/unified_assets.duckdb`. The platform itself builds through its assets.
 """
 
 from __future__ import annotations
