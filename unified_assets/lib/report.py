@@ -68,7 +68,7 @@ def policy_comparison(spec: ModelSpec, served: pd.DataFrame, events: list[dict],
     columns = {"automatic": "prediction", "calendar": "calendar", "frozen": "frozen"}
     table = pd.DataFrame({f"{name} {metric}": monthly_metric(spec, served, column)
                           for name, column in columns.items()})  # fmt: skip
-    table["rows"] = served.groupby(months).size()
+    table["rows"] = served.groupby(months).size().reindex(table.index).fillna(0).astype(int)
     retrained = [e for e in events if e["reason"] != "bootstrap"]
     seconds = []
     for e in retrained:
@@ -80,14 +80,15 @@ def policy_comparison(spec: ModelSpec, served: pd.DataFrame, events: list[dict],
         if part.empty:
             continue
         y = part["actual"].to_numpy(float)
-        row = {"period": label, "rows": len(part)}
-        row |= {f"{name} {metric}": evaluation.primary(spec.task, y, part[column].to_numpy(float))
-                for name, column in columns.items()}  # fmt: skip
+        row = {"period": label, "rows": f"{len(part):,}"}
+        for name, column in columns.items():
+            value = evaluation.primary(spec.task, y, part[column].to_numpy(float))
+            row[f"{name} {metric}"] = f"{value:.4f}"
         summary.append(row)
-    counts = {"period": "trainings (training seconds)", "rows": None,
+    counts = {"period": "trainings (training seconds)", "rows": "",
               f"automatic {metric}": f"{len(retrained)} ({sum(seconds):.0f} s)",
               f"calendar {metric}": f"{len(calendar.trainings)} ({calendar.seconds:.0f} s)",
-              f"frozen {metric}": "0"}  # fmt: skip
+              f"frozen {metric}": "0 (0 s)"}  # fmt: skip
     return table, pd.DataFrame([*summary, counts])
 
 
