@@ -179,18 +179,24 @@ def load_metadata(home: Path, sha256: str) -> dict:
     return metadata
 
 
-def load_model_text(home: Path, sha256: str) -> str:
-    """The model's text, verified against its sha256 and checked to have its metadata."""
-    path = model_path(home, sha256)
+def _verified(path: Path, sha256: str, what: str) -> bytes:
+    """A stored file's bytes, refused unless they still hash to `sha256`."""
     if not path.exists():
-        raise FileNotFoundError(f"model artifact not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     data = path.read_bytes()
     actual = _sha256(data)
     if actual != sha256:
         raise ArtifactIntegrityError(
-            f"model artifact {path} failed its integrity check: expected sha256 {sha256}, "
+            f"{what} {path} failed its integrity check: expected sha256 {sha256}, "
             f"actual {actual}"
         )
+    return data
+
+
+def load_model_text(home: Path, sha256: str) -> str:
+    """The model's text, verified against its sha256 and checked to have its metadata."""
+    path = model_path(home, sha256)
+    data = _verified(path, sha256, "model artifact")
     meta = metadata_path(home, sha256)
     if not meta.exists():
         raise ArtifactIntegrityError(f"model artifact {path} has no metadata file {meta}")
@@ -252,17 +258,7 @@ def save_handoff(home: Path, key_path: Sequence[str], value: dict) -> tuple[Path
 
 def load_handoff(home: Path, key_path: Sequence[str], sha256: str) -> dict:
     """A stored hand-off, refused unless its bytes still hash to `sha256`."""
-    path = handoff_path(home, key_path, sha256)
-    if not path.exists():
-        raise FileNotFoundError(f"hand-off not found: {path}")
-    data = path.read_bytes()
-    actual = _sha256(data)
-    if actual != sha256:
-        raise ArtifactIntegrityError(
-            f"hand-off {path} failed its integrity check: expected sha256 {sha256}, "
-            f"actual {actual}"
-        )
-    return json.loads(data)
+    return json.loads(_verified(handoff_path(home, key_path, sha256), sha256, "hand-off"))
 
 
 def code_version() -> str:

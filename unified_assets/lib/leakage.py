@@ -31,10 +31,9 @@ from datetime import date
 import duckdb
 
 from unified_assets.lib.features import (
-    FLIGHT_FEATURES,
-    ORIGIN_DAILY,
     OUTCOME_LAG_MINUTES,
     REGISTRY,
+    WINDOW_COLUMN,
     Feature,
     features_of,
 )
@@ -209,7 +208,7 @@ def audit(
     registry: dict[str, Feature] = REGISTRY,
 ) -> list[Finding]:
     """Audit every registered feature of `table` over the rows of [start, end)."""
-    column = {FLIGHT_FEATURES: "flight_date", ORIGIN_DAILY: "feature_date"}[table]
+    column = WINDOW_COLUMN[table]
     where, params = _window(column, start, end)
     day = ", CAST(timezone('America/New_York', timezone('UTC', r.cutoff_utc)) AS DATE) AS day"
     ctes = f"""WITH {_EVENTS},
