@@ -1,0 +1,1 @@
+"""The online prediction service (`unified-assets serve`): every promoted model over HTTP."""

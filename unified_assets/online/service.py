@@ -1,0 +1,239 @@
+"""What the prediction service does, without HTTP: follow the manifests and the online store,
+compute features, score, log. `online/app.py` puts it behind FastAPI; the benchmark calls it
+directly as the in-process floor, and the parity check calls it as the service's code path."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from unified_assets.lib import online_store
+from unified_assets.lib.online_log import RequestLog
+from unified_assets.lib.online_models import ModelRegistry, ServedModel
+from unified_assets.lib.online_store import FlightRequest, OnlineStore
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 10_000
+FORECAST_HORIZON_DAYS = 7
+
+
+class RequestError(ValueError):
+    """A request the service cannot score: `status` is its HTTP status, `field` what is wrong."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    home: Path
+    lead_minutes: int = 120
+    max_rows: int = MAX_ROWS
+    poll_s: float = 0.5
+    log_requests: bool = True
+
+
+class Service:
+    """The promoted models, the online store and the request log of one home folder."""
+
+    def __init__(self, config: ServiceConfig, on_reload=None, on_refused=None):
+        self.config = config
+        self.registry = ModelRegistry(
+            config.home,
+            on_reload=on_reload or (lambda name, served: None),
+            on_refused=on_refused or (lambda name, reason: None),
+        )
+        self.store: OnlineStore | None = None
+        self.store_error: str | None = None
+        self._store_sha: str | None = None
+        self.request_log = RequestLog(config.home) if config.log_requests else None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- following the manifests and the store -----------------------------------------------
+    def refresh(self) -> None:
+        """Re-read the manifests and the store pointer; swap in what changed."""
+        self.registry.refresh()
+        path = online_store.pointer_path(self.config.home)
+        try:
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            self.store_error = f"no online store at {path}: materialize serving/online_store"
+            return
+        if sha == self._store_sha:
+            return
+        self._store_sha = sha
+        try:
+            self.store = online_store.load(self.config.home)
+            self.store_error = None
+            log.info("online store %s loaded", self.store.version)
+        except (OSError, ValueError, KeyError) as exc:
+            self.store_error = f"online store refused: {exc}"
+            log.error(self.store_error)
+
+    def start(self) -> None:
+        """Load, then keep following, in a background thread."""
+
+        def loop():
+            while not self._stop.is_set():
+                try:
+                    self.refresh()
+                except Exception:  # a bad poll must not stop the following; the next one retries
+                    log.exception("refresh failed")
+                self._stop.wait(self.config.poll_s)
+
+        self._thread = threading.Thread(target=loop, name="follow-manifests", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        if self.request_log:
+            self.request_log.close()
+
+    def ready(self) -> tuple[bool, dict]:
+        """Ready when every promoted model is loaded and verified, and the store is loaded."""
+        ok, why = self.registry.ready()
+        if self.registry.promoted() and self.store is None:
+            why["online_store"] = self.store_error or "not loaded yet"
+            ok = False
+        return ok, why
+
+    # -- scoring -------------------------------------------------------------------------------
+    def model(self, name: str) -> ServedModel:
+        if name not in self.registry.states:
+            raise RequestError(
+                404, f"unknown model {name!r}; known: {sorted(self.registry.states)}"
+            )
+        served = self.registry.get(name)
+        if served is None:
+            state = self.registry.states[name]
+            raise RequestError(503, f"{name} has no promoted model loaded"
+                               + (f" ({state.refused})" if state.refused else ""))  # fmt: skip
+        return served
+
+    def predict(
+        self,
+        name: str,
+        flights=None,
+        forecasts=None,
+        rows=None,
+        request_id: str | None = None,
+        return_features: bool = False,
+    ) -> dict:
+        """Score one request on the model version serving when it starts."""
+        started = time.perf_counter()
+        served = self.model(name)  # held for the whole request, whatever a reload does
+        given = [k for k, v in (("flights", flights), ("forecasts", forecasts),
+                                ("features", rows)) if v is not None]  # fmt: skip
+        expected = "forecasts" if served.spec.task == "forecast" else "flights"
+        if len(given) != 1 or given[0] not in (expected, "features"):
+            raise RequestError(422, f"{name} takes exactly one of '{expected}' or 'features'",
+                               field=expected)  # fmt: skip
+        items = flights if flights is not None else forecasts if forecasts is not None else rows
+        if len(items) > self.config.max_rows:
+            raise RequestError(413, f"{len(items)} rows in one request; at most "
+                               f"{self.config.max_rows}", field=given[0])  # fmt: skip
+        if flights is not None:
+            keys, values, extra = self._flights(flights)
+        elif forecasts is not None:
+            keys, values, extra = self._forecasts(forecasts)
+        else:
+            keys, values, extra = self._rows(served, rows)
+        scores = served.predict(values)
+        request_id = request_id or uuid.uuid4().hex
+        threshold = served.threshold
+        out = []
+        for key, row, more, score in zip(keys, values, extra, scores, strict=True):
+            item = {"key": key, "prediction": float(score)} | more
+            if threshold is not None:
+                item["predicted_positive"] = bool(score >= threshold)
+            item["unseen"] = served.unseen(row)
+            if return_features:
+                item["features"] = {f: row.get(f) for f in served.features}
+            out.append(item)
+        latency_ms = (time.perf_counter() - started) * 1000
+        if self.request_log:
+            self._log(served, request_id, keys, values, out, latency_ms)
+        return {"model": name, "version": served.version, "sha256": served.sha256,
+                "request_id": request_id,
+                "store_version": self.store.version if self.store else None,
+                "latency_ms": latency_ms, "predictions": out}  # fmt: skip
+
+    def _need_store(self) -> OnlineStore:
+        store = self.store
+        if store is None:
+            raise RequestError(503, self.store_error or "the online store is not loaded yet")
+        return store
+
+    def _flights(self, flights: list[FlightRequest]):
+        store = self._need_store()
+        computed = online_store.flight_features(store, flights, self.config.lead_minutes)
+        keys = [{"flight_date": f.sched_dep.date().isoformat(), "carrier": f.carrier,
+                 "flight": f.flight, "origin": f.origin, "dest": f.dest,
+                 "sched_dep": f.sched_dep.isoformat(), "tailnum": f.tailnum}
+                for f in flights]  # fmt: skip
+        values = [c.values for c in computed]
+        extra = [{"cutoff_utc": c.cutoff_utc, "features_as_of": c.as_of, "flags": c.flags}
+                 for c in computed]  # fmt: skip
+        return keys, values, extra
+
+    def _forecasts(self, forecasts: list[tuple[str, date]]):
+        store = self._need_store()
+        keys, values, extra = [], [], []
+        for i, (origin, target) in enumerate(forecasts):
+            row = online_store.origin_daily_features(store, origin, target, FORECAST_HORIZON_DAYS)
+            if row is None:
+                raise RequestError(422, f"no features for origin {origin} forecasting {target} "
+                                   f"in the online store (it covers flights "
+                                   f"{store.pointer.get('first_day')}..."
+                                   f"{store.pointer.get('last_day')})",
+                                   field=f"forecasts.{i}.target_date")  # fmt: skip
+            keys.append({"origin": origin, "target_date": target.isoformat(),
+                         "feature_date": str(row["feature_date"])[:10]})  # fmt: skip
+            values.append(row)
+            extra.append({"cutoff_utc": str(row["cutoff_utc"]),
+                          "features_as_of": {"history": str(row["history_as_of"])},
+                          "flags": []})  # fmt: skip
+        return keys, values, extra
+
+    def _rows(self, served: ServedModel, rows: list[dict]):
+        need = list(served.features) + ([served.residual_of] if served.residual_of else [])
+        for i, row in enumerate(rows):
+            missing = [f for f in need if f not in row]
+            if missing:
+                raise RequestError(422, f"features row {i} lacks {missing}",
+                                   field=f"features.{i}.{missing[0]}")  # fmt: skip
+            for f in need:
+                value = row[f]
+                if f not in served.categories and isinstance(value, str):
+                    raise RequestError(422, f"feature {f} must be a number, not {value!r}",
+                                       field=f"features.{i}.{f}")  # fmt: skip
+        keys = [{"row": i} for i in range(len(rows))]
+        extra = [{"cutoff_utc": None, "features_as_of": None, "flags": ["client_features"]}
+                 for _ in rows]  # fmt: skip
+        return keys, rows, extra
+
+    def _log(self, served, request_id, keys, values, out, latency_ms) -> None:
+        now = datetime.now(UTC).isoformat()
+        records = []
+        for key, row, item in zip(keys, values, out, strict=True):
+            day = key.get("flight_date") or key.get("feature_date")
+            day = date.fromisoformat(day) if day else datetime.now(UTC).date()
+            records.append((day, {
+                "request_id": request_id, "received_at": now, "model": served.name,
+                "model_version": served.version, "key": key,
+                "features": {f: row.get(f) for f in served.features},
+                "prediction": item["prediction"], "unseen": item["unseen"],
+                "flags": item["flags"], "latency_ms": latency_ms,
+            }))  # fmt: skip
+        self.request_log.write(records)
