@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export UNIFIED_ASSETS_HOME ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(UNIFIED_ASSETS_HOME)/dagster_home
 
-.PHONY: setup run test lint ui bench clean
+.PHONY: setup run test lint ui serve bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: setup
 ui: setup
 	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+## The prediction service on http://127.0.0.1:8080 (docs/serving.md): every promoted model.
+serve: setup
+	$(BIN)/unified-assets serve --host 127.0.0.1 --port 8080
 
 ## Benchmarks: the pipeline side by side with the same SQL run bare.
 bench: setup

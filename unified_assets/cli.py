@@ -167,6 +167,20 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve every promoted model over HTTP until interrupted."""
+    from unified_assets.defs.resources import Settings
+    from unified_assets.online.app import serve
+    from unified_assets.online.service import ServiceConfig
+
+    settings = Settings.from_env()
+    config = ServiceConfig(settings.home_path, settings.lead_minutes(), max_rows=args.max_rows)
+    print(f"serving the promoted models of {settings.home_path} on http://{args.host}:{args.port}"
+          " (docs at /docs)", flush=True)  # fmt: skip
+    serve(config, host=args.host, port=args.port)
+    return 0
+
+
 # The replay's instance. Its runs execute one after another in this one process, so:
 # - stdout and stderr are not captured: the console is the replay's own, and capturing would
 #   start a `tail` and an orphan-watching Python process for every run (50 to 65 ms a run);
@@ -291,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("model", help="model name, e.g. delay_classifier")
     rollback.add_argument("--reason", default="manual rollback", help="recorded in history")
     rollback.set_defaults(func=cmd_rollback)
+
+    serve = sub.add_parser("serve", help="serve the promoted models over HTTP")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--max-rows", type=int, default=10_000, help="rows per request at most")
+    serve.set_defaults(func=cmd_serve)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -1,0 +1,143 @@
+"""The online service's logged predictions in the warehouse, and what monitoring needs of them:
+per day, model and version, the traffic, its latency, unseen categories, the realized metric
+once the outcomes are known, and how far online scores stray from the batch scores of the same
+flights by the same version (training-serving skew: it should be 0)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from unified_assets.lib.evaluation import auc, mae
+from unified_assets.lib.models import SPECS
+
+PREDICTIONS = "monitoring.online_predictions"
+DAILY = "monitoring.online_daily"
+
+_PREDICTION_COLUMNS = (
+    "day DATE, request_id VARCHAR, received_at TIMESTAMP, model VARCHAR, model_version VARCHAR, "
+    "flight_date DATE, carrier VARCHAR, flight INTEGER, origin VARCHAR, dest VARCHAR, "
+    "sched_dep_ts TIMESTAMP, feature_date DATE, prediction DOUBLE, unseen VARCHAR, "
+    "flags VARCHAR, features VARCHAR, latency_ms DOUBLE"
+)
+_DAILY_COLUMNS = (
+    "day DATE, model VARCHAR, model_version VARCHAR, requests BIGINT, rows BIGINT, "
+    "latency_p50_ms DOUBLE, latency_p99_ms DOUBLE, unseen_share DOUBLE, metric VARCHAR, "
+    "realized DOUBLE, labelled_rows BIGINT, batch_matched_rows BIGINT, max_batch_gap DOUBLE"
+)
+
+
+def _flatten(frame: pd.DataFrame) -> pd.DataFrame:
+    """Log records (one per scored row) as table rows."""
+    if frame.empty:
+        return pd.DataFrame(columns=[c.split()[0] for c in _PREDICTION_COLUMNS.split(", ")])
+    keys = pd.json_normalize(frame["key"].tolist())
+    out = pd.DataFrame({
+        "day": pd.to_datetime(frame["day"]).dt.date, "request_id": frame["request_id"],
+        "received_at": pd.to_datetime(frame["received_at"], utc=True).dt.tz_localize(None),
+        "model": frame["model"], "model_version": frame["model_version"],
+    })  # fmt: skip
+    sources = {"flight_date": "flight_date", "carrier": "carrier", "flight": "flight",
+               "origin": "origin", "dest": "dest", "sched_dep_ts": "sched_dep",
+               "feature_date": "feature_date"}  # fmt: skip
+    for column, source in sources.items():
+        out[column] = keys[source].to_numpy() if source in keys else None
+    out["flight_date"] = pd.to_datetime(out["flight_date"]).dt.date
+    out["feature_date"] = pd.to_datetime(out["feature_date"]).dt.date
+    out["sched_dep_ts"] = pd.to_datetime(out["sched_dep_ts"])
+    out["flight"] = pd.to_numeric(out["flight"]).astype("Int64")
+    out["prediction"] = frame["prediction"].astype(float)
+    out["unseen"] = frame["unseen"].map(lambda v: ",".join(v) if isinstance(v, list) else None)
+    out["flags"] = frame["flags"].map(lambda v: ",".join(v) if isinstance(v, list) else None)
+    out["features"] = frame["features"].map(lambda v: json.dumps(v, default=str))
+    out["latency_ms"] = frame["latency_ms"].astype(float)
+    return out
+
+
+def _summary(conn: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for (day, model, version), part in rows.groupby(["day", "model", "model_version"]):
+        spec = SPECS.get(model)
+        per_request = part.groupby("request_id")["latency_ms"].first()
+        record = {"day": day, "model": model, "model_version": version,
+                  "requests": len(per_request), "rows": len(part),
+                  "latency_p50_ms": float(np.percentile(per_request, 50)),
+                  "latency_p99_ms": float(np.percentile(per_request, 99)),
+                  "unseen_share": float(part["unseen"].fillna("").ne("").mean()),
+                  "metric": None, "realized": None, "labelled_rows": 0,
+                  "batch_matched_rows": 0, "max_batch_gap": None}  # fmt: skip
+        if spec is not None:
+            record |= _against_truth(conn, spec, part)
+        out.append(record)
+    return pd.DataFrame(out)
+
+
+def _table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(conn.execute("SELECT count(*) FROM information_schema.tables WHERE "
+                             "table_schema = $s AND table_name = $t",
+                             {"s": schema, "t": name}).fetchall()[0][0])  # fmt: skip
+
+
+def _against_truth(conn: duckdb.DuckDBPyConnection, spec, part: pd.DataFrame) -> dict:
+    """Realized metric over the rows whose outcome is known; the gap to batch predictions."""
+    conn.register("_online", part)
+    try:
+        batch = f"serving.{spec.name}_predictions"
+        if spec.task == "forecast":
+            truth = conn.execute(
+                "SELECT o.prediction, d.departures_target AS y FROM _online o "
+                "JOIN features.origin_daily d ON d.origin = o.origin "
+                "AND d.feature_date = o.feature_date WHERE d.departures_target IS NOT NULL"
+            ).df()
+            on = "b.origin = o.origin AND b.feature_date = o.feature_date"
+        else:
+            label = ("(f.arr_delay_min > 15)::INTEGER" if spec.task == "binary"
+                     else "f.arr_delay_min")  # fmt: skip
+            truth = conn.execute(
+                f"SELECT o.prediction, {label} AS y FROM _online o JOIN warehouse.fct_flights f "
+                "ON f.flight_date = o.flight_date AND f.carrier = o.carrier "
+                "AND f.flight = o.flight AND f.origin = o.origin "
+                "AND f.sched_dep_ts = o.sched_dep_ts WHERE NOT f.is_cancelled "
+                "AND NOT f.is_diverted AND f.arr_delay_min IS NOT NULL"
+            ).df()
+            on = ("b.flight_date = o.flight_date AND b.carrier = o.carrier AND b.flight = o.flight "
+                  "AND b.origin = o.origin AND b.sched_dep_ts = o.sched_dep_ts")  # fmt: skip
+        gap = (0, None)
+        if _table_exists(conn, batch):
+            gap = conn.execute(
+                f"SELECT count(*), max(abs(o.prediction - b.prediction)) FROM _online o "
+                f"JOIN {batch} b ON {on} AND b.model_version = o.model_version"
+            ).fetchall()[0]
+    finally:
+        conn.unregister("_online")
+    y, p = truth["y"].to_numpy(float), truth["prediction"].to_numpy(float)
+    realized = None
+    if len(y) and spec.task == "binary" and 0 < y.sum() < len(y):
+        realized = auc(y, p)
+    elif len(y) and spec.task != "binary":
+        realized = mae(y, p)
+    return {"metric": "auc" if spec.task == "binary" else "mae", "realized": realized,
+            "labelled_rows": len(y), "batch_matched_rows": int(gap[0]),
+            "max_batch_gap": None if gap[1] is None else float(gap[1])}  # fmt: skip
+
+
+def record(conn: duckdb.DuckDBPyConnection, log_rows: pd.DataFrame, start: date, end: date
+           ) -> tuple[int, pd.DataFrame]:  # fmt: skip
+    """Replace the days [start, end) of the online tables with the logged rows; returns the
+    rows written and the per day, model and version summary."""
+    rows = _flatten(log_rows)
+    summary = _summary(conn, rows) if len(rows) else pd.DataFrame()
+    for table, columns, frame in ((PREDICTIONS, _PREDICTION_COLUMNS, rows),
+                                  (DAILY, _DAILY_COLUMNS, summary)):  # fmt: skip
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+        conn.execute(f"DELETE FROM {table} WHERE day >= $s AND day < $e", {"s": start, "e": end})
+        if len(frame):
+            conn.register("_rows", frame)
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+            conn.unregister("_rows")
+    return len(rows), summary
