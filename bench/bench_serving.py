@@ -1,0 +1,191 @@
+"""The prediction service under a bounded load on loopback, beside the in-process floor.
+
+    .venv/bin/python bench/bench_serving.py [--source data] [--day 2013-06-14] [--seconds 10]
+
+Reads the warehouse of `--source` (a built home, read-only) once to export the online store
+into a temporary home that links the source's deployments and artifacts; starts
+`unified-assets serve` there on a free port; then, with real HTTP (httpx, one connection per
+worker thread):
+- single-flight requests at a fixed rate (200/s) for a fixed time: latency p50/p99;
+- 100-flight requests at 10/s: latency p50/p99;
+- the highest sustained rate: single-flight requests, 4 workers back to back;
+and in this process the floor: the same Service.predict (feature lookup, predict, log) with
+no HTTP. Reports throughput, p50, p99 and the server's peak RSS (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import numpy as np
+
+from unified_assets.lib import config, online_store
+from unified_assets.online.service import Service, ServiceConfig
+
+MODEL = "delay_classifier"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def flights_of(source: Path, day: str) -> list[dict]:
+    conn = duckdb.connect(str(config.warehouse_path(source)), read_only=True)
+    try:
+        rows = conn.execute("SELECT carrier, flight, origin, dest, sched_dep_ts, tailnum FROM "
+                            "warehouse.fct_flights WHERE flight_date = ? ORDER BY sched_dep_ts",
+                            [day]).fetchall()  # fmt: skip
+    finally:
+        conn.close()
+    return [{"carrier": c, "flight": f, "origin": o, "dest": d, "sched_dep": s.isoformat(),
+             "tailnum": t} for c, f, o, d, s, t in rows]  # fmt: skip
+
+
+def prepare(source: Path) -> Path:
+    home = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    for name in ("deployments", "artifacts"):
+        (home / name).symlink_to((source / name).resolve())
+    conn = duckdb.connect(str(config.warehouse_path(source)), read_only=True)
+    try:
+        started = time.perf_counter()
+        online_store.export(conn, home)
+        print(f"online store exported in {time.perf_counter() - started:.1f} s")
+    finally:
+        conn.close()
+    return home
+
+
+def load(url: str, bodies: list[dict], rate: float | None, seconds: float, count: int,
+         workers: int) -> dict:  # fmt: skip
+    """Send up to `count` requests for at most `seconds`, at `rate` per second (open loop) or
+    back to back (rate None); latency from send to response."""
+    latencies, failures = [], []
+    lock, counter = threading.Lock(), [0]
+    start = time.perf_counter() + 0.2
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while True:
+                with lock:
+                    i = counter[0]
+                    counter[0] += 1
+                if i >= count:
+                    return
+                due = start + (i / rate if rate else 0)
+                if due - start > seconds or time.perf_counter() - start > seconds:
+                    return
+                if (wait := due - time.perf_counter()) > 0:
+                    time.sleep(wait)
+                sent = time.perf_counter()
+                r = client.post(f"/v1/models/{MODEL}/predict", json=bodies[i % len(bodies)])
+                took = time.perf_counter() - sent
+                with lock:
+                    (latencies if r.status_code == 200 else failures).append(took)
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    lat = np.array(latencies) * 1000
+    return {"requests": len(lat), "failed": len(failures), "throughput": len(lat) / elapsed,
+            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}  # fmt: skip
+
+
+def floor(home: Path, bodies: list[dict], n: int) -> dict:
+    """The same Service.predict in this process, no HTTP."""
+    from unified_assets.online.app import _local  # the app's own conversion of a request
+
+    service = Service(ServiceConfig(home))
+    service.refresh()
+    requests = [[online_store.FlightRequest(f["carrier"], f["flight"], f["origin"], f["dest"],
+                 _local(__import__("datetime").datetime.fromisoformat(f["sched_dep"])),
+                 f["tailnum"]) for f in b["flights"]] for b in bodies]  # fmt: skip
+    lat = []
+    started = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        service.predict(MODEL, flights=requests[i % len(requests)])
+        lat.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    service.stop()
+    lat = np.array(lat) * 1000
+    return {"requests": n, "failed": 0, "throughput": n / elapsed,
+            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--source", type=Path, default=config.default_home())
+    parser.add_argument("--day", default="2013-06-14")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    home = prepare(args.source)
+    flights = flights_of(args.source, args.day)
+    singles = [{"flights": [f]} for f in flights]
+    hundreds = [{"flights": flights[i : i + 100]} for i in range(0, len(flights) - 100, 100)]
+    port = free_port()
+    env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home))
+    server = subprocess.Popen([sys.executable, "-m", "unified_assets.cli", "serve", "--port",
+                               str(port)], env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        started = time.perf_counter()
+        while True:
+            try:
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        print(f"server ready in {time.perf_counter() - started:.1f} s")
+        load(url, singles, None, 2, 300, 2)  # warm up
+        s = args.seconds
+        rows = {
+            "1 flight @ 200/s (HTTP)": load(url, singles, 200, s, int(200 * s), 8),
+            "100 flights @ 10/s (HTTP)": load(url, hundreds, 10, s, int(10 * s), 4),
+            "1 flight, max rate, 4 workers (HTTP)": load(url, singles, None, s, 100_000, 4),
+        }
+        rss = next(line.split()[1] for line in Path(f"/proc/{server.pid}/status").read_text()
+                   .splitlines() if line.startswith("VmHWM"))  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    rows["1 flight (in-process floor)"] = floor(home, singles, 3_000)
+    rows["100 flights (in-process floor)"] = floor(home, hundreds, 200)
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}; day {args.day} ({len(flights)} flights); "
+          f"server peak RSS {int(rss) / 1024:.0f} MiB")  # fmt: skip
+    print("| load | requests | failed | throughput (req/s) | p50 (ms) | p99 (ms) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        print(
+            f"| {name} | {r['requests']} | {r['failed']} | {r['throughput']:.0f} | "
+            f"{r['p50']:.2f} | {r['p99']:.2f} |"
+        )
+    http, fl = rows["1 flight @ 200/s (HTTP)"], rows["1 flight (in-process floor)"]
+    print(
+        f"\nsingle flight at 200/s: p50 {http['p50']:.2f} ms (goal <= 5), p99 {http['p99']:.2f}"
+        f" ms (goal <= 20); HTTP p99 / floor p99 = {http['p99'] / fl['p99']:.1f} (goal <= 3)"
+    )
+    shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
