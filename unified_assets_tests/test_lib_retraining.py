@@ -72,6 +72,34 @@ def test_for_an_error_metric_the_floor_is_a_ceiling():
     assert not ok.retrain
 
 
+def test_an_old_model_is_retrained_once_the_evidence_is_quiet():
+    history = days([False] * 7)
+    latest = history[-1].day
+    old = decide(history, POLICY, 0.70, True, None, False, serving_as_of=latest - timedelta(30))
+    assert old.retrain and old.reason == "age" and old.evidence["age_days"] == 30
+    young = decide(history, POLICY, 0.70, True, None, False, serving_as_of=latest - timedelta(29))
+    assert not young.retrain and "healthy" in young.message
+    # the evidence names the reason when there is some; the cool-down still holds
+    drifted = decide(days([True] * 3), POLICY, 0.70, True, None, False,
+                     serving_as_of=D0 - timedelta(60))  # fmt: skip
+    assert drifted.reason == "drift"
+    cooling = decide(history, POLICY, 0.70, True, latest - timedelta(3), False,
+                     serving_as_of=latest - timedelta(60))  # fmt: skip
+    assert not cooling.retrain and "cooling down" in cooling.message
+    # never retrained on a broken feed, however old
+    broken = [*history[:-1], replace(history[-1], inputs_broken=True)]
+    assert not decide(broken, POLICY, 0.70, True, None, False, latest - timedelta(90)).retrain
+    assert not decide(history, replace(POLICY, max_age_days=0), 0.70, True, None, False,
+                      latest - timedelta(365)).retrain  # fmt: skip
+
+
+def test_a_drift_verdict_on_too_few_rows_does_not_ask():
+    thin = [replace(d, drift_rows=21) for d in days([True] * 5)]
+    decision = auc_decision(thin)
+    assert not decision.retrain and "drift streak 0" in decision.message
+    assert auc_decision([replace(d, drift_rows=6000) for d in days([True] * 5)]).retrain
+
+
 def test_trailing_windows_end_with_the_as_of_day(monkeypatch):
     spec = models.DELAY_CLASSIFIER
     w = spec.windows(date(2013, 6, 30))

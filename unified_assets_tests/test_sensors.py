@@ -79,7 +79,7 @@ def _plant_monitoring(home, days: list[tuple[date, bool]], version="a" * 64):
         warehouse.ensure_schemas(conn)
         for day, drifted in days:
             row = {"model": "delay_classifier", "day": day, "model_version": version,
-                   "rows": 900, "prediction_psi": 0.4 if drifted else 0.01,
+                   "rows": 6300, "prediction_psi": 0.4 if drifted else 0.01,
                    "max_feature_psi": 1.0, "drifted_features": 12 if drifted else 0,
                    "drifted_share": 0.4 if drifted else 0.0, "is_drift": drifted,
                    "input_dq": 0.99, "top_features": "temp_f=1.00",

@@ -9,6 +9,7 @@ import pytest
 from unified_assets.defs.resources import Settings
 from unified_assets.lib import config, warehouse
 from unified_assets.lib.models import DELAY_CLASSIFIER, Rolling
+from unified_assets.lib.retraining import RetrainPolicy
 
 
 def test_defaults_need_no_environment(monkeypatch):
@@ -21,7 +22,7 @@ def test_defaults_need_no_environment(monkeypatch):
     assert settings.lead_minutes() == 120
     assert settings.budget(DELAY_CLASSIFIER) == DELAY_CLASSIFIER.budget
     assert settings.rolling() is None
-    assert settings.retrain_policy().cooldown_days == 14
+    assert settings.retrain_policy() == RetrainPolicy()  # the settings and lib agree
     assert settings.drift_policy().window_days == 7
     assert settings.automation is False
 

@@ -83,12 +83,21 @@ class Settings(dg.ConfigurableResource):
         description="Fewer matured days than this: no verdict on performance.",
     )
     retrain_cooldown_days: int = Field(
-        default=14,
+        default=21,
         description="Scored days between two retrainings of a model.",
     )
     retrain_estimate_days: int = Field(
         default=7,
         description="Scored days pooled for the label-free estimate of performance; 0: off.",
+    )
+    retrain_max_age_days: int = Field(
+        default=30,
+        description="Retrain when the serving model's last labelled day is this old, whatever "
+        "the evidence; 0: no limit.",
+    )
+    retrain_min_drift_rows: int = Field(
+        default=1000,
+        description="Rows a drift window needs before its verdict can ask for a retraining.",
     )
     drift_window_days: int = Field(
         default=7,
@@ -176,6 +185,8 @@ class Settings(dg.ConfigurableResource):
             min_performance_days=int(self.value("retrain_min_performance_days")),
             cooldown_days=int(self.value("retrain_cooldown_days")),
             estimate_days=int(self.value("retrain_estimate_days")),
+            max_age_days=int(self.value("retrain_max_age_days")),
+            min_drift_rows=int(self.value("retrain_min_drift_rows")),
         )
 
     def drift_policy(self) -> DriftPolicy:

@@ -2,7 +2,8 @@
 
 A calendar policy trains, on the first day of each month, with the same training code and
 budget as the platform's retraining, on the labelled history known that morning (the last
-`valid_days` early-stop it), and scores that month's rows with the model it got. Its realized
+`CALENDAR_VALID_DAYS` early-stop it: it has no gate, so it holds out no test days), and
+scores that month's rows with the model it got. Its realized
 metric, its number of trainings and its training seconds are what the automatic loop must beat
 in the same replay. Plain pandas/LightGBM over the feature tables; no Dagster.
 """
@@ -21,6 +22,8 @@ import pandas as pd
 from unified_assets.lib import training
 from unified_assets.lib.config import FIRST_DAY
 from unified_assets.lib.models import ModelSpec, Rolling
+
+CALENDAR_VALID_DAYS = 14
 
 
 @dataclass
@@ -53,7 +56,9 @@ def monthly_retraining(
     rolling: Rolling, budget: int,
 ) -> Schedule:  # fmt: skip
     """Predictions for `rows` (dated by `day_column`) from models retrained on the 1st of each
-    month on what was known that morning: labels up to `label_lag_days` before the day."""
+    month on what was known that morning: labels up to `label_lag_days` before the day.
+    `rolling` gives the span and recency weights; validation is always the last
+    `CALENDAR_VALID_DAYS`."""
     days = pd.to_datetime(rows[day_column]).dt.date
     predictions = np.full(len(rows), np.nan)
     schedule = Schedule(predictions)
@@ -62,7 +67,7 @@ def monthly_retraining(
         if not in_month.any():
             continue
         as_of = month - timedelta(days=1 + spec.label_lag_days)
-        valid_start = as_of + timedelta(days=1 - rolling.valid_days)
+        valid_start = as_of + timedelta(days=1 - CALENDAR_VALID_DAYS)
         train_start = FIRST_DAY
         if rolling.train_days:
             train_start = max(FIRST_DAY, valid_start - timedelta(days=rolling.train_days))

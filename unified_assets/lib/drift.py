@@ -387,7 +387,8 @@ def classifier_auc(reference: pd.DataFrame, current: pd.DataFrame, features: lis
     scores = np.zeros(len(y))
     for k in range(CLASSIFIER_FOLDS):
         booster = lgb.train(CLASSIFIER_PARAMS, full.subset(np.flatnonzero(folds != k)),
-                            num_boost_round=CLASSIFIER_ROUNDS)  # fmt: skip
+                            num_boost_round=CLASSIFIER_ROUNDS,
+                            keep_training_booster=True)  # no round trip through text  # fmt: skip
         scores[folds == k] = booster.predict(x[folds == k])
     return auc(y, scores)
 
@@ -476,41 +477,85 @@ def calibrated(reference: dict, policy: DriftPolicy) -> bool:
 def feature_drift(reference: dict, frame: pd.DataFrame, policy: DriftPolicy,
                   full_window: bool = True) -> list[dict]:  # fmt: skip
     """One row per watched feature: its statistic (PSI against the reference bins) and the
-    threshold it is held to, for a number KS and the share outside the training range with its
-    threshold, and whether it alarmed.
+    threshold it is held to, the share outside the training range with its threshold, for a
+    number under the fixed rule KS, and whether it alarmed.
 
     Calibrated rule: alarms when the PSI or the outside share lies beyond its learned threshold,
     and only on a full window (the thresholds were learned on windows that long: `partial`
     otherwise). Fixed rule: PSI ≥ `psi_threshold`, and KS rejecting for a number.
     """
-    learned = (reference.get("calibration") or {}).get("features", {})
     use_learned = calibrated(reference, policy)
     rows = []
     for name in watched(reference):
         if name not in frame.columns:
             continue
         profile = reference["features"][name]
-        value = feature_psi(profile, frame[name])
-        outside = outside_share(profile, frame[name])
-        ks_stat, ks_p = ks_test(profile, frame[name]) if profile["kind"] == "numeric" else (
-            None, None)  # fmt: skip
-        entry = learned.get(name, {})
-        if use_learned and entry:
-            line, rule = entry["threshold"], "calibrated" if full_window else "partial"
-            outside_line = entry.get("outside_threshold")
-            beyond = value > line or (outside_line is not None and outside is not None
-                                      and outside > outside_line)  # fmt: skip
-            alarmed = full_window and beyond
-        else:
-            line, outside_line, rule = policy.psi_threshold, None, "fixed"
-            alarmed = value >= line and (profile["kind"] == "categorical"
-                                         or (ks_p is not None and ks_p < policy.ks_alpha))
-        rows.append({"feature": name, "kind": profile["kind"], "psi": value, "statistic": value,
-                     "threshold": line, "outside_share": outside,
-                     "outside_threshold": outside_line, "ks_statistic": ks_stat,
-                     "ks_pvalue": ks_p, "alarmed": bool(alarmed), "drifted": bool(alarmed),
-                     "rule": rule})  # fmt: skip
+        ks = (ks_test(profile, frame[name]) if profile["kind"] == "numeric" and not use_learned
+              else (None, None))  # fmt: skip
+        rows.append(feature_row(reference, name, feature_psi(profile, frame[name]),
+                                outside_share(profile, frame[name]), ks, policy,
+                                full_window))  # fmt: skip
     return rows
+
+
+def feature_row(reference: dict, name: str, value: float, outside: float | None,
+                ks: tuple[float | None, float | None], policy: DriftPolicy,
+                full_window: bool) -> dict:  # fmt: skip
+    """A feature's verdict on one window from its statistics (`feature_drift`'s rows)."""
+    entry = (reference.get("calibration") or {}).get("features", {}).get(name, {})
+    ks_stat, ks_p = ks
+    if calibrated(reference, policy) and entry:
+        line, rule = entry["threshold"], "calibrated" if full_window else "partial"
+        outside_line = entry.get("outside_threshold")
+        beyond = value > line or (outside_line is not None and outside is not None
+                                  and outside > outside_line)  # fmt: skip
+        alarmed = full_window and beyond
+    else:
+        line, outside_line, rule = policy.psi_threshold, None, "fixed"
+        alarmed = value >= line and (reference["features"][name]["kind"] == "categorical"
+                                     or (ks_p is not None and ks_p < policy.ks_alpha))
+    return {"feature": name, "kind": reference["features"][name]["kind"], "psi": value,
+            "statistic": value, "threshold": line, "outside_share": outside,
+            "outside_threshold": outside_line, "ks_statistic": ks_stat, "ks_pvalue": ks_p,
+            "alarmed": bool(alarmed), "drifted": bool(alarmed), "rule": rule}  # fmt: skip
+
+
+def _window_sums(per_day: np.ndarray, ends: np.ndarray, days: int) -> np.ndarray:
+    """Sums over the `days` day-ranks ending with each of `ends` (rows of `per_day`)."""
+    cumulative = np.vstack([np.zeros((1, per_day.shape[1])), np.cumsum(per_day, axis=0)])
+    return cumulative[ends + 1] - cumulative[np.maximum(ends + 1 - days, 0)]
+
+
+def sliding_statistics(reference: dict, frame: pd.DataFrame, rank: np.ndarray,
+                       ends: np.ndarray, days: int) -> dict[str, tuple]:
+    """For every watched feature, in one pass over the rows: the PSI and the share outside the
+    training range of each window of `days` day-ranks ending with each of `ends` (rows ranked
+    by `rank`). The same statistics as `feature_psi` and `outside_share` on each window."""
+    n_days = int(max(rank.max(initial=-1), ends.max(initial=-1))) + 1
+    found = {}
+    for name in watched(reference):
+        if name not in frame.columns:
+            continue
+        profile = reference["features"][name]
+        expected = np.clip(_expected(profile), EPS, None)
+        bins = len(expected)
+        counts = np.bincount(rank * bins + bin_index(profile, frame[name]),
+                             minlength=n_days * bins).reshape(n_days, bins)  # fmt: skip
+        windows = _window_sums(counts, ends, days)
+        actual = np.clip(windows / np.maximum(windows.sum(axis=1, keepdims=True), 1), EPS, None)
+        psis = np.sum((actual - expected) * np.log(actual / expected), axis=1)
+        outside = None
+        if profile["kind"] == "numeric" and profile.get("range"):
+            x = _numeric(frame[name])
+            low, high = profile["range"]
+            known = ~np.isnan(x)
+            flags = np.column_stack([known & ((x < low) | (x > high)), known]).astype(float)
+            per_day = np.zeros((n_days, 2))
+            np.add.at(per_day, rank, flags)
+            sums = _window_sums(per_day, ends, days)
+            outside = sums[:, 0] / np.maximum(sums[:, 1], 1)
+        found[name] = (psis, outside)
+    return found
 
 
 def multivariate(reference: dict, frame: pd.DataFrame, policy: DriftPolicy
@@ -542,6 +587,15 @@ def day_drift(reference: dict, frame: pd.DataFrame, predictions: np.ndarray,
     prediction_psi = (feature_psi(reference["prediction"], pd.Series(predictions))
                       if len(predictions) else None)  # fmt: skip
     auc_value, auc_line = multivariate(reference, frame, policy) if full_window else (None, None)
+    return verdict(reference, rows, prediction_psi, auc_value, auc_line, policy, len(frame),
+                   full_window), rows  # fmt: skip
+
+
+def verdict(reference: dict, rows: list[dict], prediction_psi: float | None,
+            auc_value: float | None, auc_line: float | None, policy: DriftPolicy,
+            n_rows: int, full_window: bool) -> dict:  # fmt: skip
+    """A window's drift summary from its feature rows, its predictions' PSI and the
+    multivariate AUC (`day_drift`'s rule)."""
     alarmed = [r["feature"] for r in rows if r["alarmed"]]
     share = len(alarmed) / len(rows) if rows else 0.0
     use_learned = calibrated(reference, policy)
@@ -554,8 +608,8 @@ def day_drift(reference: dict, frame: pd.DataFrame, predictions: np.ndarray,
     if prediction_psi is not None and prediction_psi >= policy.prediction_psi:
         reasons.append(f"prediction PSI {prediction_psi:.2f}")
     top = sorted(rows, key=lambda r: r["statistic"] / max(r["threshold"], EPS), reverse=True)
-    summary = {
-        "rows": len(frame),
+    return {
+        "rows": n_rows,
         "rule": ("calibrated" if full_window else "partial") if use_learned else "fixed",
         "prediction_psi": prediction_psi,
         "max_feature_psi": max((r["psi"] for r in rows), default=0.0),
@@ -569,4 +623,3 @@ def day_drift(reference: dict, frame: pd.DataFrame, predictions: np.ndarray,
         "reasons": reasons,
         "is_drift": bool(reasons),
     }
-    return summary, rows

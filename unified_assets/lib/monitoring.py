@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -178,9 +179,13 @@ def monitor_window(
     lag = timedelta(days=spec.label_lag_days)
     window = timedelta(days=policy.window_days - 1)
     scored_all = scored_rows(conn, spec, start - window, end)
+    if len(scored_all):  # day order: every trailing window is one slice of the rows
+        scored_all = scored_all.sort_values("_day", kind="stable").reset_index(drop=True)
     scored = _by_day(scored_all)
-    scored_days = pd.to_datetime(scored_all["_day"]).dt.date
-    scored_versions = scored_all["model_version"].astype(str) if len(scored_all) else None
+    first = start - window
+    rank = (pd.to_datetime(scored_all["_day"]) - pd.Timestamp(first)).dt.days.to_numpy()
+    bounds = np.searchsorted(rank, np.arange((end - first).days + 1))  # a day's first row
+    learned = learned_drift(scored_all, scored, rank, first, reference_of, policy)
     outcomes = _by_day(realized(conn, spec, start - lag, end - lag))
     dq = input_dq(conn, spec, start, end)
     faults = quality.feed_faults(conn, FEATURE_SOURCES[spec.table], start - window, end)
@@ -191,23 +196,15 @@ def monitor_window(
         if not frame.empty:
             version = str(frame["model_version"].iloc[0])
             reference = reference_of(version)
-            in_window = (scored_days >= day - window) & (scored_days <= day)
-            own = in_window & (scored_versions == version)
+            at = (day - first).days
+            trailing = scored_all.iloc[bounds[at + 1 - policy.window_days]:bounds[at + 1]]
+            own = trailing[trailing["model_version"].astype(str) == version]
             if reference is not None and drift.calibrated(reference, policy):
-                # Learned thresholds hold for whole windows: the window's rows whichever
-                # version scored them (the features do not depend on it); its predictions,
-                # those of the version that scored the day.
-                trailing = scored_all[in_window]
-                full = len(set(scored_days[in_window])) >= policy.window_days
-                summary, rows = drift.day_drift(
-                    reference, trailing, scored_all.loc[own, "prediction"].to_numpy(dtype=float),
-                    policy, full_window=full,
-                )  # fmt: skip
+                summary, rows = learned[day](own["prediction"].to_numpy(dtype=float))
             elif reference is not None:
                 # The fixed rule: the days before it that the same model version scored.
-                trailing = scored_all[own]
                 summary, rows = drift.day_drift(
-                    reference, trailing, trailing["prediction"].to_numpy(dtype=float), policy
+                    reference, own, own["prediction"].to_numpy(dtype=float), policy
                 )
             if reference is not None:
                 broken = window_faults(faults, day - window, day)
@@ -251,6 +248,55 @@ def monitor_window(
     replace_days(conn, PERFORMANCE_TABLE, spec.name, start, end, pd.DataFrame(perf_rows))
     replace_days(conn, ESTIMATE_TABLE, spec.name, start, end, pd.DataFrame(estimate_rows))
     return measured
+
+
+def learned_drift(scored_all: pd.DataFrame, scored: dict, rank: np.ndarray, first: date,
+                  reference_of, policy: drift.DriftPolicy) -> dict:  # fmt: skip
+    """For each scored day whose model version has learned thresholds: a function of the
+    predictions that version made in the day's trailing window giving the window's drift
+    summary and feature rows (as `drift.day_drift`). The features' statistics of every window
+    come from one pass over the rows per version (`drift.sliding_statistics`); the learned
+    thresholds hold for whole windows: a window's rows whichever version scored them (the
+    features do not depend on it)."""
+    if scored_all.empty:
+        return {}
+    n_days = int(rank.max()) + 1
+    has_rows = np.zeros(n_days)
+    has_rows[np.unique(rank)] = 1
+    scored_in_window = np.convolve(has_rows, np.ones(policy.window_days))[:n_days]
+    bounds = np.searchsorted(rank, np.arange(n_days + 1))
+    by_version: dict[str, list[date]] = {}
+    for day, frame in scored.items():
+        by_version.setdefault(str(frame["model_version"].iloc[0]), []).append(day)
+    judged = {}
+    for version, days in by_version.items():
+        reference = reference_of(version)
+        if reference is None or not drift.calibrated(reference, policy):
+            continue
+        ends = np.array([(d - first).days for d in days])
+        statistics = drift.sliding_statistics(reference, scored_all, rank, ends,
+                                              policy.window_days)  # fmt: skip
+        for i, (day, end) in enumerate(zip(days, ends, strict=True)):
+            judged[day] = partial(
+                _judge, reference, {n: (v[0][i], None if v[1] is None else v[1][i])
+                                    for n, v in statistics.items()},
+                scored_all.iloc[bounds[max(end + 1 - policy.window_days, 0)]:bounds[end + 1]],
+                bool(scored_in_window[end] >= policy.window_days), policy,
+            )  # fmt: skip
+    return judged
+
+
+def _judge(reference: dict, statistics: dict, trailing: pd.DataFrame, full: bool,
+           policy: drift.DriftPolicy, predictions: np.ndarray
+           ) -> tuple[dict, list[dict]]:  # fmt: skip
+    rows = [drift.feature_row(reference, name, psi, outside, (None, None), policy, full)
+            for name, (psi, outside) in statistics.items()]  # fmt: skip
+    prediction_psi = (drift.feature_psi(reference["prediction"], pd.Series(predictions))
+                      if len(predictions) else None)  # fmt: skip
+    auc_value, auc_line = (drift.multivariate(reference, trailing, policy) if full
+                           else (None, None))  # fmt: skip
+    return drift.verdict(reference, rows, prediction_psi, auc_value, auc_line, policy,
+                         len(trailing), full), rows  # fmt: skip
 
 
 def window_faults(faults: dict[date, dict[str, int]], first: date, last: date) -> dict:

@@ -3,8 +3,11 @@
 A model is retrained when its scored days have drifted for `drift_days` days in a row, or when
 its realized performance over the last matured days is past its floor, or, before the labels
 can say so, when the label-free estimate of its performance (lib/estimation.py) over its last
-`estimate_days` scored days is. One retraining at a time, and none within `cooldown_days` of
-the last, so a drifting week asks once, not daily.
+`estimate_days` scored days is; and, failing all evidence, when the serving model's data is
+`max_age_days` old, so the loop is never staler than a monthly calendar. A drift verdict
+needs `min_drift_rows` rows behind it (a forecaster's week of three origins says nothing). One
+retraining at a time, and none within `cooldown_days` of the last, so a drifting week asks
+once, not daily.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ class RetrainPolicy:
     drift_days: int = 3  # consecutive drifted scored days, all served by the same model
     performance_days: int = 7  # matured days pooled for the realized metric
     min_performance_days: int = 4  # fewer matured days than this: no verdict yet
-    cooldown_days: int = 14  # scored days between two retrainings of a model
+    cooldown_days: int = 21  # scored days between two retrainings of a model
     estimate_days: int = 7  # scored days pooled for the estimated metric; 0: never on estimates
+    max_age_days: int = 30  # days since the serving model's last labelled day; 0: no limit
+    min_drift_rows: int = 1000  # rows in the drift window behind a drift verdict
 
     def __post_init__(self):
         if min(vars(self).values()) < 0:
@@ -42,6 +47,7 @@ class DayHealth:
     estimated: float | None = None  # label-free estimate of this scored day's metric
     estimated_rows: int = 0
     inputs_broken: bool = False  # a broken-feed warning (unit, stuck sensor) in its drift window
+    drift_rows: int | None = None  # rows in its drift window (None: not recorded, trusted)
 
 
 @dataclass(frozen=True)
@@ -52,12 +58,14 @@ class Decision:
     evidence: dict = field(default_factory=dict)
 
 
-def _drift_streak(days: list[DayHealth]) -> list[DayHealth]:
-    """The trailing run of drifted days served by the latest model version, on sound inputs."""
+def _drift_streak(days: list[DayHealth], min_rows: int = 0) -> list[DayHealth]:
+    """The trailing run of drifted days served by the latest model version, on sound inputs
+    and with at least `min_rows` rows behind each verdict."""
     streak: list[DayHealth] = []
     version = days[-1].model_version
     for day in reversed(days):
-        if day.model_version != version or not day.is_drift or day.inputs_broken:
+        thin = day.drift_rows is not None and day.drift_rows < min_rows
+        if day.model_version != version or not day.is_drift or day.inputs_broken or thin:
             break
         streak.append(day)
     return list(reversed(streak))
@@ -103,10 +111,12 @@ def decide(
     higher_is_better: bool,
     last_retrain: date | None,
     in_progress: bool,
+    serving_as_of: date | None = None,
 ) -> Decision:
     """Retrain now, or not, and why, from the model's monitored days in day order.
     `last_retrain`: the monitored day that asked for the last retraining (its as-of day plus
-    the label lag), so the cool-down counts scored days for every model alike."""
+    the label lag), so the cool-down counts scored days for every model alike.
+    `serving_as_of`: the same for the serving model's last labelled day (its age)."""
     if not days:
         return Decision(False, "", "no monitored day yet")
     latest = days[-1].day
@@ -121,7 +131,7 @@ def decide(
         # A model trained now would learn the broken feed: the response is to fix the feed.
         return Decision(False, "", f"inputs of the week up to {latest} come from a broken feed "
                         "(another unit, a stuck sensor): fix the feed, no retraining")  # fmt: skip
-    streak = _drift_streak(days)
+    streak = _drift_streak(days, policy.min_drift_rows)
     if policy.drift_days and len(streak) >= policy.drift_days:
         return Decision(True, "drift", f"{len(streak)} drifted days in a row up to {latest}", {
             "model_version": (days[-1].model_version or "")[:12],
@@ -158,5 +168,11 @@ def decide(
             )  # fmt: skip
     shown = "n/a" if mean is None else f"{mean:.3f}"
     guess = "n/a" if estimate is None else f"{estimate:.3f}"
-    return Decision(False, "", f"healthy: drift streak {len(streak)}, realized {shown}, "
-                    f"estimated {guess}")  # fmt: skip
+    healthy = f"drift streak {len(streak)}, realized {shown}, estimated {guess}"
+    age = None if serving_as_of is None else (latest - serving_as_of).days
+    if policy.max_age_days and age is not None and age >= policy.max_age_days:
+        return Decision(True, "age", f"the serving model's data is {age} days old (limit "
+                        f"{policy.max_age_days}); {healthy}", {
+                            "age_days": age, "max_age_days": policy.max_age_days,
+                            "model_version": (days[-1].model_version or "")[:12]})  # fmt: skip
+    return Decision(False, "", f"healthy: {healthy}")

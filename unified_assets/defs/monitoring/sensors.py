@@ -10,7 +10,7 @@ import pandas as pd
 from unified_assets.defs.models.assets import key
 from unified_assets.defs.raw.sensors import default_status
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import monitoring, retraining
+from unified_assets.lib import manifests, monitoring, retraining
 from unified_assets.lib.models import ModelSpec
 
 MODEL_TAG = "unified_assets/model"
@@ -69,8 +69,16 @@ def health(conn, spec: ModelSpec) -> list[retraining.DayHealth]:
             estimated=guess, estimated_rows=int(guessed or 0),
             inputs_broken=getattr(r, "inputs_broken", None) is not pd.NA
             and bool(getattr(r, "inputs_broken", False)),
+            drift_rows=None if pd.isna(r.rows) else int(r.rows),
         ))  # fmt: skip
     return days
+
+
+def serving_as_of(home, spec: ModelSpec) -> date | None:
+    """The serving model's last labelled day (the end of its test window), or None."""
+    current = manifests.current(home, spec.name)
+    test = (current or {}).get("windows", {}).get("test")
+    return date.fromisoformat(test[1]) - timedelta(days=1) if test else None
 
 
 def last_retrain(instance: dg.DagsterInstance, job_name: str) -> tuple[date | None, bool]:
@@ -111,10 +119,11 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
             return dg.SkipReason(f"{spec.name}: no monitored day after {latest}")
         policy = warehouse.settings.retrain_policy()
         last, busy = last_retrain(context.instance, job.name)
-        if last is not None:  # the monitored day that asked for it: its as-of + the label lag
-            last += timedelta(days=spec.label_lag_days)
+        lag = timedelta(days=spec.label_lag_days)  # as-of days, on the monitored days' clock
+        serving = serving_as_of(warehouse.home_path, spec)
         decision = retraining.decide(days, policy, spec.gates.metric_floor,
-                                     spec.higher_is_better, last, busy)  # fmt: skip
+                                     spec.higher_is_better, last and last + lag, busy,
+                                     serving and serving + lag)  # fmt: skip
         if busy:  # look at this day again once the running retraining has finished
             return dg.SkipReason(f"{spec.name}: {decision.message}")
         context.update_cursor(latest)
