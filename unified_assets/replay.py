@@ -28,6 +28,13 @@ RUN_KEY_TAG = "dagster/run_key"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+NOT_REPLAYED = {
+    "online_refresh": "a replay has no online traffic: the online store and its parity with "
+    "batch are built by `make run` and exercised by the serving tests",
+}
+"""Schedules the replay does not tick, and why."""
+
+
 @dataclass
 class Ledger:
     """What the replay did, for the report: every run and every retraining decision."""
@@ -191,7 +198,7 @@ class Replayer:
             self.bootstrap(day, next_day + timedelta(hours=1))
         for name, schedule in daemon.schedules.items():
             at = fires_on(schedule.cron_schedule, next_day.date())
-            if at is not None and name != "weekly_scorecard":
+            if at is not None and name not in ("weekly_scorecard", *NOT_REPLAYED):
                 daemon.tick_schedule(name, next_day + at)
         for model in self.models:
             before = len(manifests.history(self.home, model))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import re
@@ -164,6 +165,18 @@ def load_reference(home: Path, sha256: str) -> dict | None:
     """A model's drift reference, or None when it has none."""
     path = reference_path(home, sha256)
     return json.loads(path.read_text("utf-8")) if path.exists() else None
+
+
+def load_reference_with_sample(home: Path, sha256: str, key: str) -> dict | None:
+    """A model's drift reference with its sample rows (the multivariate signal's reference,
+    sha256 verified) attached under `key`; None when the model has no reference."""
+    reference = load_reference(home, sha256)
+    sample = (reference or {}).get("sample")
+    if sample:
+        path = artifacts_root(home) / sample["file"]
+        data = _verified(path, sample["sha256"], "drift sample")
+        reference[key] = pd.read_parquet(io.BytesIO(data))
+    return reference
 
 
 def load_metadata(home: Path, sha256: str) -> dict:

@@ -1,7 +1,9 @@
 """The online service's logged predictions in the warehouse, and what monitoring needs of them:
-per day, model and version, the traffic, its latency, unseen categories, the realized metric
-once the outcomes are known, and how far online scores stray from the batch scores of the same
-flights by the same version (training-serving skew: it should be 0)."""
+per day, model and version, the traffic, its latency, unseen categories, the drift of the
+trailing week's online rows against the version's training reference (the batch monitor's rule,
+lib/drift.py), the realized metric once the outcomes are known, and how far online scores stray
+from the batch scores of the same flights by the same version (training-serving skew: it should
+be 0)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from unified_assets.lib import drift
 from unified_assets.lib.evaluation import auc, mae
 from unified_assets.lib.models import SPECS
+from unified_assets.lib.warehouse import table_exists
 
 PREDICTIONS = "monitoring.online_predictions"
 DAILY = "monitoring.online_daily"
@@ -27,7 +31,9 @@ _PREDICTION_COLUMNS = (
 _DAILY_COLUMNS = (
     "day DATE, model VARCHAR, model_version VARCHAR, requests BIGINT, rows BIGINT, "
     "latency_p50_ms DOUBLE, latency_p99_ms DOUBLE, unseen_share DOUBLE, metric VARCHAR, "
-    "realized DOUBLE, labelled_rows BIGINT, batch_matched_rows BIGINT, max_batch_gap DOUBLE"
+    "realized DOUBLE, labelled_rows BIGINT, batch_matched_rows BIGINT, max_batch_gap DOUBLE, "
+    "drift_rows BIGINT, drift_rule VARCHAR, prediction_psi DOUBLE, drifted_features INTEGER, "
+    "drifted_share DOUBLE, is_drift BOOLEAN, drift_reasons VARCHAR, top_features VARCHAR"
 )
 
 
@@ -76,13 +82,6 @@ def _summary(conn: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame(out)
 
 
-def _table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(conn.execute("SELECT count(*) FROM information_schema.tables WHERE "
-                             "table_schema = $s AND table_name = $t",
-                             {"s": schema, "t": name}).fetchall()[0][0])  # fmt: skip
-
-
 def _against_truth(conn: duckdb.DuckDBPyConnection, spec, part: pd.DataFrame) -> dict:
     """Realized metric over the rows whose outcome is known; the gap to batch predictions."""
     conn.register("_online", part)
@@ -95,20 +94,16 @@ def _against_truth(conn: duckdb.DuckDBPyConnection, spec, part: pd.DataFrame) ->
                 "AND d.feature_date = o.feature_date WHERE d.departures_target IS NOT NULL"
             ).df()
             on = "b.origin = o.origin AND b.feature_date = o.feature_date"
-        else:
-            label = ("(f.arr_delay_min > 15)::INTEGER" if spec.task == "binary"
-                     else "f.arr_delay_min")  # fmt: skip
+        else:  # the label the model was trained on, from its own feature table
             truth = conn.execute(
-                f"SELECT o.prediction, {label} AS y FROM _online o JOIN warehouse.fct_flights f "
-                "ON f.flight_date = o.flight_date AND f.carrier = o.carrier "
-                "AND f.flight = o.flight AND f.origin = o.origin "
-                "AND f.sched_dep_ts = o.sched_dep_ts WHERE NOT f.is_cancelled "
-                "AND NOT f.is_diverted AND f.arr_delay_min IS NOT NULL"
+                f"SELECT o.prediction, f.{spec.label} AS y FROM _online o JOIN {spec.table} f "
+                f"ON {' AND '.join(f'f.{k} = o.{k}' for k in spec.key)} "
+                f"WHERE f.{spec.label} IS NOT NULL"
             ).df()
             on = ("b.flight_date = o.flight_date AND b.carrier = o.carrier AND b.flight = o.flight "
                   "AND b.origin = o.origin AND b.sched_dep_ts = o.sched_dep_ts")  # fmt: skip
         gap = (0, None)
-        if _table_exists(conn, batch):
+        if table_exists(conn, batch):
             gap = conn.execute(
                 f"SELECT count(*), max(abs(o.prediction - b.prediction)) FROM _online o "
                 f"JOIN {batch} b ON {on} AND b.model_version = o.model_version"
@@ -126,18 +121,62 @@ def _against_truth(conn: duckdb.DuckDBPyConnection, spec, part: pd.DataFrame) ->
             "max_batch_gap": None if gap[1] is None else float(gap[1])}  # fmt: skip
 
 
-def record(conn: duckdb.DuckDBPyConnection, log_rows: pd.DataFrame, start: date, end: date
+def record(conn: duckdb.DuckDBPyConnection, log_rows: pd.DataFrame, start: date, end: date,
+           reference_of=None, policy: drift.DriftPolicy | None = None
            ) -> tuple[int, pd.DataFrame]:  # fmt: skip
     """Replace the days [start, end) of the online tables with the logged rows; returns the
-    rows written and the per day, model and version summary."""
+    rows written and the per day, model and version summary. `reference_of(version)` gives a
+    served version's drift reference (None: no drift measured)."""
     rows = _flatten(log_rows)
     summary = _summary(conn, rows) if len(rows) else pd.DataFrame()
-    for table, columns, frame in ((PREDICTIONS, _PREDICTION_COLUMNS, rows),
-                                  (DAILY, _DAILY_COLUMNS, summary)):  # fmt: skip
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
-        conn.execute(f"DELETE FROM {table} WHERE day >= $s AND day < $e", {"s": start, "e": end})
-        if len(frame):
-            conn.register("_rows", frame)
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-            conn.unregister("_rows")
+    _replace(conn, PREDICTIONS, _PREDICTION_COLUMNS, rows, start, end)
+    if len(summary) and reference_of is not None:
+        judged = online_drift(conn, summary, reference_of, policy or drift.DriftPolicy())
+        summary = summary.merge(judged, on=["day", "model", "model_version"], how="left")
+    _replace(conn, DAILY, _DAILY_COLUMNS, summary, start, end)
     return len(rows), summary
+
+
+def _replace(conn, table: str, columns: str, frame: pd.DataFrame, start: date, end: date):
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+    present = {c[0] for c in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
+    for column in columns.split(", "):  # a table made before the column existed gets it
+        if column.split()[0] not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    conn.execute(f"DELETE FROM {table} WHERE day >= $s AND day < $e", {"s": start, "e": end})
+    if len(frame):
+        conn.register("_rows", frame)
+        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+        conn.unregister("_rows")
+
+
+def online_drift(conn: duckdb.DuckDBPyConnection, summary: pd.DataFrame, reference_of,
+                 policy: drift.DriftPolicy) -> pd.DataFrame:  # fmt: skip
+    """For each day, model and version of `summary`: drift of the version's online rows of
+    the trailing `window_days` days (from monitoring.online_predictions) against its training
+    reference. Full windows are held to the learned thresholds; shorter ones only to the
+    predictions' PSI, as in the batch monitor."""
+    out = []
+    for (day, model, version), _ in summary.groupby(["day", "model", "model_version"]):
+        reference = reference_of(version)
+        if reference is None:
+            continue
+        trailing = conn.execute(
+            f"SELECT day, prediction, features FROM {PREDICTIONS} WHERE model = $m AND "
+            "model_version = $v AND day > $d - $w AND day <= $d",
+            {"m": model, "v": version, "d": day, "w": policy.window_days},
+        ).df()  # fmt: skip
+        features = pd.DataFrame([json.loads(f) for f in trailing["features"]])
+        full = trailing["day"].nunique() >= policy.window_days
+        result, _ = drift.day_drift(reference, features, trailing["prediction"].to_numpy(float),
+                                    policy, full_window=full)  # fmt: skip
+        out.append({"day": day, "model": model, "model_version": version,
+                    "drift_rows": result["rows"], "drift_rule": result["rule"],
+                    "prediction_psi": result["prediction_psi"],
+                    "drifted_features": result["drifted_features"],
+                    "drifted_share": result["drifted_share"], "is_drift": result["is_drift"],
+                    "drift_reasons": "; ".join(result["reasons"]),
+                    "top_features": ", ".join(result["top_features"])})  # fmt: skip
+    columns = ["day", "model", "model_version", "drift_rows", "drift_rule", "prediction_psi",
+               "drifted_features", "drifted_share", "is_drift", "drift_reasons", "top_features"]
+    return pd.DataFrame(out, columns=columns)

@@ -154,5 +154,5 @@ def table_exists(conn: duckdb.DuckDBPyConnection, fqn: str) -> bool:
         conn.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema=? AND table_name=?",
             [schema, name],
-        ).fetchone()[0]
+        ).fetchall()[0][0]  # fetched whole: DuckDB refuses the next statement otherwise
     )

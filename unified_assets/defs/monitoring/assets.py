@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from unified_assets.defs.checks import utc_now
-from unified_assets.defs.models.assets import key, read_snapshot
+from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import artifacts, drift, estimation, monitoring
@@ -39,13 +39,7 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         @cache
         def reference_of(version: str) -> dict | None:
             """The version's drift reference, with its sample rows (sha256 verified)."""
-            reference = artifacts.load_reference(home, version)
-            if reference and reference.get("sample"):
-                sample = reference["sample"]
-                path = artifacts.artifacts_root(home) / sample["file"]
-                reference[drift.SAMPLE] = read_snapshot({"path": str(path),
-                                                         "sha256": sample["sha256"]})  # fmt: skip
-            return reference
+            return artifacts.load_reference_with_sample(home, version, drift.SAMPLE)
 
         @cache
         def estimator_of(version: str) -> dict | None:
