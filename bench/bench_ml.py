@@ -4,8 +4,9 @@ same computation as one bare script (DuckDB + LightGBM, no orchestration).
 - pipeline: `unified-assets build --through 2013-12-31` (one Dagster run of every asset: every
   check, pandera validation, DQ scores, gates, manifests, predictions for every day);
 - bare: one Python process running the same lib/ SQL (ingest, curation, marts, features), the
-  same training (same search budget), evaluation and scoring, with no Dagster, no validation,
-  no DQ and no gates.
+  same training (same search budget), evaluation, scoring and monitoring (drift with learned
+  thresholds, the multivariate signal, realized and estimated performance for every day), with
+  no Dagster, no validation, no DQ and no gates.
 
 Each runs in a fresh process on the same landing files; wall time and peak RSS are measured
 by the parent (wait4). The models' test metrics come from the pipeline's manifests.
@@ -36,7 +37,9 @@ BARE_ML = (
     BARE_FOUNDATION
     + """
 import os
-from unified_assets.lib import artifacts, evaluation, features, models, training
+from unified_assets.lib import (
+    artifacts, drift, estimation, evaluation, features, models, monitoring, training,
+)
 from unified_assets.lib.calendar import write_dim_date
 
 with warehouse.transaction(conn):
@@ -58,9 +61,24 @@ for spec in models.SPECS.values():
         continue
     everything = conn.execute(f"SELECT * FROM {spec.table}").df()
     everything["prediction"] = training.predict(trained.booster, spec, everything)
+    everything["model_version"] = ref.sha256
     with warehouse.transaction(conn):
-        conn.register("_p", everything[[*spec.key, "prediction"]])
+        conn.register("_p", everything[[*spec.key, "prediction", "model_version"]])
         conn.execute(f"CREATE OR REPLACE TABLE serving.{spec.name}_predictions AS SELECT * FROM _p")
+    # The same monitoring as the pipeline's, every day: drift against thresholds learned from
+    # the training weeks, the multivariate signal, realized and estimated performance.
+    policy = drift.DriftPolicy()
+    valid_pred = training.predict(trained.booster, spec, frames["valid"])
+    reference, sample = drift.build_reference(
+        frames["train"], list(spec.features), list(spec.categorical), valid_pred,
+        frames["train"][spec.date_column], policy.window_days)
+    if sample is not None:
+        reference[drift.SAMPLE] = sample
+    estimator = estimation.fit_estimator(spec.task, training.label(spec, frames["valid"]),
+                                         valid_pred)
+    with warehouse.transaction(conn):
+        monitoring.monitor_window(conn, spec, start, end, lambda version: reference, policy,
+                                  datetime.now(), lambda version: estimator)
 """
 )
 

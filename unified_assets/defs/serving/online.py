@@ -182,14 +182,22 @@ online_refresh = dg.define_asset_job(
 
 
 @dg.schedule(
+    name="online_refresh",
     job=online_refresh,
     cron_schedule="30 4 * * *",
     default_status=automation_status(),
     description="At 04:30, after the nightly scoring: the online store the prediction service "
     "reads, refreshed with yesterday's flights, and its parity with batch.",
 )
-def online_refresh_schedule():
-    return dg.RunRequest()
+def online_refresh_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
+    try:
+        with warehouse.connect(read_only=True, timeout_s=10) as conn:
+            landed = table_exists(conn, "warehouse.fct_flights")
+    except RuntimeError as exc:
+        return dg.SkipReason(f"warehouse busy: {exc}")
+    if not landed:
+        return dg.SkipReason("no flights in the warehouse yet: nothing to serve")
+    return dg.RunRequest(run_key=f"online_refresh:{context.scheduled_execution_time:%Y-%m-%d}")
 
 
 defs = dg.Definitions(
