@@ -1,4 +1,9 @@
-"""The HTTP face of the prediction service: FastAPI on uvicorn, Prometheus metrics."""
+"""The HTTP face of the prediction service: FastAPI on uvicorn, Prometheus metrics.
+
+The predict route is the hot path: it validates the raw body once with pydantic-core
+(`PredictRequest.model_validate_json`, the same rules and the same 422 naming the field as a
+declared body) and answers with JSON bytes from `pydantic_core.to_json`, skipping FastAPI's
+`jsonable_encoder`. Its request and response schemas are still in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -20,7 +26,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import to_json
 
 from unified_assets.lib.models import SPECS
 from unified_assets.lib.online_store import NY, FlightRequest
@@ -68,6 +75,72 @@ class PredictRequest(BaseModel):
     return_features: bool = Field(default=False, description="Echo the computed features.")
 
 
+class Prediction(BaseModel):
+    """One scored row."""
+
+    key: dict = Field(description="The flight's key (or the forecast's, or the row's index).")
+    prediction: float = Field(description="A probability (classifier), minutes (regressor) or "
+                              "departures (forecaster).")  # fmt: skip
+    predicted_positive: bool | None = Field(default=None, description="Against the threshold.")
+    cutoff_utc: str | None = None
+    features_as_of: dict[str, str | None] | None = Field(
+        default=None, description="When each group of features was known; never after the cutoff."
+    )
+    flags: list[str] = []
+    unseen: list[str] = Field(default=[], description="Categoricals never seen in training.")
+    features: dict[str, Value] | None = Field(default=None, description="With return_features.")
+
+
+class PredictResponse(BaseModel):
+    """Predictions and the model version that made them."""
+
+    model: str
+    version: str
+    sha256: str
+    request_id: str
+    store_version: str | None
+    latency_ms: float = Field(description="Time in the service, features and scoring.")
+    predictions: list[Prediction]
+
+
+class FieldError(BaseModel):
+    field: str
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """What is wrong: `field` names it (e.g. `flights.0.origin`)."""
+
+    detail: str | list[FieldError]
+    field: str | None
+
+
+def _field_errors(errors: list[dict]) -> list[dict]:
+    return [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "msg": e["msg"]}
+            for e in errors]  # fmt: skip
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                            and media.endswith("+json"))  # fmt: skip
+
+
+class RawRoute(APIRoute):
+    """A route FastAPI documents from its declaration (path parameters, `openapi_extra`,
+    `responses`) but that calls its endpoint as `endpoint(request, **path_params)`, the
+    parameters as the strings the path holds: no dependency solving, no body parsing, no
+    response encoding. The endpoint validates and answers itself."""
+
+    def get_route_handler(self):
+        endpoint = self.endpoint
+
+        async def handler(request: Request) -> Response:
+            return await endpoint(request, **request.path_params)
+
+        return handler
+
+
 def _local(ts: datetime) -> datetime:
     return ts.astimezone(NY).replace(tzinfo=None) if ts.tzinfo else ts
 
@@ -102,6 +175,7 @@ class Metrics:
                                "Promoted manifests refused (artifact missing or tampered).",
                                ["model"], registry=r)  # fmt: skip
         self._serving: dict[str, str] = {}
+        self._ok: dict[str, tuple] = {}
 
     def reloaded(self, name: str, served) -> None:
         old = self._serving.get(name)
@@ -113,6 +187,25 @@ class Metrics:
 
     def refused_reload(self, name: str, reason: str) -> None:
         self.refused.labels(name).inc()
+
+    def scored(self, model: str, rows: int, seconds: float) -> None:
+        """A 200 answer: its counters' children are looked up once per model, not per call."""
+        children = self._ok.get(model)
+        if children is None:
+            children = (
+                self.requests.labels(model, "200"),
+                self.rows.labels(model),
+                self.latency.labels(model),
+            )
+            self._ok[model] = children
+        requests, scored_rows, latency = children
+        requests.inc()
+        scored_rows.inc(rows)
+        latency.observe(seconds)
+
+    def failed(self, model: str, status: int) -> None:
+        self.requests.labels(model, str(status)).inc()
+        self.errors.labels(model, str(status)).inc()
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
@@ -132,22 +225,44 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.state.service = service
     app.state.metrics = metrics
 
+    def invalid_body(model: str | None, errors: list[dict]) -> JSONResponse:
+        if model is not None:  # a predict request
+            metrics.failed(model if model in SPECS else "unknown", 422)
+        fields = _field_errors(errors)
+        return JSONResponse(status_code=422, content={"detail": fields, "field": fields[0]["field"]
+                                                      if fields else None})  # fmt: skip
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         model = request.path_params.get("model", "")
-        if request.url.path.endswith("/predict"):
-            metrics.requests.labels(model, "422").inc()
-            metrics.errors.labels(model, "422").inc()
-        errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "msg": e["msg"]}
-                  for e in exc.errors()]  # fmt: skip
-        return JSONResponse(status_code=422, content={"detail": errors, "field": errors[0]["field"]
-                                                      if errors else None})  # fmt: skip
+        predicting = request.url.path.endswith("/predict")
+        return invalid_body(model if predicting else None, exc.errors())
 
-    @app.post("/v1/models/{model}/predict")
-    async def predict(model: str, body: PredictRequest):
+    hot = APIRouter(route_class=RawRoute)
+
+    @hot.post(
+        "/v1/models/{model}/predict",
+        response_class=Response,
+        responses={200: {"model": PredictResponse, "description": "The predictions."},
+                   404: {"model": ErrorBody, "description": "An unknown model."},
+                   413: {"model": ErrorBody, "description": "More rows than --max-rows."},
+                   422: {"model": ErrorBody, "description": "A malformed field, named."},
+                   503: {"model": ErrorBody, "description": "No promoted model, or no store."}},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/PredictRequest"}}}}},
+    )  # fmt: skip
+    async def predict(request: Request, model: str) -> Response:
         """Score flights (or forecasts, or feature rows) with the model's promoted version."""
         started = time.perf_counter()
         label = model if model in SPECS else "unknown"
+        raw = await request.body()
+        if not _is_json(request.headers.get("content-type")):
+            return invalid_body(model, [{"loc": ("body",), "msg": "the body must be JSON "
+                                         "(content-type: application/json)"}])  # fmt: skip
+        try:
+            body = PredictRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            return invalid_body(model, exc.errors(include_url=False))
         try:
             flights = None
             if body.flights is not None:
@@ -163,14 +278,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
                                      rows=body.features, request_id=body.request_id,
                                      return_features=body.return_features)  # fmt: skip
         except RequestError as exc:
-            metrics.requests.labels(label, str(exc.status)).inc()
-            metrics.errors.labels(label, str(exc.status)).inc()
+            metrics.failed(label, exc.status)
             return JSONResponse(status_code=exc.status,
                                 content={"detail": str(exc), "field": exc.field})  # fmt: skip
-        metrics.requests.labels(label, "200").inc()
-        metrics.rows.labels(label).inc(len(result["predictions"]))
-        metrics.latency.labels(label).observe(time.perf_counter() - started)
-        return result
+        content = to_json(result, inf_nan_mode="null")
+        metrics.scored(label, len(result["predictions"]), time.perf_counter() - started)
+        return Response(content, media_type="application/json")
+
+    app.include_router(hot)
 
     @app.get("/v1/models")
     async def list_models():
@@ -211,9 +326,31 @@ def create_app(config: ServiceConfig) -> FastAPI:
         """Prometheus text exposition."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    generated = app.openapi
+
+    def openapi() -> dict:
+        """FastAPI's document, plus the predict body's schema (the route reads raw bytes)."""
+        if app.openapi_schema is None:
+            schema = generated()
+            body = PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(body.pop("$defs", {}))
+            schemas["PredictRequest"] = body
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
 
 
 def serve(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Run the service until interrupted (127.0.0.1 unless told otherwise)."""
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
+    # httptools and uvloop come with uvicorn[standard], which dagster-webserver requires
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        http="httptools",
+        loop="uvloop",
+        log_level="info",
+        access_log=False,
+    )
