@@ -25,7 +25,9 @@ from unified_assets.defs.monitoring.sensors import gate_rejection
 from unified_assets.lib import config, landing, manifests, warehouse
 
 RUN_KEY_TAG = "dagster/run_key"
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+"""Runs log to the instance, not the console: the replay prints each decision and each failed
+run (with its first error line) itself; a gate's rejection is a decision, not a stack trace."""
 
 
 NOT_REPLAYED = {
@@ -146,7 +148,11 @@ class Daemon:
         if not result.success:
             entry["gate_rejection"] = gate_rejection(self.instance, result.run_id)
             if not entry["gate_rejection"]:
-                self.log(f"  run {result.run_id[:8]} {job_name} {request.partition_key} FAILED")
+                failed = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+                error = failed[0].event_specific_data.error.message if failed else ""
+                error = (error.splitlines() or [""])[0]
+                self.log(f"  run {result.run_id[:8]} {job_name} {request.partition_key} FAILED: "
+                         f"{error}")  # fmt: skip
             self.record_failure(result)
         return entry
 
