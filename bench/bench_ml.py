@@ -44,7 +44,7 @@ from unified_assets.lib.calendar import write_dim_date
 
 with warehouse.transaction(conn):
     write_dim_date(conn, start, date(2013, 12, 31))
-    features.build_flight_features(conn, start, end, features.lead_minutes())
+    features.build_flight_features(conn, start, end, 120)  # the settings' default lead
     features.build_origin_daily(conn, start, end)
 for spec in models.SPECS.values():
     frames = {n: training.load_split(conn, spec, w)
