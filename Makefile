@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(UNIFIED_ASSETS_HOME)/dagster_home
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,dask]'
 	touch $(STAMP)
 
 setup: $(STAMP)

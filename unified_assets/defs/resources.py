@@ -115,6 +115,16 @@ class Settings(dg.ConfigurableResource):
         default=10_000.0,
         description="Scoring speed that counts as scalability 1 in EV.",
     )
+    dask_cluster: str = Field(
+        default="",
+        description="A Dask scheduler (host:port) or 'local:N' (N local worker processes) for "
+        "search, training and scoring (the `.[dask]` extra); empty: all in the run's process.",
+    )
+    dask_training_rows: str = Field(
+        default="",
+        description="Training rows from which a model trains with lightgbm.dask on the "
+        "cluster, 'model=rows,...'; empty: each model's own (lib/cluster.py).",
+    )
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:

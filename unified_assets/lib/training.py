@@ -81,8 +81,11 @@ class Trained:
     best_iteration: int
     valid_score: float
     trials: list[dict] = field(default_factory=list)
+    text: str | None = None  # the model text as trained elsewhere (a Dask worker)
 
     def model_text(self) -> str:
+        if self.text is not None:
+            return self.text
         return self.booster.model_to_string(num_iteration=self.best_iteration)
 
 
@@ -122,35 +125,62 @@ def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
     valid_offset = _offset(spec, valid_frame)
     best: Trained | None = None
     trials = []
-    for number, params in enumerate(_trial_params(spec, search_budget(spec, budget), seed)):
-        started = time.perf_counter()
-        full = params | {"seed": seed, "deterministic": True, "force_row_wise": True,
-                         "verbose": -1, "num_threads": 2}  # fmt: skip
-        train_set = lgb.Dataset(x_train, y_train, weight=weights, free_raw_data=False,
-                                categorical_feature=list(spec.categorical))  # fmt: skip
-        valid_set = lgb.Dataset(x_valid, y_valid - valid_offset, reference=train_set)
-        booster = lgb.train(
-            full, train_set, num_boost_round=spec.num_boost_round, valid_sets=[valid_set],
-            callbacks=[lgb.early_stopping(spec.early_stopping_rounds, verbose=False)],
-        )  # fmt: skip
-        iteration = booster.best_iteration or booster.current_iteration()
-        raw = booster.predict(x_valid, num_iteration=iteration)
-        score = _score(spec, y_valid, raw + valid_offset)
-        trials.append(
-            {
-                "trial": number,
-                "params": params,
-                "best_iteration": iteration,
-                "valid_score": score,
-                "seconds": round(time.perf_counter() - started, 3),
-            }
-        )
-        better = best is None or (score > best.valid_score if spec.task == "binary"
-                                  else score < best.valid_score)  # fmt: skip
-        if better:
-            best = Trained(booster, full, iteration, score)
+    for number, params in enumerate(trial_params(spec, budget, seed)):
+        booster, full, record = fit_trial(spec, number, params, seed, x_train, y_train, weights,
+                                          x_valid, y_valid, valid_offset)  # fmt: skip
+        trials.append(record)
+        if better(spec, record["valid_score"], best and best.valid_score):
+            best = Trained(booster, full, record["best_iteration"], record["valid_score"])
     best.trials = trials
     return best
+
+
+def trial_params(spec: ModelSpec, budget: int = 0, seed: int = 13) -> list[dict]:
+    """The parameter sets a search tries, in order: the spec's base first."""
+    return _trial_params(spec, search_budget(spec, budget), seed)
+
+
+def better(spec: ModelSpec, score: float, best: float | None) -> bool:
+    """Whether a trial's validation score beats the best so far (ties keep the earlier)."""
+    if best is None:
+        return True
+    return score > best if spec.task == "binary" else score < best
+
+
+def fit_trial(spec: ModelSpec, number: int, params: dict, seed: int, x_train: pd.DataFrame,
+              y_train: np.ndarray, weights: np.ndarray | None, x_valid: pd.DataFrame,
+              y_valid: np.ndarray, valid_offset: np.ndarray
+              ) -> tuple[lgb.Booster, dict, dict]:  # fmt: skip
+    """One trial of the search: a LightGBM training early-stopped on the validation window.
+    Returns the booster, the full parameters and the trial's record."""
+    started = time.perf_counter()
+    full = params | {"seed": seed, "deterministic": True, "force_row_wise": True,
+                     "verbose": -1, "num_threads": 2}  # fmt: skip
+    train_set = lgb.Dataset(x_train, y_train, weight=weights, free_raw_data=False,
+                            categorical_feature=list(spec.categorical))  # fmt: skip
+    valid_set = lgb.Dataset(x_valid, y_valid - valid_offset, reference=train_set)
+    booster = lgb.train(
+        full, train_set, num_boost_round=spec.num_boost_round, valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(spec.early_stopping_rounds, verbose=False)],
+    )  # fmt: skip
+    iteration = booster.best_iteration or booster.current_iteration()
+    raw = booster.predict(x_valid, num_iteration=iteration)
+    score = _score(spec, y_valid, raw + valid_offset)
+    record = {
+        "trial": number,
+        "params": params,
+        "best_iteration": iteration,
+        "valid_score": score,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return booster, full, record
+
+
+def inputs(spec: ModelSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """A frame as training reads it: the model's input, the target the trees learn (the label
+    minus the residual base), and that base."""
+    offset = _offset(spec, frame)
+    return matrix(spec, frame), label(spec, frame) - offset, offset
 
 
 def predict(booster: lgb.Booster, spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:

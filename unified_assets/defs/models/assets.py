@@ -23,6 +23,7 @@ from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib import (
     artifacts,
+    cluster,
     compare,
     drift,
     estimation,
@@ -183,15 +184,20 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         training_set: dict,
     ) -> dg.Output[dict]:
         home = warehouse.home_path
-        frames = {n: read_snapshot(training_set["splits"][n]) for n in ("train", "valid")}
-        started = time.perf_counter()
-        budget = warehouse.settings.budget(spec, config.budget)
-        weights = Rolling(half_life_days=training_set.get("half_life_days", 0)).weights(
-            frames["train"][spec.date_column],
-            date.fromisoformat(training_set["splits"]["train"]["window"][1]))  # fmt: skip
-        trained = training.train(spec, frames["train"], frames["valid"], budget=budget,
-                                 weights=weights)  # fmt: skip
-        seconds = time.perf_counter() - started
+        where = None
+        if warehouse.settings.value("dask_cluster"):
+            frames, trained, seconds, where = train_on_cluster(context, warehouse, spec,
+                                                               training_set, config.budget)
+        else:
+            frames = {n: read_snapshot(training_set["splits"][n]) for n in ("train", "valid")}
+            started = time.perf_counter()
+            budget = warehouse.settings.budget(spec, config.budget)
+            weights = Rolling(half_life_days=training_set.get("half_life_days", 0)).weights(
+                frames["train"][spec.date_column],
+                date.fromisoformat(training_set["splits"]["train"]["window"][1]))  # fmt: skip
+            trained = training.train(spec, frames["train"], frames["valid"], budget=budget,
+                                     weights=weights)  # fmt: skip
+            seconds = time.perf_counter() - started
         selected = training.selected_features(trained.booster)
         x = training.matrix(spec, frames["train"])
         # What the model was trained on, for drift monitoring: the training rows' features,
@@ -224,6 +230,8 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "libraries": artifacts.library_versions(),
             "trained_at": str(utc_now()),
         }
+        if where is not None:  # trained on a Dask cluster: how (absent from a local training)
+            metadata["cluster"] = where
         ref = artifacts.save_model(home, trained.model_text(), metadata)
         if drift_sample is not None:  # the multivariate signal's reference rows
             path, sha = artifacts.snapshot_frame(home, drift_sample, f"{spec.name}-drift-sample")
@@ -254,9 +262,39 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "selected_features": len(selected),
                 "training_seconds": round(seconds, 3),
             }
+            | ({"cluster": dg.MetadataValue.json(where)} if where is not None else {})
         )
 
     return model
+
+
+def train_on_cluster(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                     spec: ModelSpec, training_set: dict, run_budget: int
+                     ) -> tuple[dict, training.Trained, float, dict]:  # fmt: skip
+    """The model step's training on the settings' Dask cluster: the search as tasks, and
+    lightgbm.dask above the spec's row threshold. Returns the frames the rest of the step
+    reads (the training rows bounded to a sample above the threshold: no process here holds
+    them all), the model, its seconds and what ran where. A cluster that cannot be reached or
+    a worker lost mid-training fails the step: nothing is saved, nothing promoted."""
+    settings = warehouse.settings
+    splits = training_set["splits"]
+    threshold = cluster.training_rows(spec, settings.value("dask_training_rows"))
+    started = time.perf_counter()
+    try:
+        with cluster.connect(settings.value("dask_cluster")) as client:
+            trained, where = cluster.train(
+                client, spec, splits["train"], splits["valid"],
+                budget=settings.budget(spec, run_budget),
+                half_life_days=training_set.get("half_life_days", 0),
+                end=date.fromisoformat(splits["train"]["window"][1]), min_rows=threshold,
+            )  # fmt: skip
+    except (cluster.ClusterUnreachable, cluster.DistributedTrainingFailed) as exc:
+        raise dg.Failure(str(exc)) from exc
+    seconds = time.perf_counter() - started
+    context.log.info(f"{spec.name}: trained on the Dask cluster ({where})")
+    frames = {"train": cluster.read_sample(splits["train"], cluster.SEARCH_ROWS),
+              "valid": read_snapshot(splits["valid"])}  # fmt: skip
+    return frames, trained, seconds, where
 
 
 def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
@@ -281,7 +319,22 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         frames = {n: read_snapshot(training_set["splits"][n]) for n in SPLITS}
         booster = load_model(home, model["sha256"])
         y = {n: training.label(spec, f) for n, f in frames.items()}
-        pred = {n: training.predict(booster, spec, frames[n]) for n in ("valid", "test")}
+        pred = {"valid": training.predict(booster, spec, frames["valid"])}
+        setting = warehouse.settings.value("dask_cluster")
+        rows = cluster.training_rows(spec, warehouse.settings.value("dask_training_rows"))
+        if setting and rows and len(frames["test"]) >= rows:
+            # A long test window is scored slice by slice on the cluster, as a long window
+            # of predictions would be: the same numbers (the smoke-test gate re-scores its
+            # rows here and compares).
+            try:
+                with cluster.connect(setting) as client:
+                    pred["test"] = cluster.score(client, spec, artifacts.load_model_text(
+                        home, model["sha256"]), training_set["splits"]["test"])  # fmt: skip
+            except (cluster.ClusterUnreachable, cluster.DistributedTrainingFailed) as exc:
+                raise dg.Failure(str(exc)) from exc
+            context.log.info(f"{spec.name}: test window scored on the Dask cluster")
+        else:
+            pred["test"] = training.predict(booster, spec, frames["test"])
         base = {n: training.baseline(spec, frames["train"], frames[n]) for n in ("valid", "test")}
         threshold = None
         if spec.task == "binary":

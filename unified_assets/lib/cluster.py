@@ -1,0 +1,430 @@
+"""The heavy model steps on a Dask cluster (the optional `.[dask]` extra).
+
+With a cluster configured (`UNIFIED_ASSETS_DASK_CLUSTER`: a scheduler address, or `local:N`
+for N local worker processes), a model's search runs its trials side by side as Dask tasks,
+each an ordinary LightGBM training on a worker that reads the training snapshot's Parquet; a
+training set larger than the spec's row threshold trains with `lightgbm.dask` over that
+snapshot cut into row slices spread over the workers, so no process holds all of it; and a
+long window is scored slice by slice on the workers. Without a cluster nothing here runs.
+
+Nothing is pickled to disk: the workers return model text (LightGBM's own format) and
+predictions; the driver stores the model by sha256 as a local training does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import urlsplit
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from unified_assets.lib import training
+from unified_assets.lib.models import ModelSpec, Rolling
+
+LOCAL = "local:"
+THREADS_PER_WORKER = 2  # LightGBM's Dask guide asks for at least two threads a worker
+CONNECT_TIMEOUT_S = 10.0
+# Rows of a training set from which a model trains with lightgbm.dask rather than on one
+# worker, per spec; 0: never (the forecaster has a few thousand rows). Others: the default.
+TRAINING_ROWS = {
+    "delay_classifier": 1_000_000,
+    "arrival_delay_regressor": 1_000_000,
+    "departures_forecaster": 0,
+}
+DEFAULT_TRAINING_ROWS = 1_000_000
+# Above the threshold, each search trial reads at most this many training rows (every k-th):
+# the search picks parameters and rounds, the distributed training then uses every row.
+SEARCH_ROWS = 500_000
+# One lightgbm.dask training at a time on a cluster: concurrent ones are known to hang.
+TRAINING_LOCK = "unified_assets/lightgbm-dask"
+NETWORK_TIMEOUT_MIN = 5  # LightGBM's socket time-out between workers (its default is 120)
+# A local cluster's workers share the host's cores with the driver and each other; OpenMP
+# threads that spin while they wait then steal those cores (measured on 2 busy cores: 50
+# rounds on 12k rows took 16 s with two spinning threads, 0.2 s with passive waiting).
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+class ClusterUnreachable(RuntimeError):
+    """The configured Dask scheduler does not answer."""
+
+
+class DistributedTrainingFailed(RuntimeError):
+    """A training or a trial on the cluster failed (a worker died, a task raised)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the heavy steps run: an existing scheduler, or a LocalCluster of N processes."""
+
+    address: str | None = None
+    local_workers: int = 0
+
+    def describe(self) -> str:
+        return self.address or f"a local cluster of {self.local_workers} worker processes"
+
+
+def parse(setting: str) -> Target | None:
+    """'' -> None (no cluster: today's single process); 'local:N' -> N local workers;
+    'tcp://host:port' or 'host:port' -> that scheduler."""
+    text = (setting or "").strip()
+    if not text:
+        return None
+    if text.startswith(LOCAL):
+        count = text[len(LOCAL):]
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"dask cluster {text!r}: expected local:N with N >= 1 workers")
+        return Target(local_workers=int(count))
+    address = text if "://" in text else f"tcp://{text}"
+    parts = urlsplit(address)
+    if not parts.hostname or not parts.port:
+        raise ValueError(f"dask cluster {text!r}: expected a scheduler address host:port, "
+                         "tcp://host:port, or local:N")  # fmt: skip
+    return Target(address=address)
+
+
+def training_rows(spec: ModelSpec, overrides: str = "") -> int:
+    """Rows from which `spec` trains with lightgbm.dask: `overrides` ('model=rows,...'), else
+    the spec's entry in TRAINING_ROWS, else the default; 0 means never."""
+    for item in filter(None, (p.strip() for p in (overrides or "").split(","))):
+        name, _, rows = item.partition("=")
+        if not rows.strip().isdigit():
+            raise ValueError(f"dask training rows {item!r}: expected model=rows")
+        if name.strip() == spec.name:
+            return int(rows)
+    return TRAINING_ROWS.get(spec.name, DEFAULT_TRAINING_ROWS)
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    parts = urlsplit(address)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ClusterUnreachable(
+            f"the Dask scheduler at {address} cannot be reached ({exc}); check "
+            "UNIFIED_ASSETS_DASK_CLUSTER, or leave it empty to train in this process"
+        ) from exc
+
+
+@contextmanager
+def connect(setting: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator:
+    """A Dask client on the configured cluster; a `local:N` cluster is started here and
+    stopped on exit. An address that does not answer fails at once, naming it."""
+    from distributed import Client, LocalCluster
+
+    target = parse(setting)
+    if target is None:
+        raise ValueError("no Dask cluster is configured")
+    if target.address:
+        _probe(target.address, min(timeout_s, 5.0))
+        try:
+            client = Client(target.address, timeout=timeout_s, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterUnreachable(f"the Dask scheduler at {target.address} did not "
+                                     f"answer within {timeout_s:g} s: {exc}") from exc  # fmt: skip
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    with LocalCluster(n_workers=target.local_workers, threads_per_worker=THREADS_PER_WORKER,
+                      processes=True, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR, env=dict(WORKER_ENV)) as local, \
+            Client(local, set_as_default=False) as client:  # fmt: skip
+        yield client
+
+
+def workers(client) -> list[str]:
+    """The cluster's worker addresses, sorted; an error when there are none."""
+    found = sorted(client.scheduler_info()["workers"])
+    if not found:
+        raise DistributedTrainingFailed(f"the Dask cluster at {client.scheduler.address} "
+                                        "has no workers")  # fmt: skip
+    return found
+
+
+# -- snapshots read on workers -------------------------------------------------------------
+def verify(ref: dict) -> None:
+    """Refuse a dataset snapshot whose bytes no longer hash to its recorded sha256 (read in
+    chunks: the driver never loads the frame to check it)."""
+    digest = hashlib.sha256()
+    with open(ref["path"], "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != ref["sha256"]:
+        raise training_integrity_error(ref, digest.hexdigest())
+
+
+def training_integrity_error(ref: dict, actual: str) -> Exception:
+    from unified_assets.lib.artifacts import ArtifactIntegrityError
+
+    return ArtifactIntegrityError(f"dataset {ref['path']} changed: sha256 {actual}, "
+                                  f"expected {ref['sha256']}")  # fmt: skip
+
+
+def slices(path: str, parts: int) -> list[tuple[int, int, int]]:
+    """The snapshot cut into about `parts` slices (row group, first row, end row) of similar
+    size, none crossing a row group, so a worker reads at most one row group at a time."""
+    meta = pq.ParquetFile(path).metadata
+    total = meta.num_rows
+    size = max(1, -(-total // max(1, parts)))
+    out = []
+    for group in range(meta.num_row_groups):
+        rows = meta.row_group(group).num_rows
+        for start in range(0, rows, size):
+            out.append((group, start, min(rows, start + size)))
+    return out
+
+
+def read_slice(path: str, group: int, start: int, stop: int, step: int = 1) -> pd.DataFrame:
+    """Rows [start, stop) of one row group (every `step`-th), as pandas."""
+    table = pq.ParquetFile(path).read_row_group(group)
+    return table.slice(start, stop - start).to_pandas().iloc[::step].reset_index(drop=True)
+
+
+def read_sample(ref: dict, max_rows: int) -> pd.DataFrame:
+    """The snapshot whole when it has at most `max_rows` rows, else every k-th row of it,
+    read row group by row group."""
+    meta = pq.ParquetFile(ref["path"]).metadata
+    step = max(1, -(-meta.num_rows // max_rows))
+    if step == 1:
+        return pd.read_parquet(ref["path"])
+    frames = [read_slice(ref["path"], g, 0, meta.row_group(g).num_rows, step)
+              for g in range(meta.num_row_groups)]  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+def categories(path: str, spec: ModelSpec) -> dict[str, list[str]]:
+    """Every value of each categorical feature in the snapshot, sorted as pandas sorts a
+    column's categories: each slice then codes them alike, as one frame would."""
+    found: dict[str, set] = {c: set() for c in spec.categorical}
+    file = pq.ParquetFile(path)
+    for group in range(file.metadata.num_row_groups):
+        table = file.read_row_group(group, columns=list(spec.categorical))
+        for column in spec.categorical:
+            values = pc.unique(table[column].cast("string")).drop_null().to_pylist()
+            found[column].update(values)
+    return {c: sorted(v) for c, v in found.items()}
+
+
+def _weights(spec: ModelSpec, frame: pd.DataFrame, half_life_days: int,
+             end: date | None) -> np.ndarray | None:  # fmt: skip
+    if not half_life_days or end is None:
+        return None
+    return Rolling(half_life_days=half_life_days).weights(frame[spec.date_column], end)
+
+
+def _part(spec: ModelSpec, path: str, group: int, start: int, stop: int,
+          cats: dict[str, list[str]], half_life_days: int, end: date | None) -> dict:  # fmt: skip
+    """One slice of the training snapshot as lightgbm.dask takes it (runs on a worker)."""
+    frame = read_slice(path, group, start, stop)
+    x, y, _ = training.inputs(spec, frame)
+    for column, values in cats.items():
+        x[column] = pd.Categorical(frame[column].astype("string"), categories=values)
+    w = _weights(spec, frame, half_life_days, end)
+    return {"x": x, "y": pd.Series(y, name="y"),
+            "w": pd.Series(w if w is not None else np.ones(len(frame)), name="w")}  # fmt: skip
+
+
+# -- the search: trials as tasks -----------------------------------------------------------
+def _trial(spec: ModelSpec, number: int, params: dict, seed: int, train_ref: dict,
+           valid_ref: dict, half_life_days: int, end: date | None,
+           max_rows: int) -> dict:  # fmt: skip
+    """One search trial on a worker: reads the snapshots, trains, returns the model text."""
+    verify(train_ref)
+    verify(valid_ref)
+    train = read_sample(train_ref, max_rows)
+    valid = pd.read_parquet(valid_ref["path"])
+    x_train, y_train, _ = training.inputs(spec, train)
+    x_valid, _, valid_offset = training.inputs(spec, valid)
+    booster, full, record = training.fit_trial(
+        spec, number, params, seed, x_train, y_train, _weights(spec, train, half_life_days, end),
+        x_valid, training.label(spec, valid), valid_offset,
+    )  # fmt: skip
+    record["rows"] = len(train)
+    return {"record": record, "params": full,
+            "text": booster.model_to_string(num_iteration=record["best_iteration"])}  # fmt: skip
+
+
+def search(client, spec: ModelSpec, train_ref: dict, valid_ref: dict, budget: int = 0,
+           seed: int = 13, half_life_days: int = 0, end: date | None = None,
+           max_rows: int = SEARCH_ROWS) -> training.Trained:  # fmt: skip
+    """The seeded search of `training.train`, its trials side by side as Dask tasks; the same
+    trials, the same choice (on all rows, the same model as a local search). A trial whose
+    worker dies is run again by Dask (up to its `allowed-failures`)."""
+    verify(train_ref)
+    verify(valid_ref)
+    run = uuid.uuid4().hex[:8]
+    futures = [
+        client.submit(_trial, spec, number, params, seed, train_ref, valid_ref, half_life_days,
+                      end, max_rows, key=f"trial-{spec.name}-{number}-{run}", pure=False)
+        for number, params in enumerate(training.trial_params(spec, budget, seed))
+    ]  # fmt: skip
+    try:
+        results = client.gather(futures)
+    except Exception as exc:
+        raise DistributedTrainingFailed(
+            f"{spec.name}: a search trial failed on the Dask cluster at "
+            f"{client.scheduler.address}: {type(exc).__name__}: {exc}") from exc  # fmt: skip
+    finally:
+        for future in futures:
+            future.release()
+    best = None
+    for result in results:
+        if training.better(spec, result["record"]["valid_score"], best and best["score"]):
+            best = {"score": result["record"]["valid_score"], **result}
+    text = best["text"]
+    return training.Trained(lgb.Booster(model_str=text), best["params"],
+                            best["record"]["best_iteration"], best["score"],
+                            [r["record"] for r in results], text=text)  # fmt: skip
+
+
+# -- distributed training -------------------------------------------------------------------
+def train_distributed(client, spec: ModelSpec, train_ref: dict, valid: pd.DataFrame,
+                      params: dict, rounds: int, half_life_days: int = 0,
+                      end: date | None = None, parts_per_worker: int = 2
+                      ) -> tuple[training.Trained, dict]:  # fmt: skip
+    """`params` trained for `rounds` rounds with lightgbm.dask over the training snapshot cut
+    into slices, each slice loaded by the worker it is pinned to (every worker holds data).
+    Returns the model (scored on the validation window here) and what ran where."""
+    import dask.dataframe as dd
+    import lightgbm.dask as lgb_dask
+
+    verify(train_ref)
+    path = train_ref["path"]
+    names = workers(client)
+    cuts = slices(path, parts_per_worker * len(names))
+    cats = categories(path, spec)
+    run = uuid.uuid4().hex[:8]
+    parts = [client.submit(_part, spec, path, *cut, cats, half_life_days, end,
+                           workers=[names[i % len(names)]], allow_other_workers=False,
+                           key=f"slice-{spec.name}-{i}-{run}", pure=False)
+             for i, cut in enumerate(cuts)]  # fmt: skip
+
+    def column(name: str) -> list:
+        return [client.submit(lambda p, n=name: p[n], part, workers=[names[i % len(names)]],
+                              key=f"slice-{name}-{spec.name}-{i}-{run}", pure=False)
+                for i, part in enumerate(parts)]  # fmt: skip
+
+    x_parts, y_parts, w_parts = column("x"), column("y"), column("w")
+    meta_x = client.submit(lambda p: p["x"].iloc[:0], parts[0], pure=False).result()
+    x = dd.from_delayed(x_parts, meta=meta_x)
+    y = dd.from_delayed(y_parts, meta=pd.Series([], dtype="float64", name="y"))
+    w = dd.from_delayed(w_parts, meta=pd.Series([], dtype="float64", name="w"))
+    model_class = lgb_dask.DaskLGBMClassifier if spec.task == "binary" else \
+        lgb_dask.DaskLGBMRegressor  # fmt: skip
+    settings = {k: v for k, v in params.items() if k != "num_threads"}
+    settings |= {"time_out": NETWORK_TIMEOUT_MIN}
+    model = model_class(client=client, n_estimators=rounds, **settings)
+    started = time.perf_counter()
+    try:
+        model.fit(x, y, sample_weight=w, categorical_feature=list(spec.categorical))
+    except Exception as exc:
+        free_networks(client)  # a failed fit leaves the survivors' LightGBM network set up
+        raise DistributedTrainingFailed(
+            f"{spec.name}: lightgbm.dask training on the Dask cluster at "
+            f"{client.scheduler.address} failed: {type(exc).__name__}: {exc}") from exc  # fmt: skip
+    finally:
+        for future in parts + x_parts + y_parts + w_parts:
+            future.release()
+    seconds = time.perf_counter() - started
+    booster = model.to_local().booster_
+    text = booster.model_to_string()
+    booster = lgb.Booster(model_str=text)
+    x_valid, _, offset = training.inputs(spec, valid)
+    score = training._score(spec, training.label(spec, valid),
+                            booster.predict(x_valid) + offset)  # fmt: skip
+    record = {"trial": "distributed", "params": {k: v for k, v in params.items()
+                                                 if k not in ("seed", "deterministic",
+                                                              "force_row_wise", "verbose",
+                                                              "num_threads")},
+              "best_iteration": rounds, "valid_score": score,
+              "seconds": round(seconds, 3)}  # fmt: skip
+    trained = training.Trained(booster, params, rounds, score, [record], text=text)
+    where = {"mode": "lightgbm.dask", "workers": len(names), "partitions": len(cuts),
+             "rows": int(pq.ParquetFile(path).metadata.num_rows)}  # fmt: skip
+    return trained, where
+
+
+def train(client, spec: ModelSpec, train_ref: dict, valid_ref: dict, budget: int = 0,
+          seed: int = 13, half_life_days: int = 0, end: date | None = None,
+          min_rows: int | None = None) -> tuple[training.Trained, dict]:  # fmt: skip
+    """A model trained on the cluster: the search as tasks; then, when the training set has
+    at least `min_rows` rows (the spec's threshold), the best trial's parameters and rounds
+    trained again with lightgbm.dask on every row. Returns the model and what ran where."""
+    from distributed import Lock
+
+    threshold = training_rows(spec) if min_rows is None else min_rows
+    rows = int(pq.ParquetFile(train_ref["path"]).metadata.num_rows)
+    distributed = bool(threshold) and rows >= threshold
+    # LightGBM's network is global to a worker process: while a lightgbm.dask training runs,
+    # any other training in the same process would join it. One training at a time on the
+    # cluster, then, from a clean state.
+    with client.as_current(), Lock(TRAINING_LOCK):
+        free_networks(client)
+        searched = search(client, spec, train_ref, valid_ref, budget, seed, half_life_days,
+                          end, max_rows=SEARCH_ROWS if distributed else max(rows, 1))  # fmt: skip
+        where = {"mode": "search", "workers": len(workers(client)), "rows": rows,
+                 "trials": len(searched.trials), "distributed_from_rows": threshold}  # fmt: skip
+        if not distributed:
+            return searched, where
+        valid = pd.read_parquet(valid_ref["path"])
+        trained, ran = train_distributed(client, spec, train_ref, valid, searched.params,
+                                         searched.best_iteration, half_life_days, end)  # fmt: skip
+    trained.trials = searched.trials + trained.trials
+    return trained, where | ran
+
+
+def _tiny_model() -> str:
+    """A one-tree model: a handle on LightGBM's process-wide functions."""
+    data = lgb.Dataset(np.arange(8.0).reshape(-1, 1), label=[0, 1] * 4,
+                       params={"verbose": -1, "min_data_in_bin": 1})  # fmt: skip
+    params = {"verbose": -1, "num_threads": 1, "min_data_in_leaf": 1}
+    return lgb.train(params, data, num_boost_round=1).model_to_string()
+
+
+def _free_network(text: str) -> None:
+    lgb.Booster(model_str=text).free_network()
+
+
+def free_networks(client) -> None:
+    """Tear down LightGBM's network set-up in every worker process: a lightgbm.dask training
+    that failed (a peer killed) leaves it in place, and the worker's next ordinary training
+    would then wait for peers that are gone."""
+    client.run(_free_network, _tiny_model())
+
+
+# -- scoring over partitions ---------------------------------------------------------------
+def _score_slice(spec: ModelSpec, text: str, path: str, group: int, start: int,
+                 stop: int) -> np.ndarray:  # fmt: skip
+    return training.predict(lgb.Booster(model_str=text), spec, read_slice(path, group, start,
+                                                                          stop))  # fmt: skip
+
+
+def score(client, spec: ModelSpec, model_text: str, ref: dict,
+          parts_per_worker: int = 2) -> np.ndarray:  # fmt: skip
+    """The snapshot's rows scored slice by slice on the workers, in the snapshot's order:
+    the same numbers as `training.predict` on the whole frame."""
+    verify(ref)
+    cuts = slices(ref["path"], parts_per_worker * len(workers(client)))
+    text = client.scatter(model_text, broadcast=True)
+    futures = [client.submit(_score_slice, spec, text, ref["path"], *cut, pure=False)
+               for cut in cuts]  # fmt: skip
+    try:
+        pieces = client.gather(futures)
+    except Exception as exc:
+        raise DistributedTrainingFailed(f"{spec.name}: scoring on the Dask cluster at "
+                                        f"{client.scheduler.address} failed: {exc}") from exc
+    return np.concatenate(pieces) if pieces else np.array([], dtype=float)
