@@ -157,6 +157,28 @@ def test_the_search_runs_on_the_cluster_records_its_trials_and_finds_the_local_m
     assert manifests.current(remote, MODEL)["version"] == manifests.current(local, MODEL)["version"]
 
 
+def test_a_local_cluster_is_started_and_stopped_by_the_model_step(fresh):
+    import psutil
+
+    home = fresh("local-cluster")
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    result = chain_run(home, SPEC, dask_cluster="local:2")
+    assert result.success, step_error(result)
+    assert model_metadata(home)["cluster"] == {
+        "mode": "search", "workers": 2, "rows": model_metadata(home)["rows"]["train"],
+        "trials": 1, "distributed_from_rows": cluster.training_rows(SPEC)}  # fmt: skip
+    deadline = time.monotonic() + 30  # the workers are gone once the step is done
+    while time.monotonic() < deadline:
+        left = [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)
+                if p.pid not in before]  # fmt: skip
+        # multiprocessing's resource tracker stays for this process's life: not a worker
+        left = [c for c in left if "resource_tracker" not in c]
+        if not left:
+            break
+        time.sleep(0.2)
+    assert not left
+
+
 def test_distributed_training_passes_the_gates_close_to_local_and_scores_identically(
     fresh, dask_client, record_property
 ):
