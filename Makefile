@@ -9,10 +9,14 @@ export DAGSTER_HOME ?= $(UNIFIED_ASSETS_HOME)/dagster_home
 
 .PHONY: setup run test lint ui serve bench clean
 
+# pip's own notices go to .venv/install.log; they are shown only when the install fails.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,dask]'
+	@echo "installing the project and its extras into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install --upgrade pip > $(VENV)/install.log 2>&1 \
+		|| (cat $(VENV)/install.log; exit 1)
+	@$(BIN)/python -m pip install -e '.[dev,postgres,dask]' >> $(VENV)/install.log 2>&1 \
+		|| (cat $(VENV)/install.log; exit 1)
 	touch $(STAMP)
 
 setup: $(STAMP)
