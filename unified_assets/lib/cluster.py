@@ -226,10 +226,27 @@ def _weights(spec: ModelSpec, frame: pd.DataFrame, half_life_days: int,
     return Rolling(half_life_days=half_life_days).weights(frame[spec.date_column], end)
 
 
-def _part(spec: ModelSpec, path: str, group: int, start: int, stop: int,
-          cats: dict[str, list[str]], half_life_days: int, end: date | None) -> dict:  # fmt: skip
-    """One slice of the training snapshot as lightgbm.dask takes it (runs on a worker)."""
-    frame = read_slice(path, group, start, stop)
+def read_share(path: str, share: int, shares: int) -> pd.DataFrame:
+    """Every `shares`-th row of the snapshot from row `share` on, read row group by row group:
+    a worker's part of the training set, spread over the whole period (contiguous blocks would
+    give each worker other weeks, hence other histogram bins, and a model that depends on
+    which worker LightGBM ranks first)."""
+    file = pq.ParquetFile(path)
+    frames, offset = [], 0
+    for group in range(file.metadata.num_row_groups):
+        rows = file.metadata.row_group(group).num_rows
+        first = (share - offset) % shares
+        table = file.read_row_group(group)
+        frames.append(table.to_pandas().iloc[first::shares])
+        del table
+        offset += rows
+    return pd.concat(frames, ignore_index=True)
+
+
+def _part(spec: ModelSpec, path: str, share: int, shares: int, cats: dict[str, list[str]],
+          half_life_days: int, end: date | None) -> dict:  # fmt: skip
+    """One worker's share of the training snapshot as lightgbm.dask takes it (on the worker)."""
+    frame = read_share(path, share, shares)
     x, y, _ = training.inputs(spec, frame)
     for column, values in cats.items():
         x[column] = pd.Categorical(frame[column].astype("string"), categories=values)
@@ -294,10 +311,10 @@ def search(client, spec: ModelSpec, train_ref: dict, valid_ref: dict, budget: in
 # -- distributed training -------------------------------------------------------------------
 def train_distributed(client, spec: ModelSpec, train_ref: dict, valid: pd.DataFrame,
                       params: dict, rounds: int, half_life_days: int = 0,
-                      end: date | None = None, parts_per_worker: int = 2
-                      ) -> tuple[training.Trained, dict]:  # fmt: skip
-    """`params` trained for `rounds` rounds with lightgbm.dask over the training snapshot cut
-    into slices, each slice loaded by the worker it is pinned to (every worker holds data).
+                      end: date | None = None) -> tuple[training.Trained, dict]:  # fmt: skip
+    """`params` trained for `rounds` rounds with lightgbm.dask over the training snapshot,
+    each worker loading one interleaved share of its rows (every worker holds data, one part
+    each, so the parts' order and LightGBM's ranks do not change the data a rank sees).
     Returns the model (scored on the validation window here) and what ran where."""
     import dask.dataframe as dd
     import lightgbm.dask as lgb_dask
@@ -305,13 +322,12 @@ def train_distributed(client, spec: ModelSpec, train_ref: dict, valid: pd.DataFr
     verify(train_ref)
     path = train_ref["path"]
     names = workers(client)
-    cuts = slices(path, parts_per_worker * len(names))
     cats = categories(path, spec)
     run = uuid.uuid4().hex[:8]
-    parts = [client.submit(_part, spec, path, *cut, cats, half_life_days, end,
-                           workers=[names[i % len(names)]], allow_other_workers=False,
-                           key=f"slice-{spec.name}-{i}-{run}", pure=False)
-             for i, cut in enumerate(cuts)]  # fmt: skip
+    parts = [client.submit(_part, spec, path, i, len(names), cats, half_life_days, end,
+                           workers=[name], allow_other_workers=False,
+                           key=f"share-{spec.name}-{i}-{run}", pure=False)
+             for i, name in enumerate(names)]  # fmt: skip
 
     def column(name: str) -> list:
         return [client.submit(lambda p, n=name: p[n], part, workers=[names[i % len(names)]],
@@ -326,7 +342,12 @@ def train_distributed(client, spec: ModelSpec, train_ref: dict, valid: pd.DataFr
     model_class = lgb_dask.DaskLGBMClassifier if spec.task == "binary" else \
         lgb_dask.DaskLGBMRegressor  # fmt: skip
     settings = {k: v for k, v in params.items() if k != "num_threads"}
-    settings |= {"time_out": NETWORK_TIMEOUT_MIN}
+    # Ranks in the workers' sorted order, share i on rank i: the same data for each rank
+    # whatever order Dask lists the parts in. Each worker names a port it found free, as
+    # lightgbm.dask does itself when `machines` is not given.
+    ports = client.run(_free_port)
+    machines = ",".join(f"{urlsplit(name).hostname}:{ports[name]}" for name in names)
+    settings |= {"time_out": NETWORK_TIMEOUT_MIN, "machines": machines}
     model = model_class(client=client, n_estimators=rounds, **settings)
     started = time.perf_counter()
     try:
@@ -353,7 +374,7 @@ def train_distributed(client, spec: ModelSpec, train_ref: dict, valid: pd.DataFr
               "best_iteration": rounds, "valid_score": score,
               "seconds": round(seconds, 3)}  # fmt: skip
     trained = training.Trained(booster, params, rounds, score, [record], text=text)
-    where = {"mode": "lightgbm.dask", "workers": len(names), "partitions": len(cuts),
+    where = {"mode": "lightgbm.dask", "workers": len(names), "partitions": len(parts),
              "rows": int(pq.ParquetFile(path).metadata.num_rows)}  # fmt: skip
     return trained, where
 
@@ -387,6 +408,12 @@ def train(client, spec: ModelSpec, train_ref: dict, valid_ref: dict, budget: int
     return trained, where | ran
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
 def _tiny_model() -> str:
     """A one-tree model: a handle on LightGBM's process-wide functions."""
     data = lgb.Dataset(np.arange(8.0).reshape(-1, 1), label=[0, 1] * 4,
@@ -402,8 +429,9 @@ def _free_network(text: str) -> None:
 def free_networks(client) -> None:
     """Tear down LightGBM's network set-up in every worker process: a lightgbm.dask training
     that failed (a peer killed) leaves it in place, and the worker's next ordinary training
-    would then wait for peers that are gone."""
-    client.run(_free_network, _tiny_model())
+    would then wait for peers that are gone. A worker that just died is skipped (its
+    replacement starts clean)."""
+    client.run(_free_network, _tiny_model(), on_error="ignore")
 
 
 # -- scoring over partitions ---------------------------------------------------------------
