@@ -17,7 +17,7 @@ import pytest
 
 from unified_assets.defs.factory import build_model_assets
 from unified_assets.defs.resources import Settings, build_resources
-from unified_assets.lib import config, features, models, warehouse
+from unified_assets.lib import config, features, landing, models, warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_LAYERS = dg.AssetSelection.groups("raw", "warehouse", "marts")
@@ -47,6 +47,16 @@ def first_key(asset) -> dg.AssetKey:
 def data_and_feature_assets() -> list:
     layers = ("landing", "raw", "warehouse", "marts", "features")
     return [a for a in all_assets() if first_key(a).path[0] in layers]
+
+
+def featured_copy(template: Path, home: Path, days: tuple[str, str]) -> Path:
+    """A copy of the landed `template` at `home` with `days` (first, last) landed and built up
+    to the feature tables: what a model's windows read."""
+    shutil.copytree(template, home)
+    landing.land(home, through=date.fromisoformat(days[1]))
+    assert run_assets(home, data_and_feature_assets(), selection=FEATURES_UP, start=days[0],
+                      end=days[1]).success  # fmt: skip
+    return home
 
 
 def run_assets(

@@ -26,14 +26,12 @@ from unified_assets.defs.partitions import daily
 from unified_assets.lib import artifacts, landing, manifests
 from unified_assets_tests import train_small
 from unified_assets_tests.helpers import (
-    FEATURES_UP,
     POOL_LIMIT_1,
     REPO,
-    data_and_feature_assets,
     data_rows,
+    featured_copy,
     query,
     run,
-    run_assets,
     scalar,
 )
 
@@ -167,12 +165,7 @@ def test_a_partition_write_killed_then_run_again(built, point, selection):
 def featured_14(tmp_path_factory, landed_template) -> Path:
     """Jan 1-14 landed and built up to the feature tables (the small model's windows)."""
     home = tmp_path_factory.mktemp("featured14") / "home"
-    shutil.copytree(landed_template, home)
-    landing.land(home, through=date.fromisoformat(train_small.FEATURE_DAYS[1]))
-    start, end = train_small.FEATURE_DAYS
-    assert run_assets(home, data_and_feature_assets(), selection=FEATURES_UP, start=start,
-                      end=end).success  # fmt: skip
-    return home
+    return featured_copy(landed_template, home, train_small.FEATURE_DAYS)
 
 
 def model_store(home: Path) -> dict[str, set[str]]:
