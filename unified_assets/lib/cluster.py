@@ -13,6 +13,7 @@ predictions; the driver stores the model by sha256 as a local training does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import socket
@@ -259,7 +260,11 @@ def _part(spec: ModelSpec, path: str, share: int, shares: int, cats: dict[str, l
 def _trial(spec: ModelSpec, number: int, params: dict, seed: int, train_ref: dict,
            valid_ref: dict, half_life_days: int, end: date | None,
            max_rows: int) -> dict:  # fmt: skip
-    """One search trial on a worker: reads the snapshots, trains, returns the model text."""
+    """One search trial on a worker: reads the snapshots, trains, returns the model text.
+    It first clears any LightGBM network a distributed training left in this process (one
+    whose peer was killed may still hold it; an ordinary training would then fail on a
+    broken socket)."""
+    _free_network(_tiny_model_here())
     verify(train_ref)
     verify(valid_ref)
     train = read_sample(train_ref, max_rows)
@@ -420,6 +425,12 @@ def _tiny_model() -> str:
                        params={"verbose": -1, "min_data_in_bin": 1})  # fmt: skip
     params = {"verbose": -1, "num_threads": 1, "min_data_in_leaf": 1}
     return lgb.train(params, data, num_boost_round=1).model_to_string()
+
+
+@functools.cache
+def _tiny_model_here() -> str:
+    """`_tiny_model`, made once per worker process."""
+    return _tiny_model()
 
 
 def _free_network(text: str) -> None:
