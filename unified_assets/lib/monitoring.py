@@ -136,19 +136,28 @@ def input_dq(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
 def replace_days(conn: duckdb.DuckDBPyConnection, table: str, model: str, start: date, end: date,
              rows: pd.DataFrame) -> None:  # fmt: skip
     """Replace the model's rows of days [start, end) (caller's transaction)."""
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_DDL[table]})")
+    replace_rows(conn, table, _DDL[table], start, end, rows, model)
+
+
+def replace_rows(conn: duckdb.DuckDBPyConnection, table: str, ddl: str, start: date, end: date,
+                 rows: pd.DataFrame, model: str | None = None) -> None:  # fmt: skip
+    """Replace a monitoring table's rows of days [start, end), of one model or of all
+    (caller's transaction); the table is made from `ddl`, and a table made before one of its
+    columns existed gets it."""
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
     present = {c[0] for c in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
-    for column in _DDL[table].split(", "):  # a table made before the column existed gets it
+    for column in ddl.split(", "):
         if column.split()[0] not in present:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}")
-    conn.execute(f"DELETE FROM {table} WHERE model = $m AND day >= $s AND day < $e",
-                 {"m": model, "s": start, "e": end})  # fmt: skip
+    which = "" if model is None else "model = $m AND "
+    conn.execute(f"DELETE FROM {table} WHERE {which}day >= $s AND day < $e",
+                 {"s": start, "e": end} | ({} if model is None else {"m": model}))  # fmt: skip
     if rows.empty:
         return
     conn.register("_monitoring_rows", rows)
     try:
         # the table's columns the rows have (a writer that predates a column leaves it null)
-        columns = [c.split()[0] for c in _DDL[table].split(", ") if c.split()[0] in rows]
+        columns = [c.split()[0] for c in ddl.split(", ") if c.split()[0] in rows]
         conn.execute(f"INSERT INTO {table} BY NAME SELECT {', '.join(columns)} "
                      "FROM _monitoring_rows")  # fmt: skip
     finally:

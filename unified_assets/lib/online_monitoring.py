@@ -17,6 +17,7 @@ import pandas as pd
 from unified_assets.lib import drift
 from unified_assets.lib.evaluation import auc, mae
 from unified_assets.lib.models import SPECS
+from unified_assets.lib.monitoring import replace_rows
 from unified_assets.lib.warehouse import table_exists
 
 PREDICTIONS = "monitoring.online_predictions"
@@ -129,25 +130,12 @@ def record(conn: duckdb.DuckDBPyConnection, log_rows: pd.DataFrame, start: date,
     served version's drift reference (None: no drift measured)."""
     rows = _flatten(log_rows)
     summary = _summary(conn, rows) if len(rows) else pd.DataFrame()
-    _replace(conn, PREDICTIONS, _PREDICTION_COLUMNS, rows, start, end)
+    replace_rows(conn, PREDICTIONS, _PREDICTION_COLUMNS, start, end, rows)
     if len(summary) and reference_of is not None:
         judged = online_drift(conn, summary, reference_of, policy or drift.DriftPolicy())
         summary = summary.merge(judged, on=["day", "model", "model_version"], how="left")
-    _replace(conn, DAILY, _DAILY_COLUMNS, summary, start, end)
+    replace_rows(conn, DAILY, _DAILY_COLUMNS, start, end, summary)
     return len(rows), summary
-
-
-def _replace(conn, table: str, columns: str, frame: pd.DataFrame, start: date, end: date):
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
-    present = {c[0] for c in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
-    for column in columns.split(", "):  # a table made before the column existed gets it
-        if column.split()[0] not in present:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-    conn.execute(f"DELETE FROM {table} WHERE day >= $s AND day < $e", {"s": start, "e": end})
-    if len(frame):
-        conn.register("_rows", frame)
-        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-        conn.unregister("_rows")
 
 
 def online_drift(conn: duckdb.DuckDBPyConnection, summary: pd.DataFrame, reference_of,
