@@ -181,6 +181,38 @@ def test_bad_input_gets_a_clear_answer(server):
     assert 'unified_assets_online_errors_total{model="unknown",status="404"} 1.0' in metrics
 
 
+def test_a_large_request_does_not_hold_up_small_ones(server):
+    """A 10,000-flight request scores in a worker thread: single flights sent while it runs
+    are answered long before it is."""
+    url, flight = server["url"], _flights(server["home"], DAY, limit=1)[0]
+    day = _flights(server["home"], DAY)
+    big = {"flights": (day * (10_000 // len(day) + 1))[:10_000]}
+    with httpx.Client(base_url=url, timeout=60) as alone:
+        started = time.perf_counter()
+        assert _predict(alone, big).status_code == 200
+        big_alone = time.perf_counter() - started
+    done: dict[str, float] = {}
+
+    def send_big() -> None:
+        with httpx.Client(base_url=url, timeout=60) as own:
+            assert _predict(own, big).status_code == 200
+            done["big"] = time.perf_counter()
+
+    sender = threading.Thread(target=send_big)
+    sender.start()
+    time.sleep(big_alone / 4)  # the big body is in and being scored
+    singles = []
+    with httpx.Client(base_url=url, timeout=60) as small:
+        for _ in range(3):
+            sent = time.perf_counter()
+            assert _predict(small, {"flights": [flight]}).status_code == 200
+            singles.append(time.perf_counter() - sent)
+            done["small"] = time.perf_counter()
+    sender.join()
+    assert done["small"] < done["big"], (singles, big_alone)
+    assert max(singles) < big_alone / 2, (singles, big_alone)
+
+
 def test_models_health_ready_docs(server):
     client = server["client"]
     assert client.get("/health").json() == {"status": "ok"}

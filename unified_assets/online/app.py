@@ -3,7 +3,8 @@
 The predict route is the hot path: it validates the raw body once with pydantic-core
 (`PredictRequest.model_validate_json`, the same rules and the same 422 naming the field as a
 declared body) and answers with JSON bytes from `pydantic_core.to_json`, skipping FastAPI's
-`jsonable_encoder`. Its request and response schemas are still in the OpenAPI document."""
+`jsonable_encoder`. Its request and response schemas are still in the OpenAPI document.
+Bodies over `INLINE_BYTES` are scored in a worker thread so they do not stall the loop."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 Carrier = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2}$")]
 Airport = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3}$")]
 Value = float | int | bool | str | None
+# a body larger than this (about 500 flights) is scored in a worker thread, so a 10,000-row
+# request does not hold up the single-flight requests behind it
+INLINE_BYTES = 64 * 1024
 
 
 class Flight(BaseModel):
@@ -254,11 +259,16 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def predict(request: Request, model: str) -> Response:
         """Score flights (or forecasts, or feature rows) with the model's promoted version."""
         started = time.perf_counter()
-        label = model if model in SPECS else "unknown"
         raw = await request.body()
         if not _is_json(request.headers.get("content-type")):
             return invalid_body(model, [{"loc": ("body",), "msg": "the body must be JSON "
                                          "(content-type: application/json)"}])  # fmt: skip
+        if len(raw) > INLINE_BYTES:  # a big request scores in a thread; small ones go on
+            return await run_in_threadpool(answer, model, raw, started)
+        return answer(model, raw, started)
+
+    def answer(model: str, raw: bytes, started: float) -> Response:
+        label = model if model in SPECS else "unknown"
         try:
             body = PredictRequest.model_validate_json(raw)
         except ValidationError as exc:
