@@ -23,8 +23,11 @@ def history_bytes(home) -> dict[str, bytes]:
 
 
 def test_promoted_then_rejected(tmp_path):
+    assert not manifests.last_rejected(tmp_path, MODEL)
     first = manifests.record(tmp_path, MODEL, manifest("a" * 64, auc=0.71))
+    assert not manifests.last_rejected(tmp_path, MODEL)
     second = manifests.record(tmp_path, MODEL, manifest("b" * 64, "rejected", auc=0.60))
+    assert manifests.last_rejected(tmp_path, MODEL)  # the retraining sensor retries sooner
     assert first.name < second.name
     assert first.name.endswith(f"-promoted-{'a' * 12}.json")
     assert second.name.endswith(f"-rejected-{'b' * 12}.json")
@@ -88,6 +91,7 @@ def test_rollback_restores_the_previous_promoted_version(tmp_path):
     assert (event["from_version"], event["to_version"]) == ("v2", "v1")
     assert event["reason"] == "drift alarm" and event["rolled_back_at"]
     assert len(manifests.history(tmp_path, MODEL)) == 4
+    assert not manifests.last_rejected(tmp_path, MODEL)  # a rollback is not a decision
 
 
 def test_a_rolled_back_version_is_not_restored_by_the_next_rollback(tmp_path):

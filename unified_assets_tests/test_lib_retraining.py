@@ -54,6 +54,23 @@ def test_cooldown_and_one_at_a_time_win_over_drift():
     assert not busy.retrain and "already queued or running" in busy.message
 
 
+def test_after_a_rejected_challenger_the_next_try_comes_after_the_retry_days():
+    """The champion kept by a rejection only grows older: a week, not the cool-down."""
+    history = days([True] * 5)
+    latest = history[-1].day
+
+    def decision(ago: int, rejected: bool):
+        return decide(history, POLICY, floor=0.70, higher_is_better=True,
+                      last_retrain=latest - timedelta(days=ago), in_progress=False,
+                      last_rejected=rejected)  # fmt: skip
+
+    assert POLICY.retry_days == 7 < POLICY.cooldown_days
+    waiting = decision(6, rejected=True)
+    assert not waiting.retrain and "(rejected), 6 of 7 days" in waiting.message
+    assert decision(7, rejected=True).retrain
+    assert not decision(7, rejected=False).retrain  # a promoted one waits the cool-down
+
+
 def test_realized_performance_below_the_floor_triggers():
     decision = auc_decision(days([False] * 7, realized=0.66))
     assert decision.retrain and decision.reason == "performance"

@@ -86,6 +86,11 @@ class Settings(dg.ConfigurableResource):
         default=21,
         description="Scored days between two retrainings of a model.",
     )
+    retrain_retry_days: int = Field(
+        default=7,
+        description="Scored days before a model whose challenger the gates rejected is tried "
+        "again (instead of the cool-down).",
+    )
     retrain_estimate_days: int = Field(
         default=7,
         description="Scored days pooled for the label-free estimate of performance; 0: off.",
@@ -194,6 +199,7 @@ class Settings(dg.ConfigurableResource):
             performance_days=int(self.value("retrain_performance_days")),
             min_performance_days=int(self.value("retrain_min_performance_days")),
             cooldown_days=int(self.value("retrain_cooldown_days")),
+            retry_days=int(self.value("retrain_retry_days")),
             estimate_days=int(self.value("retrain_estimate_days")),
             max_age_days=int(self.value("retrain_max_age_days")),
             min_drift_rows=int(self.value("retrain_min_drift_rows")),

@@ -135,6 +135,12 @@ def history(home: Path, model: str) -> list[dict]:
     ]
 
 
+def last_rejected(home: Path, model: str) -> bool:
+    """Whether the model's latest decision (promoted or rejected) was a rejection."""
+    decided = [e["status"] for e in history(home, model) if e.get("status") in DECISIONS]
+    return bool(decided) and decided[-1] == REJECTED
+
+
 def _serving_stack(entries: list[dict]) -> list[dict]:
     """The promoted manifests still in service, oldest first: a promotion pushes, a rollback
     pops the version it withdrew (and every entry of that version above the one restored)."""

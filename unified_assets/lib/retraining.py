@@ -7,7 +7,9 @@ can say so, when the label-free estimate of its performance (lib/estimation.py) 
 `max_age_days` old, so the loop is never staler than a monthly calendar. A drift verdict
 needs `min_drift_rows` rows behind it (a forecaster's week of three origins says nothing). One
 retraining at a time, and none within `cooldown_days` of the last, so a drifting week asks
-once, not daily.
+once, not daily; after a challenger the gates rejected, the next try comes `retry_days` later
+(the champion only grows older while it waits; a month-long wait cost the regressor in the
+replayed year).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class RetrainPolicy:
     performance_days: int = 7  # matured days pooled for the realized metric
     min_performance_days: int = 4  # fewer matured days than this: no verdict yet
     cooldown_days: int = 21  # scored days between two retrainings of a model
+    retry_days: int = 7  # scored days after a retraining whose challenger was rejected
     estimate_days: int = 7  # scored days pooled for the estimated metric; 0: never on estimates
     max_age_days: int = 30  # days since the serving model's last labelled day; 0: no limit
     min_drift_rows: int = 1000  # rows in the drift window behind a drift verdict
@@ -112,20 +115,25 @@ def decide(
     last_retrain: date | None,
     in_progress: bool,
     serving_as_of: date | None = None,
+    last_rejected: bool = False,
 ) -> Decision:
     """Retrain now, or not, and why, from the model's monitored days in day order.
     `last_retrain`: the monitored day that asked for the last retraining (its as-of day plus
     the label lag), so the cool-down counts scored days for every model alike.
-    `serving_as_of`: the same for the serving model's last labelled day (its age)."""
+    `serving_as_of`: the same for the serving model's last labelled day (its age).
+    `last_rejected`: the gates rejected the last retraining's challenger, so the wait before
+    the next is `retry_days`, not `cooldown_days`."""
     if not days:
         return Decision(False, "", "no monitored day yet")
     latest = days[-1].day
     if in_progress:
         return Decision(False, "", "a retraining of this model is already queued or running")
-    if last_retrain is not None and (latest - last_retrain).days < policy.cooldown_days:
+    wait = policy.retry_days if last_rejected else policy.cooldown_days
+    if last_retrain is not None and (latest - last_retrain).days < wait:
         return Decision(
-            False, "", f"cooling down: last retraining asked on {last_retrain}, "
-            f"{(latest - last_retrain).days} of {policy.cooldown_days} days",
+            False, "", f"cooling down: last retraining asked on {last_retrain}"
+            f"{' (rejected)' if last_rejected else ''}, {(latest - last_retrain).days} of "
+            f"{wait} days",
         )  # fmt: skip
     if days[-1].inputs_broken:
         # A model trained now would learn the broken feed: the response is to fix the feed.

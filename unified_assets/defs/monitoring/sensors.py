@@ -121,9 +121,10 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
         last, busy = last_retrain(context.instance, job.name)
         lag = timedelta(days=spec.label_lag_days)  # as-of days, on the monitored days' clock
         serving = serving_as_of(warehouse.home_path, spec)
+        rejected = manifests.last_rejected(warehouse.home_path, spec.name)
         decision = retraining.decide(days, policy, spec.gates.metric_floor,
                                      spec.higher_is_better, last and last + lag, busy,
-                                     serving and serving + lag)  # fmt: skip
+                                     serving and serving + lag, rejected)  # fmt: skip
         if busy:  # look at this day again once the running retraining has finished
             return dg.SkipReason(f"{spec.name}: {decision.message}")
         context.update_cursor(latest)
