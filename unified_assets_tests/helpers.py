@@ -204,3 +204,12 @@ def require_program(name: str, install_hint: str) -> str:
     if os.environ.get(CI_ENV) == "1":
         pytest.fail(f"{message} ({CI_ENV}=1: CI must run this test)", pytrace=False)
     pytest.skip(message)
+
+
+def query_frame(home: Path, sql: str, params=None):
+    """A read-only query of the warehouse as a pandas frame."""
+    conn = warehouse.connect(config.warehouse_path(home), read_only=True)
+    try:
+        return conn.execute(sql, params or []).df()
+    finally:
+        conn.close()

@@ -35,6 +35,8 @@ from unified_assets_tests.helpers import (
     data_and_feature_assets,
     featured_copy,
     materialized,
+    query,
+    query_frame,
     resources_for,
 )
 
@@ -283,3 +285,63 @@ def test_a_run_on_the_dagster_dask_executor_materializes_the_same_assets(fresh, 
     assert materialized(first) | on_dask == materialized(reference)
     assert len(steps) == 3
     assert manifests.current(remote, MODEL)["version"] == manifests.current(local, MODEL)["version"]
+
+
+def serve_run(home: Path, instance: dg.DagsterInstance, **settings) -> dg.ExecuteInProcessResult:
+    """The small classifier's predictions over its test week (seven daily partitions) as one
+    run, with these settings."""
+    chain = build_model_assets(SPEC)
+    days = {"dagster/asset_partition_range_start": "2013-01-22",
+            "dagster/asset_partition_range_end": "2013-01-28"}  # fmt: skip
+    return dg.materialize(
+        data_and_feature_assets() + chain, selection=[chain[4].key], tags=days,
+        resources=resources_for(home, **settings), instance=instance, raise_on_error=False,
+    )
+
+
+def predictions_table(home: Path) -> tuple[list, pd.DataFrame]:
+    """The predictions table's columns and types, and its rows in key order (without the
+    scoring time)."""
+    table = f"serving.{MODEL}_predictions"
+    columns = query(home, f"SELECT column_name, data_type FROM information_schema.columns "
+                          f"WHERE table_schema = 'serving' AND table_name = '{MODEL}_predictions' "
+                          "ORDER BY ordinal_position")  # fmt: skip
+    rows = query_frame(home, f"SELECT * EXCLUDE (scored_at) FROM {table} "
+                             f"ORDER BY {', '.join(SPEC.key)}")  # fmt: skip
+    return columns, rows
+
+
+def test_a_long_window_of_predictions_is_scored_on_the_cluster_as_it_is_here(fresh, dask_client):
+    here = fresh("served-here")
+    assert chain_run(here, SPEC).success  # a promoted model to serve
+    there = here.parent / "served-there"
+    shutil.copytree(here, there)
+    address = dask_client.scheduler.address
+    instance = dg.DagsterInstance.ephemeral()
+    # A week is below the default threshold: scored here, though a cluster is configured.
+    local = serve_run(here, instance, dask_cluster=address)
+    remote = serve_run(there, instance, dask_cluster=address, dask_training_rows=f"{MODEL}=1")
+    assert local.success and remote.success, step_error(remote)
+    key = build_model_assets(SPEC)[4].key
+    local_meta, remote_meta = ([e.materialization.metadata
+                                for e in r.get_asset_materialization_events()
+                                if e.asset_key == key] for r in (local, remote))  # fmt: skip
+    assert len(local_meta) == len(remote_meta) == 7  # one per day of the window
+    assert not any("cluster" in m for m in local_meta)
+    where = remote_meta[0]["cluster"].value
+    assert where["mode"] == "scoring" and where["workers"] == 2 and where["partitions"] >= 2
+    said = [e.user_message for e in instance.all_logs(remote.run_id)
+            if "scored on the Dask cluster" in e.user_message]  # fmt: skip
+    assert said == [f"{MODEL}: {where['rows']} rows scored on the Dask cluster ({where})"]
+    assert not [e for e in instance.all_logs(local.run_id) if "Dask" in e.user_message]
+    (local_columns, local_rows), (remote_columns, remote_rows) = map(predictions_table,
+                                                                     (here, there))  # fmt: skip
+    assert remote_columns == local_columns
+    assert where["rows"] == len(remote_rows) == len(local_rows) > 0
+    days = pd.to_datetime(remote_rows["flight_date"]).dt.date.astype(str)
+    assert days.nunique() == 7 and days.min() == "2013-01-22" and days.max() == "2013-01-28"
+    pd.testing.assert_frame_equal(remote_rows.drop(columns="prediction"),
+                                  local_rows.drop(columns="prediction"))  # fmt: skip
+    assert np.allclose(remote_rows["prediction"], local_rows["prediction"], rtol=0, atol=1e-12)
+    # Nothing is left behind in the artifact store's scoring folder.
+    assert list((artifacts.artifacts_root(there) / "scoring").iterdir()) == []

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import lightgbm as lgb
@@ -160,12 +161,18 @@ def workers(client) -> list[str]:
 def verify(ref: dict) -> None:
     """Refuse a dataset snapshot whose bytes no longer hash to its recorded sha256 (read in
     chunks: the driver never loads the frame to check it)."""
+    actual = file_sha256(ref["path"])
+    if actual != ref["sha256"]:
+        raise training_integrity_error(ref, actual)
+
+
+def file_sha256(path: str | Path) -> str:
+    """A file's sha256, read in chunks."""
     digest = hashlib.sha256()
-    with open(ref["path"], "rb") as f:
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             digest.update(chunk)
-    if digest.hexdigest() != ref["sha256"]:
-        raise training_integrity_error(ref, digest.hexdigest())
+    return digest.hexdigest()
 
 
 def training_integrity_error(ref: dict, actual: str) -> Exception:
@@ -452,10 +459,8 @@ def _score_slice(spec: ModelSpec, text: str, path: str, group: int, start: int,
                                                                           stop))  # fmt: skip
 
 
-def score(client, spec: ModelSpec, model_text: str, ref: dict,
-          parts_per_worker: int = 2) -> np.ndarray:  # fmt: skip
-    """The snapshot's rows scored slice by slice on the workers, in the snapshot's order:
-    the same numbers as `training.predict` on the whole frame."""
+def _map_score(client, spec: ModelSpec, model_text: str, ref: dict,
+               parts_per_worker: int) -> tuple[np.ndarray, int]:  # fmt: skip
     verify(ref)
     cuts = slices(ref["path"], parts_per_worker * len(workers(client)))
     text = client.scatter(model_text, broadcast=True)
@@ -466,4 +471,32 @@ def score(client, spec: ModelSpec, model_text: str, ref: dict,
     except Exception as exc:
         raise DistributedTrainingFailed(f"{spec.name}: scoring on the Dask cluster at "
                                         f"{client.scheduler.address} failed: {exc}") from exc
-    return np.concatenate(pieces) if pieces else np.array([], dtype=float)
+    return (np.concatenate(pieces) if pieces else np.array([], dtype=float)), len(cuts)
+
+
+def score(client, spec: ModelSpec, model_text: str, ref: dict,
+          parts_per_worker: int = 2) -> np.ndarray:  # fmt: skip
+    """The snapshot's rows scored slice by slice on the workers, in the snapshot's order:
+    the same numbers as `training.predict` on the whole frame."""
+    return _map_score(client, spec, model_text, ref, parts_per_worker)[0]
+
+
+def score_query(client, spec: ModelSpec, model_text: str, conn, sql: str, params: dict,
+                folder: Path, parts_per_worker: int = 2) -> tuple[np.ndarray, dict]:  # fmt: skip
+    """The rows of the DuckDB query `sql` scored on the workers, in the query's order: DuckDB
+    writes them to a Parquet file in `folder` (which the workers must reach: the artifact
+    store), the workers score it slice by slice as `score` does, and the file is removed.
+    This process never holds the rows' features, only their predictions. Returns the
+    predictions and what ran where."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{spec.name}-{uuid.uuid4().hex}.parquet"
+    try:
+        quoted = str(path).replace("'", "''")
+        conn.execute(f"COPY ({sql}) TO '{quoted}' (FORMAT parquet)", params)
+        ref = {"path": str(path), "sha256": file_sha256(path)}
+        predictions, parts = _map_score(client, spec, model_text, ref, parts_per_worker)
+    finally:
+        path.unlink(missing_ok=True)
+    where = {"mode": "scoring", "workers": len(workers(client)), "partitions": parts,
+             "rows": len(predictions)}  # fmt: skip
+    return predictions, where

@@ -3,14 +3,17 @@
 import dataclasses
 
 import dagster as dg
+import pandas as pd
 
 from unified_assets.defs.checks import utc_now, window
 from unified_assets.defs.models.assets import key, load_model
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import manifests, training
+from unified_assets.lib import artifacts, cluster, manifests, training
 from unified_assets.lib.models import ModelSpec
 from unified_assets.lib.warehouse import transaction
+
+SCORING = "scoring"  # under the artifact store: a long window's rows while the cluster scores
 
 
 def predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
@@ -43,16 +46,24 @@ def predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             residual_of=current["features"].get("residual_of"),
         )
         start, end = window(context)
+        where = None
         with warehouse.connect() as conn, transaction(conn):
             offset = [served.residual_of] if served.residual_of else []
             columns = list(dict.fromkeys([*spec.key, *served.features, *offset]))
-            frame = conn.execute(
-                f"SELECT {', '.join(columns)} FROM {spec.table} WHERE {spec.date_column} >= $s "
-                f"AND {spec.date_column} < $e ORDER BY {', '.join(spec.key)}",
-                {"s": start, "e": end},
-            ).df()
-            out = frame[list(spec.key)].copy()
-            out["prediction"] = training.predict(booster, served, frame)
+            rows_in = (f"FROM {spec.table} WHERE {spec.date_column} >= $s AND "
+                       f"{spec.date_column} < $e")  # fmt: skip
+            order = f"ORDER BY {', '.join(spec.key)}"
+            if on_cluster(warehouse, spec, conn, rows_in, start, end):
+                out, where = score_on_cluster(
+                    context, warehouse, served, current, conn,
+                    f"SELECT {', '.join(columns)} {rows_in} {order}",
+                    f"SELECT {', '.join(spec.key)} {rows_in} {order}", {"s": start, "e": end},
+                )  # fmt: skip
+            else:
+                frame = conn.execute(f"SELECT {', '.join(columns)} {rows_in} {order}",
+                                     {"s": start, "e": end}).df()  # fmt: skip
+                out = frame[list(spec.key)].copy()
+                out["prediction"] = training.predict(booster, served, frame)
             threshold = current.get("threshold")
             out["predicted_positive"] = (
                 out["prediction"] >= threshold if threshold is not None else None
@@ -68,6 +79,42 @@ def predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={"dagster/row_count": len(out), "model_version": current["version"],
                       "mean_prediction": float(out["prediction"].mean()) if len(out) else None}
+            | ({"cluster": dg.MetadataValue.json(where)} if where is not None else {})
         )  # fmt: skip
 
     return predictions
+
+
+def on_cluster(warehouse: WarehouseResource, spec: ModelSpec, conn, rows_in: str, start,
+               end) -> bool:  # fmt: skip
+    """Whether the run's window is scored on the settings' Dask cluster: one is configured
+    and the window has at least the spec's distributed-training threshold of rows (the rule
+    the evaluation's test window follows)."""
+    settings = warehouse.settings
+    threshold = cluster.training_rows(spec, settings.value("dask_training_rows"))
+    if not settings.value("dask_cluster") or not threshold:
+        return False
+    return conn.execute(f"SELECT count(*) {rows_in}", {"s": start, "e": end}).fetchone()[0] \
+        >= threshold  # fmt: skip
+
+
+def score_on_cluster(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                     served: ModelSpec, current: dict, conn, rows_sql: str, keys_sql: str,
+                     params: dict) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """The window's rows (`rows_sql`) scored slice by slice on the cluster, the same numbers
+    as in this process, beside their keys (`keys_sql`, in the same order) read here. A
+    cluster that cannot be reached or a lost worker fails the step before anything is
+    written."""
+    home = warehouse.home_path
+    text = artifacts.load_model_text(home, current["artifact"]["sha256"])
+    try:
+        with cluster.connect(warehouse.settings.value("dask_cluster")) as client:
+            predictions, where = cluster.score_query(client, served, text, conn, rows_sql,
+                                                     params, artifacts.artifacts_root(home)
+                                                     / SCORING)  # fmt: skip
+    except (cluster.ClusterUnreachable, cluster.DistributedTrainingFailed) as exc:
+        raise dg.Failure(str(exc)) from exc
+    out = conn.execute(keys_sql, params).df()
+    out["prediction"] = predictions
+    context.log.info(f"{served.name}: {len(out)} rows scored on the Dask cluster ({where})")
+    return out, where
