@@ -1,12 +1,11 @@
 """Benchmark: the delay classifier trained on an N-times larger year, in one process and on a
 2-worker Dask LocalCluster, side by side in one run.
 
-Data: 2013 landed and built to `features.flight_features` through September by the bare lib/
-SQL (as bench_ml's bare script does), then the training (Jan-Aug) and validation (September)
-rows written N times over as Parquet snapshots, each copy with its own flight numbers (+10000 k,
-as `bench_ml --scale N` renumbers flights). That is the rows bench_ml's synthetic year gives,
-except for the few features that count traffic (departures per origin and hour), which the
-synthetic year multiplies by N and this copy does not.
+Data: bench_ml's synthetic N-times year (`bench_ml.scale_up`: every flight and plane N times
+over, distinct flight and tail numbers), landed through September, built to
+`features.flight_features` by the bare lib/ SQL (as bench_ml's bare script does), then the
+training (Jan-Aug) and validation (September) windows' labelled rows written as Parquet
+snapshots, in key order, as a training set stores them.
 
 - local: one process reads both snapshots and runs `training.train` (the spec's search with
   --budget trials; LightGBM, 2 threads), as the model step does without a cluster;
@@ -36,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_foundation import BARE as BARE_FOUNDATION  # noqa: E402
+from bench_ml import scale_up  # noqa: E402
 
 FEATURES = (
     BARE_FOUNDATION
@@ -94,9 +94,9 @@ if __name__ == "__main__":
 """
 
 
-def snapshot(db: Path, out: Path, start: str, end: str, scale: int) -> dict:
-    """The window's labelled rows of features.flight_features, `scale` times over, as Parquet,
-    with the reference a training set records (path, sha256, rows)."""
+def snapshot(db: Path, out: Path, start: str, end: str) -> dict:
+    """The window's labelled rows of features.flight_features as Parquet, in key order, with
+    the reference a training set records (path, sha256, rows)."""
     import hashlib
 
     import duckdb
@@ -105,13 +105,11 @@ def snapshot(db: Path, out: Path, start: str, end: str, scale: int) -> dict:
 
     spec = models.DELAY_CLASSIFIER
     columns = list(dict.fromkeys([*spec.key, *spec.features, *spec.slice_columns, spec.label]))
-    shown = ", ".join("CAST(flight AS BIGINT) + 10000 * k AS flight" if c == "flight" else c
-                      for c in columns)  # fmt: skip
     conn = duckdb.connect(str(db), read_only=True)
     conn.execute(
-        f"COPY (SELECT {shown} FROM features.flight_features, range(0, {scale}) AS c(k) "
+        f"COPY (SELECT {', '.join(columns)} FROM features.flight_features "
         f"WHERE flight_date >= DATE '{start}' AND flight_date < DATE '{end}' "
-        f"AND {spec.label} IS NOT NULL ORDER BY k, {', '.join(spec.key)}) "
+        f"AND {spec.label} IS NOT NULL ORDER BY {', '.join(spec.key)}) "
         f"TO '{out}' (FORMAT parquet)"
     )
     rows = conn.execute(f"SELECT count(*) FROM '{out}'").fetchone()[0]
@@ -134,19 +132,21 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     try:
-        refs = root / f"refs-{args.scale}x.json"
+        refs = root / f"synthetic-{args.scale}x.json"
         if refs.exists():
             train, valid = json.loads(refs.read_text())
         else:
             home = root / "home"
             started = time.perf_counter()
             landing.land(home, through=date(2013, 9, 30))
+            if args.scale > 1:
+                scale_up(home, args.scale)
             subprocess.run([sys.executable, "-c", FEATURES, str(home), "2013-01-01",
                             "2013-10-01"], check=True, env=env,
                            stdout=subprocess.DEVNULL)  # fmt: skip
             db = home / "unified_assets.duckdb"
-            train = snapshot(db, root / "train.parquet", "2013-01-01", "2013-09-01", args.scale)
-            valid = snapshot(db, root / "valid.parquet", "2013-09-01", "2013-10-01", args.scale)
+            train = snapshot(db, root / "train.parquet", "2013-01-01", "2013-09-01")
+            valid = snapshot(db, root / "valid.parquet", "2013-09-01", "2013-10-01")
             refs.write_text(json.dumps([train, valid]))
             print(f"data ready in {time.perf_counter() - started:.0f} s", flush=True)
         print(f"{train['rows']:,} training and {valid['rows']:,} validation rows", flush=True)
