@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -58,6 +59,10 @@ def dagster_env(home: Path) -> dict[str, str]:
 def cmd_build(args: argparse.Namespace) -> int:
     """Land, then materialize the whole graph for the landed range in one run, as CI does."""
     home = home_dir()
+    if (home / "dagster_home").is_symlink():  # a killed build left its instance in memory
+        from unified_assets.lib import scratch
+
+        scratch.restore(home / "dagster_home")
     landing.land(home, through=args.through, start=args.start)
     days = landing.landed_days(home, "flights")
     days = [d for d in days if args.start <= d <= args.through]
@@ -76,13 +81,39 @@ def cmd_build(args: argparse.Namespace) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"home: {home}\nbuilding '{args.select}' over {days[0]}...{days[-1]} ({len(days)} "
           f"days) in one Dagster run; its log: {log}", flush=True)  # fmt: skip
-    code = run_with_progress(command, env, log)
+    with instance_in_memory(home, Path(env["DAGSTER_HOME"])):
+        code = run_with_progress(command, env, log)
     print(status_report(home))
     if code:
         tail = log.read_text(errors="replace").splitlines()[-25:]
         print("\n".join(["...", *tail]), file=sys.stderr)
         print(f"the run failed (exit {code}): the whole log is {log}", file=sys.stderr)
     return code
+
+
+@contextmanager
+def instance_in_memory(home: Path, instance: Path):
+    """The home's own Dagster instance kept in memory while the build runs (lib/scratch: a
+    year's build writes ~4,700 events, each a SQLite commit), back on disk when it ends. Not
+    an instance of another folder, and not while a daemon (`make ui`) is using it."""
+    from unified_assets.lib import scratch
+
+    if instance.resolve() != (home / "dagster_home").resolve() or daemon_running(instance):
+        yield False
+        return
+    with scratch.in_memory(instance, existing=True) as used:
+        yield used
+
+
+def daemon_running(instance: Path, within_s: float = 120.0) -> bool:
+    """Whether a Dagster daemon has reported to this instance in the last `within_s` s."""
+    import time
+
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(instance)) as opened:
+        beats = opened.get_daemon_heartbeats()
+    return any(time.time() - beat.timestamp < within_s for beat in beats.values())
 
 
 def run_with_progress(command: list[str], env: dict[str, str], log: Path) -> int:
