@@ -234,6 +234,18 @@ def test_a_change_only_the_multivariate_signal_sees(reference):
     assert summary["is_drift"] and summary["reasons"][0].startswith("multivariate AUC")
 
 
+def test_a_backfills_windows_judged_in_other_interpreters_give_the_same_values(reference):
+    """A year's monitoring runs the multivariate classifier of every window in two fresh
+    interpreters: the values are those of one by one, in window order."""
+    later = _days(FIRST + timedelta(days=70), drift.PARALLEL_WINDOWS + 6, seed=9, per_day=200)
+    windows = [(200 * i, 200 * (i + 7)) for i in range(drift.PARALLEL_WINDOWS)]
+    one_by_one = drift.multivariate_windows(reference, later, windows, POLICY, workers=1)
+    spread = drift.multivariate_windows(reference, later, windows, POLICY, workers=2)
+    assert spread == one_by_one
+    assert one_by_one[0] == drift.multivariate(reference, later.iloc[:1400], POLICY)
+    assert all(0.3 < auc < 1 and line == one_by_one[0][1] for auc, line in spread)
+
+
 def test_a_day_drifts_when_a_share_of_the_features_alarm(reference):
     week = _week(41).assign(b=lambda w: w["b"] + 1.0,
                             c=lambda w: np.where(w["c"] == "z", "y", w["c"]))

@@ -22,6 +22,10 @@ from a training period shorter than `MIN_WINDOWS` windows (six weeks), keep the 
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -572,6 +576,59 @@ def multivariate(reference: dict, frame: pd.DataFrame, policy: DriftPolicy
     return value, learned["threshold"]
 
 
+PARALLEL_WINDOWS = 60
+"""From this many windows on (a backfill), `multivariate_windows` spreads them over processes:
+a worker's start (~2 s) is worth it for more than ~40 classifiers."""
+
+
+def multivariate_windows(reference: dict, rows: pd.DataFrame, windows: list[tuple[int, int]],
+                         policy: DriftPolicy, workers: int = 1) -> list[tuple]:  # fmt: skip
+    """The multivariate (AUC, threshold) of each window `rows.iloc[lo:hi]` against the
+    reference, as `multivariate`. With `workers` > 1 and at least PARALLEL_WINDOWS windows, in
+    that many fresh interpreters (LightGBM is not safe to train from several threads at once,
+    nor in a process forked from one that trained), each given contiguous windows and only the
+    rows and columns they read: the same values."""
+    calibration = reference.get("calibration") or {}
+    if (len(windows) < PARALLEL_WINDOWS or workers < 2 or not calibrated(reference, policy)
+            or not calibration.get("multivariate") or reference.get(SAMPLE) is None):
+        return _multivariate_part(reference, rows, windows, policy)
+    names = [n for n in calibration["classifier_features"] if n in rows.columns]
+    parts = []
+    for part in np.array_split(np.arange(len(windows)), workers):
+        first, last = windows[part[0]][0], max(windows[i][1] for i in part)
+        parts.append((reference, rows.iloc[first:last][names],
+                      [(windows[i][0] - first, windows[i][1] - first) for i in part], policy))
+    return [value for part in _in_interpreters(parts) for value in part]
+
+
+def _multivariate_part(reference: dict, rows: pd.DataFrame, windows: list[tuple[int, int]],
+                       policy: DriftPolicy) -> list[tuple]:  # fmt: skip
+    return [multivariate(reference, rows.iloc[lo:hi], policy) for lo, hi in windows]
+
+
+def _in_interpreters(parts: list[tuple]) -> list[list]:
+    """`_multivariate_part` of each argument tuple, each in a fresh `python -m
+    unified_assets.lib.drift` at the same time; arguments and results go through its pipes."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    workers = [subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, env=env) for _ in parts]  # fmt: skip
+    try:
+        for worker, part in zip(workers, parts, strict=True):
+            worker.stdin.write(pickle.dumps(part))
+            worker.stdin.close()
+        results = []
+        for worker in workers:
+            out = worker.stdout.read()
+            if worker.wait() != 0:
+                raise RuntimeError(f"a drift worker failed (exit {worker.returncode})")
+            results.append(pickle.loads(out))  # our own worker's answer
+        return results
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+
+
 def day_drift(reference: dict, frame: pd.DataFrame, predictions: np.ndarray,
               policy: DriftPolicy, full_window: bool = True
               ) -> tuple[dict, list[dict]]:  # fmt: skip
@@ -623,3 +680,8 @@ def verdict(reference: dict, rows: list[dict], prediction_psi: float | None,
         "reasons": reasons,
         "is_drift": bool(reasons),
     }
+
+
+if __name__ == "__main__":  # a worker of `_in_interpreters`
+    task = pickle.load(sys.stdin.buffer)
+    sys.stdout.buffer.write(pickle.dumps(_multivariate_part(*task)))

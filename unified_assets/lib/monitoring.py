@@ -11,6 +11,7 @@ scored day's rows (about a thousand) come into pandas for the statistics.
 from __future__ import annotations
 
 import json
+import os
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -55,7 +56,8 @@ def predictions_table(spec: ModelSpec) -> str:
 def scored_rows(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
                 end: date) -> pd.DataFrame:  # fmt: skip
     """Predictions served for days in [start, end), with the features they were computed
-    from and the label (`_actual`, null until known); `_day` is the scored day."""
+    from and the label (`_actual`, null until known); `_day` is the scored day. In key order:
+    the drift classifier samples rows by position, so the same rows give the same verdict."""
     table = predictions_table(spec)
     if not table_exists(conn, table):
         return pd.DataFrame(columns=["_day", "_actual"])
@@ -65,7 +67,7 @@ def scored_rows(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
         f"SELECT p.{spec.date_column} AS _day, p.*, {features}, f.{spec.label} AS _actual "
         f"FROM {table} p "
         f"JOIN {spec.table} f ON {on} WHERE p.{spec.date_column} >= $s "
-        f"AND p.{spec.date_column} < $e",
+        f"AND p.{spec.date_column} < $e ORDER BY {', '.join(f'p.{k}' for k in spec.key)}",
         {"s": start, "e": end},
     ).df()
 
@@ -194,7 +196,8 @@ def monitor_window(
     first = start - window
     rank = (pd.to_datetime(scored_all["_day"]) - pd.Timestamp(first)).dt.days.to_numpy()
     bounds = np.searchsorted(rank, np.arange((end - first).days + 1))  # a day's first row
-    learned = learned_drift(scored_all, scored, rank, first, reference_of, policy)
+    learned = learned_drift(scored_all, {d: f for d, f in scored.items() if d >= start}, rank,
+                            first, reference_of, policy)  # fmt: skip
     outcomes = _by_day(realized(conn, spec, start - lag, end - lag))
     dq = input_dq(conn, spec, start, end)
     faults = quality.feed_faults(conn, FEATURE_SOURCES[spec.table], start - window, end)
@@ -261,7 +264,7 @@ def monitor_window(
 
 def learned_drift(scored_all: pd.DataFrame, scored: dict, rank: np.ndarray, first: date,
                   reference_of, policy: drift.DriftPolicy) -> dict:  # fmt: skip
-    """For each scored day whose model version has learned thresholds: a function of the
+    """For each day of `scored` whose model version has learned thresholds: a function of the
     predictions that version made in the day's trailing window giving the window's drift
     summary and feature rows (as `drift.day_drift`). The features' statistics of every window
     come from one pass over the rows per version (`drift.sliding_statistics`); the learned
@@ -285,27 +288,34 @@ def learned_drift(scored_all: pd.DataFrame, scored: dict, rank: np.ndarray, firs
         ends = np.array([(d - first).days for d in days])
         statistics = drift.sliding_statistics(reference, scored_all, rank, ends,
                                               policy.window_days)  # fmt: skip
-        for i, (day, end) in enumerate(zip(days, ends, strict=True)):
+        windows = [(int(bounds[max(end + 1 - policy.window_days, 0)]), int(bounds[end + 1]))
+                   for end in ends]  # fmt: skip
+        full = [bool(scored_in_window[end] >= policy.window_days) for end in ends]
+        # the multivariate classifier of every full window at once (over processes for a
+        # backfill): it is most of monitoring's time
+        aucs = iter(drift.multivariate_windows(
+            reference, scored_all, [w for w, f in zip(windows, full, strict=True) if f], policy,
+            workers=os.cpu_count() or 1,
+        ))  # fmt: skip
+        for i, day in enumerate(days):
             judged[day] = partial(
                 _judge, reference, {n: (v[0][i], None if v[1] is None else v[1][i])
                                     for n, v in statistics.items()},
-                scored_all.iloc[bounds[max(end + 1 - policy.window_days, 0)]:bounds[end + 1]],
-                bool(scored_in_window[end] >= policy.window_days), policy,
+                windows[i][1] - windows[i][0], full[i], policy,
+                next(aucs) if full[i] else (None, None),
             )  # fmt: skip
     return judged
 
 
-def _judge(reference: dict, statistics: dict, trailing: pd.DataFrame, full: bool,
-           policy: drift.DriftPolicy, predictions: np.ndarray
+def _judge(reference: dict, statistics: dict, rows_in_window: int, full: bool,
+           policy: drift.DriftPolicy, auc: tuple, predictions: np.ndarray
            ) -> tuple[dict, list[dict]]:  # fmt: skip
     rows = [drift.feature_row(reference, name, psi, outside, (None, None), policy, full)
             for name, (psi, outside) in statistics.items()]  # fmt: skip
     prediction_psi = (drift.feature_psi(reference["prediction"], pd.Series(predictions))
                       if len(predictions) else None)  # fmt: skip
-    auc_value, auc_line = (drift.multivariate(reference, trailing, policy) if full
-                           else (None, None))  # fmt: skip
-    return drift.verdict(reference, rows, prediction_psi, auc_value, auc_line, policy,
-                         len(trailing), full), rows  # fmt: skip
+    return drift.verdict(reference, rows, prediction_psi, *auc, policy, rows_in_window,
+                         full), rows  # fmt: skip
 
 
 def window_faults(faults: dict[date, dict[str, int]], first: date, last: date) -> dict:
