@@ -90,6 +90,28 @@ def comparison(gates: g.Gates, lower: float, difference: float | None = None, n:
 
 
 @pytest.mark.parametrize("gates", [AUC, MAE], ids=["higher_is_better", "lower_is_better"])
+def test_a_window_where_the_champion_misses_the_floor_too_is_left_to_the_champion_gate(gates):
+    """July's delays put every model past the regressor's floor: a challenger is not refused
+    for a window in which the model serving now does no better; the champion gate decides."""
+    hard = 0.60 if gates.higher_is_better else 31.0  # past the floor
+    both = comparison(gates, -0.001, champion=0.59 if gates.higher_is_better else 33.0)
+    passed = run(gates, primary=hard, champion=both)
+    assert passed["metric_floor"].passed and "so does the champion" in passed["metric_floor"].detail
+    assert passed["metric_floor"].value == hard and g.decide(list(passed.values()))[0] == "promoted"
+    # the champion meets the floor on those rows: the floor holds
+    sound = comparison(gates, -0.001, champion=0.70 if gates.higher_is_better else 15.0)
+    assert not run(gates, primary=hard, champion=sound)["metric_floor"].passed
+    # no champion (a first model): the floor holds
+    assert not run(gates, primary=hard)["metric_floor"].passed
+    # both past the floor but the challenger worse beyond the margin: the champion stays
+    worse = comparison(gates, -10 * gates.champion_tolerance,
+                       champion=0.59 if gates.higher_is_better else 33.0)  # fmt: skip
+    results = run(gates, primary=hard, champion=worse)
+    assert results["metric_floor"].passed and not results["champion"].passed
+    assert g.decide(list(results.values()))[0] == "rejected"
+
+
+@pytest.mark.parametrize("gates", [AUC, MAE], ids=["higher_is_better", "lower_is_better"])
 def test_champion_boundary_is_the_lower_bound_against_minus_the_margin(gates):
     margin = gates.champion_tolerance
     at = run(gates, champion=comparison(gates, -margin))["champion"]

@@ -94,21 +94,27 @@ def _fmt(value: float | None) -> str:
     return "none" if value is None else f"{value:.4f}"
 
 
-def _metric_floor(gates: Gates, primary: float) -> GateResult:
-    if gates.higher_is_better:
-        passed, comparison = primary >= gates.metric_floor, ">="
-    else:
-        passed, comparison = primary <= gates.metric_floor, "<="
-    verdict = "meets" if passed else "misses"
-    return GateResult(
-        "metric_floor",
-        bool(passed),
-        primary,
-        gates.metric_floor,
-        comparison,
-        f"primary metric {_fmt(primary)} {verdict} the floor ({comparison} "
-        f"{_fmt(gates.metric_floor)})",
-    )
+def _metric_floor(gates: Gates, primary: float, champion: Comparison | None = None
+                  ) -> GateResult:  # fmt: skip
+    """The primary metric at or beyond its floor; or, in a window where the serving champion,
+    scored on the same rows, misses the floor too, passed: the floor then says nothing about
+    which of the two to serve, and the champion gate decides (a hard fortnight, such as July's
+    delays, would otherwise keep every challenger out and the champion ageing)."""
+
+    def meets(value: float) -> bool:
+        floor = gates.metric_floor
+        return value >= floor if gates.higher_is_better else value <= floor
+
+    comparison = ">=" if gates.higher_is_better else "<="
+    passed = meets(primary)
+    detail = (f"primary metric {_fmt(primary)} {'meets' if passed else 'misses'} the floor "
+              f"({comparison} {_fmt(gates.metric_floor)})")  # fmt: skip
+    if not passed and champion is not None and not meets(champion.champion):
+        passed = not math.isnan(champion.champion)
+        detail += (f"; so does the champion on the same {champion.n:,} rows "
+                   f"({_fmt(champion.champion)}): the champion gate decides between them")
+    return GateResult("metric_floor", bool(passed), primary, gates.metric_floor, comparison,
+                      detail)  # fmt: skip
 
 
 def _signed(value: float) -> str:
@@ -171,7 +177,7 @@ def evaluate(
     amdr_ok = amdr_value >= gates.amdr_threshold
     gap_ok = slice_gap <= gates.max_slice_gap
     return [
-        _metric_floor(gates, primary),
+        _metric_floor(gates, primary, champion),
         _champion(gates, champion),
         GateResult(
             "amdr",

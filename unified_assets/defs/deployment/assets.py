@@ -22,7 +22,8 @@ from unified_assets.lib.models import ModelSpec
 
 GATE_NAMES = ("metric_floor", "champion", "amdr", "slice_gap", "smoke_test")
 _GATE_TEXT = {
-    "metric_floor": "The primary metric on the test window is at or beyond its floor.",
+    "metric_floor": "The primary metric on the test window is at or beyond its floor, or the "
+    "serving champion misses it on the same rows too (then the champion gate decides).",
     "champion": "Not worse than the current champion beyond the margin, at the stated "
     "confidence, both scored on the same rows (DeLong's test of AUC; a paired bootstrap of MAE).",
     "amdr": "AMDR = min(input DQ, FEE, V_val) at or above its threshold (KPIS.md).",
