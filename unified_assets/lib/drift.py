@@ -609,7 +609,7 @@ def _multivariate_part(reference: dict, rows: pd.DataFrame, windows: list[tuple[
 def _in_interpreters(parts: list[tuple]) -> list[list]:
     """`_multivariate_part` of each argument tuple, each in a fresh `python -m
     unified_assets.lib.drift` at the same time; arguments and results go through its pipes."""
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")  # one core each
     workers = [subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env=env) for _ in parts]  # fmt: skip
     try:
