@@ -683,5 +683,8 @@ def verdict(reference: dict, rows: list[dict], prediction_psi: float | None,
 
 
 if __name__ == "__main__":  # a worker of `_in_interpreters`
+    answer = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever else writes to stdout (LightGBM's C++ included) goes to stderr
     task = pickle.load(sys.stdin.buffer)
-    sys.stdout.buffer.write(pickle.dumps(_multivariate_part(*task)))
+    answer.write(pickle.dumps(_multivariate_part(*task)))
+    answer.close()
