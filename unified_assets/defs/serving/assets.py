@@ -94,8 +94,8 @@ def on_cluster(warehouse: WarehouseResource, spec: ModelSpec, conn, rows_in: str
     threshold = cluster.training_rows(spec, settings.value("dask_training_rows"))
     if not settings.value("dask_cluster") or not threshold:
         return False
-    return conn.execute(f"SELECT count(*) {rows_in}", {"s": start, "e": end}).fetchone()[0] \
-        >= threshold  # fmt: skip
+    count = conn.execute(f"SELECT count(*) {rows_in}", {"s": start, "e": end}).fetchall()
+    return count[0][0] >= threshold
 
 
 def score_on_cluster(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
