@@ -13,7 +13,6 @@ predictions; the driver stores the model by sha256 as a local training does.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import socket
@@ -267,11 +266,9 @@ def _part(spec: ModelSpec, path: str, share: int, shares: int, cats: dict[str, l
 def _trial(spec: ModelSpec, number: int, params: dict, seed: int, train_ref: dict,
            valid_ref: dict, half_life_days: int, end: date | None,
            max_rows: int) -> dict:  # fmt: skip
-    """One search trial on a worker: reads the snapshots, trains, returns the model text.
-    It first clears any LightGBM network a distributed training left in this process (one
-    whose peer was killed may still hold it; an ordinary training would then fail on a
-    broken socket)."""
-    _free_network(_tiny_model_here())
+    """One search trial on a worker: reads the snapshots, trains (`training.fit_trial`, which
+    first clears any LightGBM network a killed distributed training left), returns the model
+    text."""
     verify(train_ref)
     verify(valid_ref)
     train = read_sample(train_ref, max_rows)
@@ -426,30 +423,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tiny_model() -> str:
-    """A one-tree model: a handle on LightGBM's process-wide functions."""
-    data = lgb.Dataset(np.arange(8.0).reshape(-1, 1), label=[0, 1] * 4,
-                       params={"verbose": -1, "min_data_in_bin": 1})  # fmt: skip
-    params = {"verbose": -1, "num_threads": 1, "min_data_in_leaf": 1}
-    return lgb.train(params, data, num_boost_round=1).model_to_string()
-
-
-@functools.cache
-def _tiny_model_here() -> str:
-    """`_tiny_model`, made once per worker process."""
-    return _tiny_model()
-
-
-def _free_network(text: str) -> None:
-    lgb.Booster(model_str=text).free_network()
-
-
 def free_networks(client) -> None:
     """Tear down LightGBM's network set-up in every worker process: a lightgbm.dask training
     that failed (a peer killed) leaves it in place, and the worker's next ordinary training
     would then wait for peers that are gone. A worker that just died is skipped (its
     replacement starts clean)."""
-    client.run(_free_network, _tiny_model(), on_error="ignore")
+    client.run(training.free_network, on_error="ignore")
 
 
 # -- scoring over partitions ---------------------------------------------------------------

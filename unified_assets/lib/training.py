@@ -3,6 +3,7 @@ early stopping on the validation window, and a seeded search within a budget."""
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass, field
@@ -147,6 +148,22 @@ def better(spec: ModelSpec, score: float, best: float | None) -> bool:
     return score > best if spec.task == "binary" else score < best
 
 
+@functools.cache
+def _one_tree() -> str:
+    """A one-tree model: a handle on LightGBM's process-wide functions."""
+    data = lgb.Dataset(np.arange(8.0).reshape(-1, 1), label=[0, 1] * 4,
+                       params={"verbose": -1, "min_data_in_bin": 1})  # fmt: skip
+    params = {"verbose": -1, "num_threads": 1, "min_data_in_leaf": 1}
+    return lgb.train(params, data, num_boost_round=1).model_to_string()
+
+
+def free_network() -> None:
+    """Tear down a LightGBM network that a distributed training left set up here (on a Dask
+    worker whose peer was killed): an ordinary training would otherwise try to reach the
+    peers and fail on a broken socket. Nothing to do, and nearly free, anywhere else."""
+    lgb.Booster(model_str=_one_tree()).free_network()
+
+
 def fit_trial(spec: ModelSpec, number: int, params: dict, seed: int, x_train: pd.DataFrame,
               y_train: np.ndarray, weights: np.ndarray | None, x_valid: pd.DataFrame,
               y_valid: np.ndarray, valid_offset: np.ndarray
@@ -154,6 +171,7 @@ def fit_trial(spec: ModelSpec, number: int, params: dict, seed: int, x_train: pd
     """One trial of the search: a LightGBM training early-stopped on the validation window.
     Returns the booster, the full parameters and the trial's record."""
     started = time.perf_counter()
+    free_network()  # in this thread: LightGBM keeps its network per thread
     full = params | {"seed": seed, "deterministic": True, "force_row_wise": True,
                      "verbose": -1, "num_threads": 2}  # fmt: skip
     train_set = lgb.Dataset(x_train, y_train, weight=weights, free_raw_data=False,
