@@ -609,11 +609,11 @@ def _multivariate_part(reference: dict, rows: pd.DataFrame, windows: list[tuple[
 def _in_interpreters(parts: list[tuple]) -> list[list]:
     """`_multivariate_part` of each argument tuple, each in a fresh `python -m
     unified_assets.lib.drift` at the same time; arguments and results go through its pipes."""
-    # The parent's environment as it is (not a setting), with one OpenMP/BLAS thread a worker:
-    # two workers whose pools spin on both cores are slower than one worker alone.
-    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
-    workers = [subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, env=env) for _ in parts]  # fmt: skip
+    # One OpenMP/BLAS thread a worker (set by `env`, the rest inherited): two workers whose
+    # pools spin on both cores are slower than one worker alone.
+    command = ["env", "OMP_NUM_THREADS=1", sys.executable, "-W", "ignore", "-m", __name__]
+    workers = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+               for _ in parts]  # fmt: skip
     try:
         for worker, part in zip(workers, parts, strict=True):
             worker.stdin.write(pickle.dumps(part))
