@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ import pyarrow.parquet as pq
 from unified_assets.lib import training
 from unified_assets.lib.models import ModelSpec, Rolling
 
+log = logging.getLogger(__name__)
+
 LOCAL = "local:"
 THREADS_PER_WORKER = 2  # LightGBM's Dask guide asks for at least two threads a worker
 CONNECT_TIMEOUT_S = 10.0
@@ -51,6 +54,7 @@ SEARCH_ROWS = 500_000
 # One lightgbm.dask training at a time on a cluster: concurrent ones are known to hang.
 TRAINING_LOCK = "unified_assets/lightgbm-dask"
 NETWORK_TIMEOUT_MIN = 5  # LightGBM's socket time-out between workers (its default is 120)
+WATCH_S = 0.5  # how often a distributed training checks that its workers are still there
 # A local cluster's workers share the host's cores with the driver and each other; OpenMP
 # threads that spin while they wait then steal those cores (measured on 2 busy cores: 50
 # rounds on 12k rows took 16 s with two spinning threads, 0.2 s with passive waiting).
@@ -360,7 +364,9 @@ def train_distributed(client, spec: ModelSpec, train_ref: dict, valid: pd.DataFr
     model = model_class(client=client, n_estimators=rounds, **settings)
     started = time.perf_counter()
     try:
-        model.fit(x, y, sample_weight=w, categorical_feature=list(spec.categorical))
+        _fit_watched(client, names, parts + x_parts + y_parts + w_parts,
+                     lambda: model.fit(x, y, sample_weight=w,
+                                       categorical_feature=list(spec.categorical)))  # fmt: skip
     except Exception as exc:
         free_networks(client)  # a failed fit leaves the survivors' LightGBM network set up
         raise DistributedTrainingFailed(
@@ -386,6 +392,41 @@ def train_distributed(client, spec: ModelSpec, train_ref: dict, valid: pd.DataFr
     where = {"mode": "lightgbm.dask", "workers": len(names), "partitions": len(parts),
              "rows": int(pq.ParquetFile(path).metadata.num_rows)}  # fmt: skip
     return trained, where
+
+
+def _fit_watched(client, names: list[str], inputs: list, fit) -> None:
+    """`fit()` (a lightgbm.dask training over the workers `names`) while watching that those
+    workers stay. LightGBM cannot notice a peer that died between two messages: a worker
+    reading from the closed socket loops forever. So a worker that leaves mid-training
+    cancels the training's tasks (by cancelling their `inputs`), restarts the surviving
+    workers (their LightGBM threads may be in that loop) and fails, naming the worker."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            with client.as_current():  # the current client is per thread
+                fit()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="lightgbm-dask-fit", daemon=True)
+    thread.start()
+    gone: list[str] = []
+    while thread.is_alive() and not gone:
+        thread.join(WATCH_S)
+        gone = sorted(set(names) - set(client.nthreads()))
+    if gone:
+        client.cancel(inputs, force=True, reason="a training worker left")
+        thread.join(CONNECT_TIMEOUT_S)
+        survivors = [name for name in names if name not in gone]
+        log.warning(f"Dask worker(s) {', '.join(gone)} left mid-training; restarting "
+                    f"{', '.join(survivors) or 'no survivor'}")  # fmt: skip
+        if survivors:
+            client.restart_workers(survivors, raise_for_error=False)
+        raise DistributedTrainingFailed(f"worker {', '.join(gone)} left the cluster in the "
+                                        "middle of the training")  # fmt: skip
+    if "error" in outcome:
+        raise outcome["error"]
 
 
 def train(client, spec: ModelSpec, train_ref: dict, valid_ref: dict, budget: int = 0,
