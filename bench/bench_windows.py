@@ -1,12 +1,16 @@
-"""Which training window should each model retrain on? A backtest of the monthly calendar
-policy (lib/backtest.py) with each window, on the same rows: March-December 2013.
+"""Which training window should each model retrain on, and what do the days a retraining
+holds out cost? A backtest of the monthly calendar policy (lib/backtest.py) with each
+variant, on the same rows: March-December 2013.
 
 Usage: python bench/bench_windows.py [--home data] [--budget 1]
   --home: a home whose warehouse holds the year's feature tables (`make run` builds one).
 
-Prints, per model and window: the realized metric over March-December and October-December,
+Prints, per model and variant: the realized metric over March-December and October-December,
 the trainings and their seconds. The windows: expanding (every labelled day since Jan 1), a
-trailing 90 days, and expanding with recency weights halving every 60 days.
+trailing 90 days, and expanding with recency weights halving every 60 days. The hold-outs, on
+the expanding window: the loop's (its challenger is early-stopped on the 14 days before the
+last 14, which test it against the champion), and each policy refit afterwards on every known
+day with the rounds early stopping chose (AutoGluon's refit_full).
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ import pandas as pd
 from unified_assets.lib import backtest, config, evaluation, training, warehouse
 from unified_assets.lib.models import SPECS, Rolling
 
-WINDOWS = {
-    "expanding": Rolling(train_days=0),
-    "trailing 90 days": Rolling(train_days=90),
-    "expanding, half-life 60 days": Rolling(train_days=0, half_life_days=60),
+EXPANDING = Rolling(train_days=0)
+VARIANTS = {  # name: (window, days held out after the early-stopping days, refit)
+    "expanding": (EXPANDING, 0, False),
+    "trailing 90 days": (Rolling(train_days=90), 0, False),
+    "expanding, half-life 60 days": (Rolling(train_days=0, half_life_days=60), 0, False),
+    "expanding, refit": (EXPANDING, 0, True),
+    "expanding, the loop's 14 test days held out": (EXPANDING, 14, False),
+    "expanding, the loop's 14 test days held out, refit": (EXPANDING, 14, True),
 }
 FIRST, END = date(2013, 3, 1), date(2014, 1, 1)
 
@@ -44,13 +52,13 @@ def main() -> None:
         y = training.label(spec, rows)
         days = pd.to_datetime(rows[spec.date_column])
         q4 = (days >= pd.Timestamp("2013-10-01")).to_numpy()
-        for name, rolling in WINDOWS.items():
+        for name, (rolling, held_out, refit) in VARIANTS.items():
             started = time.perf_counter()
             schedule = backtest.monthly_retraining(conn, spec, rows, spec.date_column, rolling,
-                                                   args.budget)  # fmt: skip
+                                                   args.budget, held_out, refit)  # fmt: skip
             pred = schedule.predictions
             results.append({
-                "model": spec.name, "window": name,
+                "model": spec.name, "variant": name,
                 "metric": "AUC" if spec.task == "binary" else "MAE",
                 "Mar-Dec": evaluation.primary(spec.task, y, pred),
                 "Oct-Dec": evaluation.primary(spec.task, y[q4], pred[q4]),

@@ -53,12 +53,14 @@ def month_starts(first: date, last: date) -> list[date]:
 
 def monthly_retraining(
     conn: duckdb.DuckDBPyConnection, spec: ModelSpec, rows: pd.DataFrame, day_column: str,
-    rolling: Rolling, budget: int,
+    rolling: Rolling, budget: int, held_out_days: int = 0, refit: bool = False,
 ) -> Schedule:  # fmt: skip
     """Predictions for `rows` (dated by `day_column`) from models retrained on the 1st of each
     month on what was known that morning: labels up to `label_lag_days` before the day.
-    `rolling` gives the span and recency weights; validation is always the last
-    `CALENDAR_VALID_DAYS`."""
+    `rolling` gives the span and recency weights; validation is the `CALENDAR_VALID_DAYS`
+    before the last `held_out_days` known days (0: the last days; the loop holds out 14 to
+    test its challenger). `refit`: the model then trains again on every known day, with the
+    parameters and the rounds early stopping chose."""
     days = pd.to_datetime(rows[day_column]).dt.date
     predictions = np.full(len(rows), np.nan)
     schedule = Schedule(predictions)
@@ -67,20 +69,31 @@ def monthly_retraining(
         if not in_month.any():
             continue
         as_of = month - timedelta(days=1 + spec.label_lag_days)
-        valid_start = as_of + timedelta(days=1 - CALENDAR_VALID_DAYS)
+        known_end = as_of + timedelta(days=1)
+        valid_end = known_end - timedelta(days=held_out_days)
+        valid_start = valid_end - timedelta(days=CALENDAR_VALID_DAYS)
         train_start = FIRST_DAY
         if rolling.train_days:
             train_start = max(FIRST_DAY, valid_start - timedelta(days=rolling.train_days))
         train = training.load_split(conn, spec, (train_start, valid_start))
-        valid = training.load_split(conn, spec, (valid_start, as_of + timedelta(days=1)))
+        valid = training.load_split(conn, spec, (valid_start, valid_end))
         if train.empty or valid.empty:
             continue
         started = time.perf_counter()
         trained = training.train(spec, train, valid, budget=budget,
                                  weights=rolling.weights(train[spec.date_column], valid_start))
+        text = trained.model_text()
+        if refit:
+            known = training.load_split(conn, spec, (train_start, known_end))
+            text = training.refit(spec, trained, known,
+                                  rolling.weights(known[spec.date_column], known_end))
         seconds = time.perf_counter() - started  # fmt: skip
-        booster = lgb.Booster(model_str=trained.model_text())  # as the platform saves it
+        booster = lgb.Booster(model_str=text)  # as the platform saves it
         predictions[in_month] = training.predict(booster, spec, rows[in_month])
         schedule.trainings.append({"month": str(month)[:7], "as_of": str(as_of),
-                                   "train_rows": len(train), "seconds": round(seconds, 3)})
+                                   "train_rows": len(train), "valid": [str(valid_start),
+                                                                       str(valid_end)],
+                                   "rounds": trained.best_iteration,
+                                   "refit_rows": len(known) if refit else 0,
+                                   "seconds": round(seconds, 3)})
     return schedule

@@ -136,6 +136,16 @@ def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
     return best
 
 
+def refit(spec: ModelSpec, trained: Trained, frame: pd.DataFrame,
+          weights: np.ndarray | None = None) -> str:  # fmt: skip
+    """The model text of `trained`'s parameters and best number of rounds, trained again on
+    `frame` (more days than it was early-stopped on): nothing left to stop on."""
+    free_network()
+    x, y, _ = inputs(spec, frame)
+    data = lgb.Dataset(x, y, weight=weights, categorical_feature=list(spec.categorical))
+    return lgb.train(trained.params, data, num_boost_round=trained.best_iteration).model_to_string()
+
+
 def trial_params(spec: ModelSpec, budget: int = 0, seed: int = 13) -> list[dict]:
     """The parameter sets a search tries, in order: the spec's base first."""
     return _trial_params(spec, search_budget(spec, budget), seed)
