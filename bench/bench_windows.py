@@ -27,13 +27,13 @@ from unified_assets.lib import backtest, config, evaluation, training, warehouse
 from unified_assets.lib.models import SPECS, Rolling
 
 EXPANDING = Rolling(train_days=0)
-VARIANTS = {  # name: (window, days held out after the early-stopping days, refit)
-    "expanding": (EXPANDING, 0, False),
-    "trailing 90 days": (Rolling(train_days=90), 0, False),
-    "expanding, half-life 60 days": (Rolling(train_days=0, half_life_days=60), 0, False),
-    "expanding, refit": (EXPANDING, 0, True),
-    "expanding, the loop's 14 test days held out": (EXPANDING, 14, False),
-    "expanding, the loop's 14 test days held out, refit": (EXPANDING, 14, True),
+VARIANTS = {  # name: (window, hold out the loop's test days (the spec's), refit)
+    "expanding": (EXPANDING, False, False),
+    "trailing 90 days": (Rolling(train_days=90), False, False),
+    "expanding, half-life 60 days": (Rolling(train_days=0, half_life_days=60), False, False),
+    "expanding, refit": (EXPANDING, False, True),
+    "expanding, the loop's 14 test days held out": (EXPANDING, True, False),
+    "expanding, the loop's 14 test days held out, refit": (EXPANDING, True, True),
 }
 FIRST, END = date(2013, 3, 1), date(2014, 1, 1)
 
@@ -52,7 +52,8 @@ def main() -> None:
         y = training.label(spec, rows)
         days = pd.to_datetime(rows[spec.date_column])
         q4 = (days >= pd.Timestamp("2013-10-01")).to_numpy()
-        for name, (rolling, held_out, refit) in VARIANTS.items():
+        for name, (rolling, hold_out, refit) in VARIANTS.items():
+            held_out = spec.rolling.test_days if hold_out else 0
             started = time.perf_counter()
             schedule = backtest.monthly_retraining(conn, spec, rows, spec.date_column, rolling,
                                                    args.budget, held_out, refit)  # fmt: skip

@@ -140,7 +140,6 @@ def refit(spec: ModelSpec, trained: Trained, frame: pd.DataFrame,
           weights: np.ndarray | None = None) -> str:  # fmt: skip
     """The model text of `trained`'s parameters and best number of rounds, trained again on
     `frame` (more days than it was early-stopped on): nothing left to stop on."""
-    free_network()
     x, y, _ = inputs(spec, frame)
     data = lgb.Dataset(x, y, weight=weights, categorical_feature=list(spec.categorical))
     return lgb.train(trained.params, data, num_boost_round=trained.best_iteration).model_to_string()
