@@ -81,12 +81,9 @@ def _window(column: str, start: date | None, end: date | None) -> tuple[str, dic
 
 
 def _weather(name: str) -> str:
-    return f"""
-    SELECT r.*, r.{name} IS NOT DISTINCT FROM w.{name} AS ok
-    FROM rows r ASOF LEFT JOIN (
-        SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS ended_utc, {name}
-        FROM warehouse.fct_weather_hourly
-    ) w ON w.origin = r.origin AND r.cutoff_utc >= w.ended_utc"""
+    """The value against the reading staged beside each row (`weather`, one as-of join for
+    every weather feature of the table)."""
+    return f"SELECT r.*, r.{name} IS NOT DISTINCT FROM r.w_{name} AS ok FROM weather r"
 
 
 def _earlier_flight(value: str, event_value: str | None, event_time: str) -> str:
@@ -134,18 +131,6 @@ def _live(name: str, grain: str, measure: str) -> str:
         ASOF LEFT JOIN running_{grain} lo
             ON lo.g = r.{grain} AND r.cutoff_utc - INTERVAL 3 HOUR > lo.t
     ) r"""
-
-
-def _running(grain: str) -> str:
-    """Running count and sum of departure delays per grain, in order of actual departure
-    (peers at the same minute share one total)."""
-    return f"""
-    running_{grain} AS MATERIALIZED (
-        SELECT {grain} AS g, departed_utc AS t,
-            sum(dep_delay_min) OVER w AS s, count(*) OVER w AS n
-        FROM events WHERE dep_delay_min IS NOT NULL AND departed_utc IS NOT NULL
-        WINDOW w AS (PARTITION BY {grain} ORDER BY departed_utc)
-    )"""
 
 
 def _history(name: str, day: str, mean_days: int | None = None) -> str:
@@ -198,8 +183,18 @@ def _rule(feature: Feature) -> tuple[str, str | None]:
     return "unaudited", None
 
 
-STAGED = ("events", "outcomes", "rows", "running_origin", "running_carrier")
-"""What every feature's query reads, computed once per audit as temporary tables (`leak_*`)."""
+STAGED = ("events", "outcomes", "rows", "running_origin", "running_carrier", "weather")
+"""What the features' queries read, computed once per audit as temporary tables (`leak_*`)."""
+
+NEEDS = {
+    "weather": ("rows", "weather"),
+    "inbound": ("rows", "events"),
+    "departed": ("rows", "events"),
+    "rates": ("rows", "events", "outcomes"),
+    "live": ("rows", "events", "running_origin", "running_carrier"),
+    "history": ("rows", "events"),
+}
+"""The staged tables each rule reads (outcomes and running totals are made from events)."""
 
 
 def _lookback_days(table: str, registry: dict[str, Feature]) -> int:
@@ -218,9 +213,10 @@ def _lookback_days(table: str, registry: dict[str, Feature]) -> int:
 
 
 def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict,
-           since: date | None) -> None:  # fmt: skip
-    """The audit's shared intermediates as temporary tables: the flights' events from `since`
-    on (all of them when None), the known outcomes, the audited rows, and the running totals."""
+           since: date | None, features: list[Feature]) -> list[str]:  # fmt: skip
+    """The intermediates the features' rules read, as temporary tables: the flights' events
+    from `since` on (all of them when None), the known outcomes, the audited rows, the
+    running totals, and each row's latest ended weather reading. Returns what was staged."""
     events = _EVENTS
     if since is not None:
         events += " WHERE f.flight_date >= $since"
@@ -239,9 +235,18 @@ def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict
             sum(dep_delay_min) OVER w AS s, count(*) OVER w AS n
             FROM leak_events WHERE dep_delay_min IS NOT NULL AND departed_utc IS NOT NULL
             WINDOW w AS (PARTITION BY {grain} ORDER BY departed_utc)""", {})  # fmt: skip
-    for name in STAGED:
+    weather = [f.name for f in features if _rule(f)[0] == "weather"]
+    queries["weather"] = (f"""SELECT r.*, {", ".join(f"w.{c} AS w_{c}" for c in weather)}
+        FROM leak_rows r ASOF LEFT JOIN (
+            SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS ended_utc, {", ".join(weather)}
+            FROM warehouse.fct_weather_hourly
+        ) w ON w.origin = r.origin AND r.cutoff_utc >= w.ended_utc""", {})  # fmt: skip
+    needed = {name for f in features for name in NEEDS.get(_rule(f)[0], ())}
+    staged = [name for name in STAGED if name in needed]
+    for name in staged:
         sql, values = queries[name]
         conn.execute(f"CREATE OR REPLACE TEMP TABLE leak_{name} AS {sql}", values)
+    return staged
 
 
 def audit(
@@ -259,14 +264,15 @@ def audit(
     since = None
     if start is not None:
         since = date.fromordinal(start.toordinal() - _lookback_days(table, registry))
-    _stage(conn, table, where, params, since)
-    ctes = "WITH " + ", ".join(f"{name} AS (SELECT * FROM leak_{name})" for name in STAGED)
+    features = features_of(table, registry)
+    staged = _stage(conn, table, where, params, since, features)
+    ctes = "WITH " + ", ".join(f"{name} AS (SELECT * FROM leak_{name})" for name in staged)
     findings = []
     try:
-        for feature in features_of(table, registry):
+        for feature in features:
             findings.append(_audit_feature(conn, table, feature, ctes, where, params))
     finally:
-        for name in STAGED:
+        for name in staged:
             conn.execute(f"DROP TABLE IF EXISTS leak_{name}")
     return findings
 

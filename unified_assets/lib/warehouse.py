@@ -152,7 +152,7 @@ def table_exists(conn: duckdb.DuckDBPyConnection, fqn: str) -> bool:
     schema, name = fqn.split(".")
     return bool(
         conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema=? AND table_name=?",
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name=? AND table_name=?",
             [schema, name],
         ).fetchall()[0][0]  # fetched whole: DuckDB refuses the next statement otherwise
     )
