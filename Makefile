@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python bench/bench_foundation.py
 	$(BIN)/python bench/bench_ml.py
 	$(BIN)/python bench/bench_dagster_costs.py
+	$(BIN)/python bench/bench_replay_floor.py
 
 clean:
 	rm -rf $(VENV)
