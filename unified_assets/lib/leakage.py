@@ -239,11 +239,12 @@ def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict
                 AND departed_utc >= (SELECT min(cutoff_utc) FROM leak_rows) - INTERVAL 4 HOUR
             WINDOW w AS (PARTITION BY {grain} ORDER BY departed_utc)""", {})  # fmt: skip
     weather = [f.name for f in features if _rule(f)[0] == "weather"]
-    queries["weather"] = (f"""SELECT r.*, {", ".join(f"w.{c} AS w_{c}" for c in weather)}
-        FROM leak_rows r ASOF LEFT JOIN (
-            SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS ended_utc, {", ".join(weather)}
-            FROM warehouse.fct_weather_hourly
-        ) w ON w.origin = r.origin AND r.cutoff_utc >= w.ended_utc""", {})  # fmt: skip
+    if weather:
+        queries["weather"] = (f"""SELECT r.*, {", ".join(f"w.{c} AS w_{c}" for c in weather)}
+            FROM leak_rows r ASOF LEFT JOIN (
+                SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS ended_utc, {", ".join(weather)}
+                FROM warehouse.fct_weather_hourly
+            ) w ON w.origin = r.origin AND r.cutoff_utc >= w.ended_utc""", {})  # fmt: skip
     needed = {name for f in features for name in NEEDS.get(_rule(f)[0], ())}
     staged = [name for name in STAGED if name in needed]
     for name in staged:
