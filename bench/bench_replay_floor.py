@@ -64,9 +64,9 @@ def _empty(dg, key, deps, partitions_def, checks):
     return empty
 
 
-def step_seconds(result) -> dict[str, float]:
+def step_seconds(run) -> dict[str, float]:
     """Each step's own duration in a run (Dagster's STEP_SUCCESS), by step key."""
-    return {e.step_key: e.event_specific_data.duration_ms / 1000 for e in result.all_events
+    return {e.step_key: e.event_specific_data.duration_ms / 1000 for e in run.all_events
             if e.event_type_value == "STEP_SUCCESS"}  # fmt: skip
 
 
@@ -106,10 +106,10 @@ def main() -> None:
             for n in range(args.days):
                 day = (date(2013, 1, 1) + timedelta(days=n)).isoformat()
                 started = time.perf_counter()
-                result = job.execute_in_process(instance=instance, run_config=QUIET,
-                                                asset_selection=keys, partition_key=day)
+                run = job.execute_in_process(instance=instance, run_config=QUIET,
+                                             asset_selection=keys, partition_key=day)
                 runs.append(time.perf_counter() - started)
-                steps.append(step_seconds(result))
+                steps.append(step_seconds(run))
                 for _ in range(TICKS_PER_DAY["sensor"]):
                     started = time.perf_counter()
                     with dg.build_sensor_context(instance=instance, resources=warehouse) as c:
