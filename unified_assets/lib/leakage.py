@@ -187,6 +187,8 @@ STAGED = ("events", "outcomes", "rows", "running_origin", "running_carrier", "we
 """What the features' queries read, computed once per audit as temporary tables (`leak_*`)."""
 
 NEEDS = {
+    "schedule": ("rows",),
+    "unaudited": ("rows",),
     "weather": ("rows", "weather"),
     "inbound": ("rows", "events"),
     "departed": ("rows", "events"),
@@ -213,18 +215,23 @@ def _lookback_days(table: str, registry: dict[str, Feature]) -> int:
 
 
 def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict,
-           since: date | None, features: list[Feature]) -> list[str]:  # fmt: skip
+           since: date | None, until: date | None, features: list[Feature]
+           ) -> list[str]:  # fmt: skip
     """The intermediates the features' rules read, as temporary tables: the flights' events
-    from `since` on (all of them when None), the known outcomes, the audited rows, the
-    running totals, and each row's latest ended weather reading. Returns what was staged.
-    The running totals start a little before the earliest cutoff less the 3-hour window: a
-    live feature is a difference of two totals inside it, whatever they started from."""
-    events = _EVENTS
-    if since is not None:
-        events += " WHERE f.flight_date >= $since"
+    scheduled from `since` through `until` (the day after the audited window: a flight
+    scheduled just after midnight can leave before it; None: no bound), the known outcomes,
+    the audited rows, the running totals, and each row's latest ended weather reading.
+    Returns what was staged. The running totals start a little before the earliest cutoff
+    less the 3-hour window: a live feature is a difference of two totals inside it, whatever
+    they started from."""
+    bounds = {name: value for name, value in (("since", since), ("until", until))
+              if value is not None}  # fmt: skip
+    limits = {"since": "f.flight_date >= $since", "until": "f.flight_date <= $until"}
+    events = _EVENTS + (" WHERE " + " AND ".join(limits[name] for name in bounds) if bounds
+                        else "")  # fmt: skip
     day = ", CAST(timezone('America/New_York', timezone('UTC', r.cutoff_utc)) AS DATE) AS day"
     queries = {
-        "events": (events, {"since": since} if since is not None else {}),
+        "events": (events, bounds),
         "outcomes": (f"""SELECT carrier, origin, dest, (arr_delay_min > 15)::INTEGER AS late,
             landed_utc + to_minutes({OUTCOME_LAG_MINUTES}) AS known_utc
             FROM leak_events
@@ -262,54 +269,73 @@ def audit(
 ) -> list[Finding]:
     """Audit every registered feature of `table` over the rows of [start, end). The events
     read are those of the window and the longest look-back before it, so a day's audit does
-    not grow with the history."""
+    not grow with the history. Every feature is counted in one statement (a query per feature
+    cost more in DuckDB's per-statement overhead than in the work); a feature with violations
+    is read again for its sample."""
     column = WINDOW_COLUMN[table]
     where, params = _window(column, start, end)
     since = None
     if start is not None:
         since = date.fromordinal(start.toordinal() - _lookback_days(table, registry))
     features = features_of(table, registry)
-    staged = _stage(conn, table, where, params, since, features)
+    staged = _stage(conn, table, where, params, since, end, features)
     ctes = "WITH " + ", ".join(f"{name} AS (SELECT * FROM leak_{name})" for name in staged)
-    findings = []
     try:
-        for feature in features:
-            findings.append(_audit_feature(conn, table, feature, ctes, where, params))
+        findings = _count(conn, features, ctes)
+        for feature, finding in zip(features, findings, strict=True):
+            query = _audited(feature)
+            if finding.rule == "unaudited" and finding.rows:
+                finding.violations = finding.rows
+                finding.sample = [{"reason": f"no audit rule for the as-of column "
+                                   f"{feature.as_of!r}: add one to lib/leakage.py"}]  # fmt: skip
+            elif finding.violations and query is not None:
+                finding.sample = _sample(conn, table, feature, f"{ctes}, {query}")
     finally:
         for name in staged:
             conn.execute(f"DROP TABLE IF EXISTS leak_{name}")
     return findings
 
 
-def _audit_feature(conn: duckdb.DuckDBPyConnection, table: str, feature: Feature, ctes: str,
-                   where: str, params: dict) -> Finding:  # fmt: skip
-    rule, query = _rule(feature)
-    finding = Finding(feature.name, rule)
+def _audited(feature: Feature, name: str = "audited") -> str | None:
+    """The CTE `name` of a feature with an audit query: its rows with a value, with `ok`."""
+    _, query = _rule(feature)
     if query is None:
-        finding.rows = conn.execute(
-            f"SELECT count({feature.name}) FROM {table} r WHERE {where}", params
-        ).fetchall()[0][0]
-        if rule == "unaudited" and finding.rows:
-            finding.violations = finding.rows
-            finding.sample = [{"reason": f"no audit rule for the as-of column "
-                               f"{feature.as_of!r}: add one to lib/leakage.py"}]  # fmt: skip
-        return finding
+        return None
     query = query.replace("e.landed_utc + lag",
                           f"e.landed_utc + to_minutes({OUTCOME_LAG_MINUTES})")  # fmt: skip
-    audited = f"{ctes}, audited AS ({query}) SELECT * FROM audited WHERE {feature.name} IS NOT NULL"
-    finding.rows, finding.violations = conn.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE NOT coalesce(ok, FALSE)) FROM ({audited})"
-    ).fetchall()[0]
-    if finding.violations:
-        keys = [c for c in ("flight_date", "carrier", "flight", "origin", "feature_date",
-                            "tailnum", "cutoff_utc") if c in _columns(conn, table)]  # fmt: skip
-        cols = ", ".join([*keys, feature.name])
-        cur = conn.execute(f"SELECT {cols} FROM ({audited}) WHERE NOT coalesce(ok, FALSE) "
-                           f"ORDER BY ALL LIMIT {SAMPLE}")  # fmt: skip
-        names = [d[0] for d in cur.description]
-        finding.sample = [{n: str(v) for n, v in zip(names, row, strict=True)}
-                          for row in cur.fetchall()]  # fmt: skip
-    return finding
+    return f"{name} AS (SELECT * FROM ({query}) WHERE {feature.name} IS NOT NULL)"
+
+
+def _count(conn: duckdb.DuckDBPyConnection, features: list[Feature], ctes: str
+           ) -> list[Finding]:  # fmt: skip
+    """Each feature's rows with a value and its violations (none counted for a feature
+    without an audit query: the caller decides), from one statement over the staged rows."""
+    parts, counts = [], []
+    for i, feature in enumerate(features):
+        query = _audited(feature, f"audited_{i}")
+        if query is None:
+            counts.append(f"SELECT {i} AS i, count({feature.name}) AS n, 0 AS bad FROM rows")
+            continue
+        parts.append(query)
+        counts.append(f"SELECT {i} AS i, count(*) AS n, count(*) FILTER "
+                      f"(WHERE NOT coalesce(ok, FALSE)) AS bad FROM audited_{i}")  # fmt: skip
+    found = dict.fromkeys(range(len(features)), (0, 0))
+    if counts:
+        sql = ", ".join([ctes, *parts]) + " " + " UNION ALL ".join(counts)
+        found |= {i: (n, bad) for i, n, bad in conn.execute(sql).fetchall()}
+    return [Finding(f.name, _rule(f)[0], *found[i]) for i, f in enumerate(features)]
+
+
+def _sample(conn: duckdb.DuckDBPyConnection, table: str, feature: Feature, audited: str
+            ) -> list[dict]:  # fmt: skip
+    """Up to SAMPLE rows of a feature's violations, by their keys."""
+    keys = [c for c in ("flight_date", "carrier", "flight", "origin", "feature_date",
+                        "tailnum", "cutoff_utc") if c in _columns(conn, table)]  # fmt: skip
+    cols = ", ".join([*keys, feature.name])
+    cur = conn.execute(f"{audited} SELECT {cols} FROM audited WHERE NOT coalesce(ok, FALSE) "
+                       f"ORDER BY ALL LIMIT {SAMPLE}")  # fmt: skip
+    names = [d[0] for d in cur.description]
+    return [{n: str(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
 
 
 def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
