@@ -14,7 +14,7 @@ an orphan-watching Python process for every run); the replay's instance configur
 (`cli.REPLAY_INSTANCE`), which also keeps every run's events in Dagster's consolidated SQLite
 event log (one file, where the default opens a new file per run and mirrors asset and check
 events into an index file); and that one in a folder in memory (/dev/shm), as the replay keeps
-its instance while it runs (lib/scratch.py). The instances' folders are removed at the end.
+its instance while it runs (lib/core/scratch.py). The instances' folders are removed at the end.
 Usage: python bench/bench_dagster_costs.py [--runs 20]
 """
 
@@ -82,7 +82,7 @@ def main() -> None:
     import dagster as dg
 
     from unified_assets.cli import NO_COMPUTE_LOGS, REPLAY_INSTANCE, TELEMETRY_OFF
-    from unified_assets.lib.scratch import MEMORY
+    from unified_assets.lib.core.scratch import MEMORY
 
     configs = {  # name: (dagster.yaml, where the instance's folder is)
         "default": (TELEMETRY_OFF, None),

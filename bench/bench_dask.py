@@ -40,8 +40,8 @@ from bench_ml import scale_up  # noqa: E402
 FEATURES = (
     BARE_FOUNDATION
     + """
-from unified_assets.lib import features
-from unified_assets.lib.calendar import write_dim_date
+from unified_assets.lib.features import features
+from unified_assets.lib.warehouse.calendar import write_dim_date
 with warehouse.transaction(conn):
     write_dim_date(conn, start, end)
     features.build_flight_features(conn, start, end, 120)  # the default lead
@@ -52,8 +52,9 @@ conn.close()
 LOCAL = """
 import json, resource, sys, time
 import pandas as pd
-from unified_assets.lib import models, training
-spec = models.DELAY_CLASSIFIER
+from unified_assets.lib.models import specs
+from unified_assets.lib.models import training
+spec = specs.DELAY_CLASSIFIER
 train, valid = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
 started = time.perf_counter()
 trained = training.train(spec, train, valid, budget=int(sys.argv[3]))
@@ -66,14 +67,15 @@ print(json.dumps({"train_seconds": time.perf_counter() - started,
 DASK = """
 import json, logging, resource, sys, time
 from distributed import Client, LocalCluster
-from unified_assets.lib import cluster, models
+from unified_assets.lib.core import cluster
+from unified_assets.lib.models import specs
 
 def peak():
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 if __name__ == "__main__":
-    spec = models.DELAY_CLASSIFIER
+    spec = specs.DELAY_CLASSIFIER
     refs = [json.loads(a) for a in sys.argv[1:3]]
     with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, host="127.0.0.1",
                       dashboard_address=None, silence_logs=logging.ERROR,
@@ -101,9 +103,9 @@ def snapshot(db: Path, out: Path, start: str, end: str) -> dict:
 
     import duckdb
 
-    from unified_assets.lib import models
+    from unified_assets.lib.models import specs
 
-    spec = models.DELAY_CLASSIFIER
+    spec = specs.DELAY_CLASSIFIER
     columns = list(dict.fromkeys([*spec.key, *spec.features, *spec.slice_columns, spec.label]))
     conn = duckdb.connect(str(db), read_only=True)
     conn.execute(
@@ -126,7 +128,7 @@ def main() -> None:
     parser.add_argument("--work", default="", help="keep the prepared data here, reuse it")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from unified_assets.lib import landing
+    from unified_assets.lib.raw import landing
 
     root = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-dask-"))
     root.mkdir(parents=True, exist_ok=True)

@@ -31,9 +31,11 @@ import numpy as np
 import pandas as pd
 
 from unified_assets.devtools import offline
-from unified_assets.lib import drift, models, warehouse
+from unified_assets.lib.core import database
+from unified_assets.lib.models import specs
+from unified_assets.lib.monitoring import drift
 
-SPEC = models.DELAY_CLASSIFIER
+SPEC = specs.DELAY_CLASSIFIER
 BLOCK_DAYS = 14
 WINDOW_DAYS = 7
 
@@ -48,7 +50,7 @@ def build(home: Path, start: date, end: date) -> None:
 
 
 def load(home: Path, start: date, end: date) -> pd.DataFrame:
-    conn = warehouse.connect(home / "unified_assets.duckdb", read_only=True)
+    conn = database.connect(home / "unified_assets.duckdb", read_only=True)
     columns = list(dict.fromkeys([*SPEC.key, *SPEC.features, SPEC.label]))
     frame = conn.execute(
         f"SELECT {', '.join(columns)} FROM {SPEC.table} WHERE {SPEC.date_column} >= $s AND "

@@ -98,7 +98,7 @@ def main() -> int:
         before = len(list(history.iterdir()))
         day = args.through + timedelta(days=1)
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from unified_assets.lib import landing
+        from unified_assets.lib.raw import landing
 
         scratch = base / "scratch"  # shifted away from the landing zone, then landed whole
         landing.land(scratch, through=day, start=day)

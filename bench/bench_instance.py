@@ -36,7 +36,7 @@ from pathlib import Path
 from bench_foundation import DATA_LAYERS, timed
 
 from unified_assets.devtools.postgres import PostgresServer, find_bin_dir
-from unified_assets.lib import landing
+from unified_assets.lib.raw import landing
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("sqlite", "postgres", "sqlite-1-planned", "postgres-1-planned")

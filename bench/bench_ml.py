@@ -37,16 +37,21 @@ BARE_ML = (
     BARE_FOUNDATION
     + """
 import os
-from unified_assets.lib import (
-    artifacts, drift, estimation, evaluation, features, models, monitoring, training,
-)
-from unified_assets.lib.calendar import write_dim_date
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.monitoring import drift
+from unified_assets.lib.monitoring import estimation
+from unified_assets.lib.models import evaluation
+from unified_assets.lib.features import features
+from unified_assets.lib.models import specs
+from unified_assets.lib.monitoring import model_health
+from unified_assets.lib.models import training
+from unified_assets.lib.warehouse.calendar import write_dim_date
 
 with warehouse.transaction(conn):
     write_dim_date(conn, start, date(2013, 12, 31))
     features.build_flight_features(conn, start, end, 120)  # the settings' default lead
     features.build_origin_daily(conn, start, end)
-for spec in models.SPECS.values():
+for spec in specs.SPECS.values():
     frames = {n: training.load_split(conn, spec, w)
               for n, w in (("train", spec.train), ("valid", spec.valid), ("test", spec.test))}
     trained = training.train(spec, frames["train"], frames["valid"])
@@ -77,7 +82,7 @@ for spec in models.SPECS.values():
     estimator = estimation.fit_estimator(spec.task, training.label(spec, frames["valid"]),
                                          valid_pred)
     with warehouse.transaction(conn):
-        monitoring.monitor_window(conn, spec, start, end, lambda version: reference, policy,
+        model_health.monitor_window(conn, spec, start, end, lambda version: reference, policy,
                                   datetime.now(), lambda version: estimator)
 """
 )
@@ -116,7 +121,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=0, help="search budget for both (0: spec)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from unified_assets.lib import landing
+    from unified_assets.lib.raw import landing
 
     root = Path(tempfile.mkdtemp(prefix="bench-ml-"))
     source = root / "landed"

@@ -83,7 +83,7 @@ def main() -> None:
     from unified_assets.definitions import build_defs
     from unified_assets.defs.raw.sensors import DAILY_ASSETS, SCORING_ASSETS
     from unified_assets.defs.resources import Settings, WarehouseResource
-    from unified_assets.lib.scratch import MEMORY
+    from unified_assets.lib.core.scratch import MEMORY
 
     home = Path(tempfile.mkdtemp(prefix="replay-floor-", dir=MEMORY))
     (home / "dagster.yaml").write_text(REPLAY_INSTANCE.format(dagster_home=home))

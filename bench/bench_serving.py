@@ -39,7 +39,8 @@ import duckdb
 import httpx
 import numpy as np
 
-from unified_assets.lib import config, online_store
+from unified_assets.lib.core import config
+from unified_assets.lib.serving import online_store
 from unified_assets.online.service import Service, ServiceConfig
 
 MODEL = "delay_classifier"

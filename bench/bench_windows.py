@@ -1,5 +1,5 @@
 """Which training window should each model retrain on, and what do the days a retraining
-holds out cost? A backtest of the monthly calendar policy (lib/backtest.py) with each
+holds out cost? A backtest of the monthly calendar policy (lib/models/backtest.py) with each
 variant, on the same rows: March-December 2013.
 
 Usage: python bench/bench_windows.py [--home data] [--budget 1]
@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from unified_assets.lib import backtest, config, evaluation, training, warehouse
-from unified_assets.lib.models import SPECS, Rolling
+from unified_assets.lib.core import config, database
+from unified_assets.lib.models import backtest, evaluation, training
+from unified_assets.lib.models.specs import SPECS, Rolling
 
 EXPANDING = Rolling(train_days=0)
 VARIANTS = {  # name: (window, hold out the loop's test days (the spec's), refit)
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=config.default_home())
     parser.add_argument("--budget", type=int, default=1)
     args = parser.parse_args()
-    conn = warehouse.connect(config.warehouse_path(args.home), read_only=True)
+    conn = database.connect(config.warehouse_path(args.home), read_only=True)
     print(f"machine: {platform.machine()}, {platform.python_version()}; home {args.home}; "
           f"budget {args.budget}")  # fmt: skip
     results = []

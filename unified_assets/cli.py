@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-from unified_assets.lib import config, landing, manifests
-from unified_assets.lib.models import SPECS
-from unified_assets.lib.status import status_report
+from unified_assets.lib.core import config
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.models.specs import SPECS
+from unified_assets.lib.monitoring.status import status_report
+from unified_assets.lib.raw import landing
 
 
 def home_dir() -> Path:
@@ -60,7 +62,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     """Land, then materialize the whole graph for the landed range in one run, as CI does."""
     home = home_dir()
     if (home / "dagster_home").is_symlink():  # a killed build left its instance in memory
-        from unified_assets.lib import scratch
+        from unified_assets.lib.core import scratch
 
         scratch.restore(home / "dagster_home")
     landing.land(home, through=args.through, start=args.start)
@@ -96,7 +98,7 @@ def instance_in_memory(home: Path, instance: Path):
     """The home's own Dagster instance kept in memory while the build runs (lib/scratch: a
     year's build writes ~4,700 events, each a SQLite commit), back on disk when it ends. Not
     an instance of another folder, and not while a daemon (`make ui`) is using it."""
-    from unified_assets.lib import scratch
+    from unified_assets.lib.core import scratch
 
     if instance.resolve() != (home / "dagster_home").resolve() or daemon_running(instance):
         yield False
@@ -245,7 +247,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     # The replay's console is its own progress: not Dagster's notices about its beta APIs.
     for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
         warnings.filterwarnings("ignore", category=category)
-    from unified_assets.lib import scratch
+    from unified_assets.lib.core import scratch
 
     models = args.models.split(",")
     unknown = [m for m in models if m not in SPECS]
@@ -279,7 +281,7 @@ def _replay(args: argparse.Namespace, home: Path, base: Path, models: list[str],
     import dagster as dg
 
     from unified_assets.defs.resources import Settings
-    from unified_assets.lib import report
+    from unified_assets.lib.monitoring import report
     from unified_assets.replay import Replayer
 
     # The replay's own settings: the environment's, in the replay's home, with its budget.

@@ -22,7 +22,9 @@ from pathlib import Path
 import dagster as dg
 
 from unified_assets.defs.monitoring.sensors import gate_rejection
-from unified_assets.lib import config, landing, manifests, warehouse
+from unified_assets.lib.core import config, database
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.raw import landing
 
 RUN_KEY_TAG = "dagster/run_key"
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -190,7 +192,7 @@ class Replayer:
     def play(self, start: date, end: date, bootstrap_end: date, progress=None) -> None:
         """Every day from `start` to `end`. The warehouse stays open throughout: the ticks and
         runs happen one after another in this process, and nothing else is waiting for it."""
-        with warehouse.held(config.warehouse_path(self.home)):
+        with database.held(config.warehouse_path(self.home)):
             day = start
             while day <= end:
                 self.day(day, bootstrap_end)
@@ -223,7 +225,7 @@ class Replayer:
     def bootstrap(self, day: date, now: datetime) -> None:
         """The first model of each replayed model, trained on the days up to `day`."""
         from unified_assets.defs.monitoring.sensors import retrain_request
-        from unified_assets.lib.models import SPECS
+        from unified_assets.lib.models.specs import SPECS
 
         for model in self.models:
             before = len(manifests.history(self.home, model))

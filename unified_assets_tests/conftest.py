@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from unified_assets.lib import landing
+from unified_assets.lib.raw import landing
 
 FIRST_DAYS_END = date(2013, 1, 3)
 

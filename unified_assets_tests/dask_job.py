@@ -13,11 +13,11 @@ import dagster as dg
 
 from unified_assets.defs.executors import retraining_on_dask
 from unified_assets.defs.factory import build_model_assets
-from unified_assets.lib import models
+from unified_assets.lib.models import specs
 from unified_assets_tests.helpers import data_and_feature_assets, resources_for, small
 
 # The small classifier on January (train 1-14, validate 15-21, test 22-28), one trial.
-SPEC = small(models.DELAY_CLASSIFIER, budget=1)
+SPEC = small(specs.DELAY_CLASSIFIER, budget=1)
 FEATURE_DAYS = ("2013-01-01", "2013-01-28")
 
 

@@ -17,7 +17,10 @@ import pytest
 
 from unified_assets.defs.factory import build_model_assets
 from unified_assets.defs.resources import Settings, build_resources
-from unified_assets.lib import config, features, landing, models, warehouse
+from unified_assets.lib.core import config, database
+from unified_assets.lib.features import features
+from unified_assets.lib.models import specs
+from unified_assets.lib.raw import landing
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_LAYERS = dg.AssetSelection.groups("raw", "warehouse", "marts")
@@ -114,7 +117,7 @@ def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
 
 # -- reads -----------------------------------------------------------------------------------
 def query(home: Path, sql: str, params=None) -> list[tuple]:
-    conn = warehouse.connect(config.warehouse_path(home), read_only=True)
+    conn = database.connect(config.warehouse_path(home), read_only=True)
     try:
         return conn.execute(sql, params or []).fetchall()
     finally:
@@ -132,7 +135,7 @@ def data_rows(path: Path) -> int:
 
 
 # -- models ----------------------------------------------------------------------------------
-def small(spec: models.ModelSpec, **changes) -> models.ModelSpec:
+def small(spec: specs.ModelSpec, **changes) -> specs.ModelSpec:
     """The spec on January: train 1-14, validate 15-21, test 22-28; a quick search."""
     windows = dict(
         train=(date(2013, 1, 1), date(2013, 1, 15)),
@@ -151,7 +154,7 @@ def small(spec: models.ModelSpec, **changes) -> models.ModelSpec:
                                                        gates=loose) | changes))  # fmt: skip
 
 
-def train_and_deploy(home: Path, spec: models.ModelSpec) -> dg.ExecuteInProcessResult:
+def train_and_deploy(home: Path, spec: specs.ModelSpec) -> dg.ExecuteInProcessResult:
     """training set -> model -> evaluation -> manifest (the unpartitioned part of the chain)."""
     chain = build_model_assets(spec)
     selection = [a.key for a in chain[:4]]
@@ -208,7 +211,7 @@ def require_program(name: str, install_hint: str) -> str:
 
 def query_frame(home: Path, sql: str, params=None):
     """A read-only query of the warehouse as a pandas frame."""
-    conn = warehouse.connect(config.warehouse_path(home), read_only=True)
+    conn = database.connect(config.warehouse_path(home), read_only=True)
     try:
         return conn.execute(sql, params or []).df()
     finally:

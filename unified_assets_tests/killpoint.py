@@ -39,14 +39,16 @@ def after(module, name: str, point: str) -> None:
 
 
 def plant(point: str) -> None:
-    from unified_assets.lib import artifacts, ingest, transforms, warehouse
+    from unified_assets.lib.core import artifacts, database
+    from unified_assets.lib.raw import ingest
+    from unified_assets.lib.warehouse import transforms
 
     if point == "raw-uncommitted":  # the day's rows inserted into raw, not committed
         after(ingest, "replace_daily", point)
     elif point == "curated-uncommitted":  # curated, quarantined and audited, not committed
         after(transforms, "curate", point)
     elif point == "raw-committed":  # committed, before Dagster records the materialization
-        original = warehouse.transaction
+        original = database.transaction
 
         @contextlib.contextmanager
         def committed_then_killed(conn):
@@ -54,7 +56,7 @@ def plant(point: str) -> None:
                 yield tx
             die(point)
 
-        warehouse.transaction = committed_then_killed  # asset modules import it after this
+        database.transaction = committed_then_killed  # asset modules import it after this
     elif point == "training":  # inside LightGBM's boosting loop, at its fifth iteration
         import lightgbm
 

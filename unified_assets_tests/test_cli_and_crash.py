@@ -56,13 +56,15 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     from datetime import date, datetime
     from pathlib import Path
-    from unified_assets.lib import ingest, landing, warehouse
+    from unified_assets.lib.raw import ingest
+    from unified_assets.lib.raw import landing
+    from unified_assets.lib.core import database
 
     home = Path(sys.argv[1])
-    conn = warehouse.connect(home / "unified_assets.duckdb")
+    conn = database.connect(home / "unified_assets.duckdb")
     day = date(2013, 1, 2)
     file = ingest.inspect_file(landing.daily_file(home, "flights", day), home, conn)
-    with warehouse.transaction(conn):
+    with database.transaction(conn):
         ingest.replace_daily(conn, "flights", [(file, day)] * 3, day, date(2013, 1, 3),
                              datetime(2030, 1, 1))
         print("written, not committed", flush=True)
@@ -94,9 +96,9 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from unified_assets.lib import warehouse
+    from unified_assets.lib.core import database
 
-    conn = warehouse.connect(Path(sys.argv[1]))
+    conn = database.connect(Path(sys.argv[1]))
     print("holding", flush=True)
     time.sleep(float(sys.argv[2]))
     conn.close()
@@ -105,18 +107,18 @@ HOLDER = textwrap.dedent(
 
 
 def test_a_writer_waits_for_the_lock_then_gives_a_clear_error(tmp_path):
-    from unified_assets.lib import warehouse
+    from unified_assets.lib.core import database
 
-    database = tmp_path / "unified_assets.duckdb"
+    db_file = tmp_path / "unified_assets.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(database), "4"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLDER, str(db_file), "4"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
         wrote = r"could not open .*unified_assets\.duckdb \(write\)"
         with pytest.raises(RuntimeError, match=wrote):
-            warehouse.connect(database, timeout_s=0.5)
-        conn = warehouse.connect(database, timeout_s=30)  # waits until the holder lets go
+            database.connect(db_file, timeout_s=0.5)
+        conn = database.connect(db_file, timeout_s=30)  # waits until the holder lets go
         conn.execute("CREATE TABLE t AS SELECT 1 AS x")
         conn.close()
     finally:

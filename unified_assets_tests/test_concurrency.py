@@ -24,8 +24,10 @@ import dagster as dg
 import pytest
 
 from unified_assets.defs.partitions import daily
-from unified_assets.lib import config, ingest, landing, transforms, warehouse
-from unified_assets.lib import curated as curations
+from unified_assets.lib.core import config, database
+from unified_assets.lib.raw import ingest, landing
+from unified_assets.lib.warehouse import curated as curations
+from unified_assets.lib.warehouse import transforms
 from unified_assets_tests.helpers import POOL_LIMIT_1, REPO, data_rows, query, run, scalar
 
 DAYS = [date(2013, 1, d) for d in range(1, 5)]
@@ -34,7 +36,7 @@ DAILY = ("raw/flights", "raw/weather", "warehouse/fct_flights", "warehouse/fct_w
 FLIGHTS = ("raw/flights", "warehouse/fct_flights")
 REFERENCE = ("raw/planes", "raw/airports", "raw/airlines", "warehouse/dim_carrier",
              "warehouse/dim_airport", "warehouse/dim_plane")  # fmt: skip
-WAITING = "waiting up to"  # the warning lib/warehouse.py logs when it starts to wait
+WAITING = "waiting up to"  # the warning lib/core/database.py logs when it starts to wait
 POOL_BLOCKED = "Step blocked by limit for pool duckdb"  # Dagster's engine event
 
 # Holds the warehouse open for writing, like a long write or a notebook, until told to stop.
@@ -42,9 +44,9 @@ HOLDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from unified_assets.lib import warehouse
+    from unified_assets.lib.core import database
 
-    conn = warehouse.connect(Path(sys.argv[1]), read_only=sys.argv[2] == "read")
+    conn = database.connect(Path(sys.argv[1]), read_only=sys.argv[2] == "read")
     print("holding", flush=True)
     sys.stdin.readline()
     conn.close()
@@ -57,17 +59,17 @@ READER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from unified_assets.lib import warehouse
+    from unified_assets.lib.core import database
 
-    database, stop = Path(sys.argv[1]), Path(sys.argv[2])
+    db_file, stop = Path(sys.argv[1]), Path(sys.argv[2])
     while True:
         last = stop.exists()  # one more read after the stop file appears, then stop
-        conn = warehouse.connect(database, read_only=True, timeout_s=120)
+        conn = database.connect(db_file, read_only=True, timeout_s=120)
         try:
             seen = {}
             for table, day in (("raw.flights", "partition_date"),
                                ("warehouse.fct_flights", "flight_date")):
-                if warehouse.table_exists(conn, table):
+                if database.table_exists(conn, table):
                     rows = conn.execute(
                         f"SELECT {day}::VARCHAR, count(*) FROM {table} GROUP BY 1").fetchall()
                     seen[table] = dict(rows)
@@ -91,20 +93,25 @@ STEPPED_WRITER = textwrap.dedent(
     import sys
     from datetime import date, datetime, timedelta
     from pathlib import Path
-    from unified_assets.lib import config, curated, ingest, landing, transforms, warehouse
+    from unified_assets.lib.core import config
+    from unified_assets.lib.warehouse import curated
+    from unified_assets.lib.raw import ingest
+    from unified_assets.lib.raw import landing
+    from unified_assets.lib.warehouse import transforms
+    from unified_assets.lib.core import database
 
     home, day = Path(sys.argv[1]), date.fromisoformat(sys.argv[2])
-    database, end = config.warehouse_path(home), day + timedelta(days=1)
+    db_file, end = config.warehouse_path(home), day + timedelta(days=1)
     for command in sys.stdin:
         command = command.strip()
         if command == "read":
-            conn = warehouse.connect(database, read_only=True)
+            conn = database.connect(db_file, read_only=True)
             n = conn.execute("SELECT count(*) FROM warehouse.ingest_audit "
                              "WHERE partition_date IS NOT NULL").fetchone()[0]
             conn.close()
             print("read", n, flush=True)
         elif command == "write":
-            conn = warehouse.connect(database)
+            conn = database.connect(db_file)
             conn.execute("BEGIN TRANSACTION")
             source = ingest.inspect_file(landing.daily_file(home, "flights", day),
                                          home / "scratch", conn)
@@ -187,17 +194,17 @@ def test_parallel_runs_write_different_days_of_the_same_tables(
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     with dg.DagsterInstance.get():  # created once: runs racing to create it fail (see README)
         pass
-    database = config.warehouse_path(home)
+    db_file = config.warehouse_path(home)
     logs = {day: (tmp_path / f"run-{day}.out", tmp_path / f"run-{day}.err") for day in days}
     stop = tmp_path / "stop-reading"
     procs: list[subprocess.Popen] = []
     try:
         # A writer holds the file first, so every run below really meets the lock.
-        holder = python("-c", HOLDER, str(database), "write", env=env,
+        holder = python("-c", HOLDER, str(db_file), "write", env=env,
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
         procs.append(holder)
         assert holder.stdout.readline().strip() == "holding"
-        reader = python("-c", READER, str(database), str(stop), env=env,
+        reader = python("-c", READER, str(db_file), str(stop), env=env,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         procs.append(reader)
         writers = {}
@@ -287,9 +294,9 @@ def test_a_writer_that_read_stale_state_and_waited_for_the_lock_loses_no_write(h
     audit, A opens the file and writes day 1, B asks to write day 2 and must wait, A commits,
     then B writes. B's read is stale by then, but no write depends on it: each write reopens
     the file under its lock and replaces only its own days. Both days survive, conserved."""
-    database = config.warehouse_path(home)
-    conn = warehouse.connect(database)
-    warehouse.ensure_schemas(conn)
+    db_file = config.warehouse_path(home)
+    conn = database.connect(db_file)
+    database.ensure_schemas(conn)
     conn.execute(ingest.ddl("flights", partitioned=True))
     transforms.curate(conn, curations.FLIGHTS, datetime.now(), DAYS[0], DAYS[0])  # empty tables
     conn.close()
@@ -316,8 +323,8 @@ def test_a_writer_that_read_stale_state_and_waited_for_the_lock_loses_no_write(h
         say(b, "write")
         wait_for(lambda: WAITING in err_b.read_text(), "B to wait for A's lock", 60)
         # While A's write is open, nobody else gets in: not B, not a reader.
-        with pytest.raises(warehouse.WarehouseLockedError):
-            warehouse.connect(database, read_only=True, timeout_s=0)
+        with pytest.raises(database.WarehouseLockedError):
+            database.connect(db_file, read_only=True, timeout_s=0)
         say(a, "commit")
         assert answer(a) == "committed"
         assert answer(b) == f"written {ROWS_JAN[1]}"
@@ -342,8 +349,8 @@ def test_a_run_blocked_past_its_lock_timeout_fails_with_the_holder_named(four_da
     error naming that process, instead of hanging; nothing is written."""
     home = four_days
     env = env_for(home, tmp_path / "dagster_home") | {"UNIFIED_ASSETS_LOCK_TIMEOUT_S": "2"}
-    database = config.warehouse_path(home)
-    notebook = python("-c", HOLDER, str(database), "read", env=env,
+    db_file = config.warehouse_path(home)
+    notebook = python("-c", HOLDER, str(db_file), "read", env=env,
                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
     try:
         assert notebook.stdout.readline().strip() == "holding"
@@ -351,7 +358,7 @@ def test_a_run_blocked_past_its_lock_timeout_fails_with_the_holder_named(four_da
                                  env=env, cwd=REPO,
                                  capture_output=True, text=True, timeout=300)  # fmt: skip
         # Readers share the file: a second reader is not blocked by the notebook.
-        conn = warehouse.connect(database, read_only=True, timeout_s=0)
+        conn = database.connect(db_file, read_only=True, timeout_s=0)
         conn.close()
     finally:
         notebook.communicate("release\n", timeout=30)
@@ -365,33 +372,33 @@ def test_a_run_blocked_past_its_lock_timeout_fails_with_the_holder_named(four_da
 
 
 def test_a_reader_waits_for_a_writer_then_gives_up_clearly(tmp_path):
-    database = tmp_path / "unified_assets.duckdb"
+    db_file = tmp_path / "unified_assets.duckdb"
     env = dict(os.environ)
-    writer = python("-c", HOLDER, str(database), "write", env=env,
+    writer = python("-c", HOLDER, str(db_file), "write", env=env,
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
     try:
         assert writer.stdout.readline().strip() == "holding"
-        with pytest.raises(warehouse.WarehouseLockedError,
+        with pytest.raises(database.WarehouseLockedError,
                            match=rf"\(read\): it is locked by PID {writer.pid} \("):  # fmt: skip
-            warehouse.connect(database, read_only=True, timeout_s=0.5)
+            database.connect(db_file, read_only=True, timeout_s=0.5)
     finally:
         writer.communicate("release\n", timeout=30)
-    conn = warehouse.connect(database, read_only=True, timeout_s=30)
+    conn = database.connect(db_file, read_only=True, timeout_s=30)
     conn.close()
 
 
 def test_a_held_warehouse_is_opened_once_for_the_block_then_released(tmp_path):
     """The replay holds the file for its sequential work: every connect in the block shares
     one connection (reads see writes), other processes wait, and the block's end lets them in."""
-    database = tmp_path / "unified_assets.duckdb"
+    db_file = tmp_path / "unified_assets.duckdb"
     reader = [sys.executable, "-c", "import sys; from pathlib import Path; "
-              "from unified_assets.lib import warehouse; warehouse.connect(Path(sys.argv[1]), "
-              "read_only=True, timeout_s=0.3).close()", str(database)]  # fmt: skip
-    with warehouse.held(database):
-        conn = warehouse.connect(database)
+              "from unified_assets.lib.core import database; database.connect(Path(sys.argv[1]), "
+              "read_only=True, timeout_s=0.3).close()", str(db_file)]  # fmt: skip
+    with database.held(db_file):
+        conn = database.connect(db_file)
         conn.execute("CREATE TABLE main.t AS SELECT 1 AS x")
         conn.close()
-        again = warehouse.connect(database, read_only=True)
+        again = database.connect(db_file, read_only=True)
         assert again.execute("SELECT x FROM main.t").fetchall() == [(1,)]
         again.close()
         blocked = subprocess.run(reader, cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -402,16 +409,16 @@ def test_a_held_warehouse_is_opened_once_for_the_block_then_released(tmp_path):
 
 def test_errors_other_than_the_lock_are_not_retried(tmp_path):
     with pytest.raises(RuntimeError, match="could not open") as raised:
-        warehouse.connect(tmp_path / "missing.duckdb", read_only=True, timeout_s=600)
-    assert not isinstance(raised.value, warehouse.WarehouseLockedError)
+        database.connect(tmp_path / "missing.duckdb", read_only=True, timeout_s=600)
+    assert not isinstance(raised.value, database.WarehouseLockedError)
 
 
 def test_the_backoff_is_bounded_and_jittered():
     first, second = random.Random(1), random.Random(2)
-    waits = [warehouse.backoff(n, first) for n in range(30)]
-    assert all(0 < w <= warehouse.LONGEST_WAIT_S for w in waits)
-    assert waits[0] <= warehouse.FIRST_WAIT_S and max(waits) > warehouse.LONGEST_WAIT_S / 2
-    assert waits != [warehouse.backoff(n, second) for n in range(30)]  # runs do not lockstep
+    waits = [database.backoff(n, first) for n in range(30)]
+    assert all(0 < w <= database.LONGEST_WAIT_S for w in waits)
+    assert waits[0] <= database.FIRST_WAIT_S and max(waits) > database.LONGEST_WAIT_S / 2
+    assert waits != [database.backoff(n, second) for n in range(30)]  # runs do not lockstep
     assert len(set(waits[10:])) == 20  # jittered even once the cap is reached
 
 
@@ -434,11 +441,11 @@ def test_every_asset_on_the_warehouse_is_in_the_duckdb_pool():
 def test_only_the_resource_opens_the_warehouse():
     """No module of the platform opens DuckDB on its own: assets and sensors go through
     WarehouseResource, the reports that open the file directly open it read-only, and only the
-    replay holds it open across runs, all through lib/warehouse.py, whose lock wait then
+    replay holds it open across runs, all through lib/core/database.py, whose lock wait then
     applies to every open."""
     package = REPO / "unified_assets"
     opened: dict[str, set[str]] = {
-        "duckdb.connect": set(), "warehouse.connect": set(), "warehouse.held": set()
+        "duckdb.connect": set(), "database.connect": set(), "database.held": set()
     }  # fmt: skip
     writable = set()
     for path in package.rglob("*.py"):
@@ -453,8 +460,8 @@ def test_only_the_resource_opens_the_warehouse():
                     opened[name].add(where)
                     read_only = any(k.arg == "read_only" and ast.unparse(k.value) == "True"
                                     for k in node.keywords)  # fmt: skip
-                    if name == "warehouse.connect" and not read_only:
+                    if name == "database.connect" and not read_only:
                         writable.add(where)
-    assert opened["duckdb.connect"] == {"lib/warehouse.py"}
+    assert opened["duckdb.connect"] == {"lib/core/database.py"}
     assert writable == {"defs/resources.py"}
-    assert opened["warehouse.held"] == {"replay.py"}  # one process, sequential work
+    assert opened["database.held"] == {"replay.py"}  # one process, sequential work

@@ -29,7 +29,9 @@ import pytest
 
 from unified_assets.defs.factory import build_model_assets
 from unified_assets.defs.resources import Settings
-from unified_assets.lib import artifacts, cluster, manifests, models, training
+from unified_assets.lib.core import artifacts, cluster
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.models import specs, training
 from unified_assets_tests import dask_job
 from unified_assets_tests.helpers import (
     data_and_feature_assets,
@@ -80,7 +82,7 @@ def fresh(featured, tmp_path):
     return copy
 
 
-def chain_run(home: Path, spec: models.ModelSpec, instance=None,
+def chain_run(home: Path, spec: specs.ModelSpec, instance=None,
               **settings) -> dg.ExecuteInProcessResult:  # fmt: skip
     """training set -> model -> evaluation -> gated manifest, with these settings."""
     chain = build_model_assets(spec)
@@ -118,9 +120,9 @@ def test_the_cluster_setting_is_off_by_default_and_parsed(monkeypatch):
             cluster.parse(bad)
     monkeypatch.setenv("UNIFIED_ASSETS_DASK_CLUSTER", "local:2")
     assert Settings.from_env().value("dask_cluster") == "local:2"
-    assert cluster.training_rows(models.DELAY_CLASSIFIER) == 1_000_000
-    assert cluster.training_rows(models.DEPARTURES_FORECASTER) == 0  # never distributed
-    assert cluster.training_rows(models.DELAY_CLASSIFIER, "delay_classifier=5,x=1") == 5
+    assert cluster.training_rows(specs.DELAY_CLASSIFIER) == 1_000_000
+    assert cluster.training_rows(specs.DEPARTURES_FORECASTER) == 0  # never distributed
+    assert cluster.training_rows(specs.DELAY_CLASSIFIER, "delay_classifier=5,x=1") == 5
 
 
 def test_an_unreachable_scheduler_fails_at_once_naming_it(fresh):

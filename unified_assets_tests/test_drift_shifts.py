@@ -21,7 +21,11 @@ import pytest
 
 from unified_assets.defs.factory import build_model_assets
 from unified_assets.defs.monitoring.sensors import health
-from unified_assets.lib import config, landing, models, retraining, schemas, warehouse
+from unified_assets.lib.core import config, database
+from unified_assets.lib.models import specs
+from unified_assets.lib.monitoring import retraining
+from unified_assets.lib.quality import schemas
+from unified_assets.lib.raw import landing
 from unified_assets_tests.helpers import (
     FEATURES_UP,
     check_outcomes,
@@ -37,7 +41,7 @@ DAYS = (SHIFT, SHIFT + timedelta(days=1))  # the two scored days the monitor has
 CLEAN = SHIFT - timedelta(days=1)
 # Six weeks from Jan 8: the holiday week's schedules would make the schedule features' lines
 # much wider (see docs/models.md).
-SPEC = small(models.DELAY_CLASSIFIER, train=(date(2013, 1, 8), date(2013, 2, 20)),
+SPEC = small(specs.DELAY_CLASSIFIER, train=(date(2013, 1, 8), date(2013, 2, 20)),
              valid=(date(2013, 2, 20), date(2013, 2, 23)),
              test=(date(2013, 2, 23), SHIFT))  # fmt: skip
 CHAIN = build_model_assets(SPEC)
@@ -155,7 +159,7 @@ def test_a_planted_shift_is_named_within_two_scored_days(shifted_home, name):
     if warning:  # a broken feed: the monitor says so from the first day, naming the feature
         assert faulted[0] == DAYS[0] and warning in by_day[DAYS[0]][7]
         assert all(daily[d][2] for d in DAYS) and not daily[CLEAN][2]
-        conn = warehouse.connect(config.warehouse_path(shifted_home), read_only=True)
+        conn = database.connect(config.warehouse_path(shifted_home), read_only=True)
         try:
             days = health(conn, SPEC)
         finally:

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from unified_assets.lib import artifacts
+from unified_assets.lib.core import artifacts
 
 MODEL = "tree\nversion=v4\nnum_class=1\nfeature_names=a b c\n\nTree=0\nleaf_value=0.5 -0.25\n"
 

@@ -1,4 +1,4 @@
-"""The calendar policy's backtest (lib/backtest.py): which days each monthly training stops on,
+"""The calendar policy's backtest (lib/models/backtest.py): which days each monthly training stops on,
 holds out and refits on, over a small synthetic feature table in DuckDB."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unified_assets.lib import backtest, models, training
-from unified_assets.lib.models import ModelSpec, Rolling
+from unified_assets.lib.models import backtest, specs, training
+from unified_assets.lib.models.specs import ModelSpec, Rolling
 
 SPEC = ModelSpec(
     name="toy", task="regression", description="a toy regressor", table="t.rows",
@@ -20,7 +20,7 @@ SPEC = ModelSpec(
     categorical=("carrier",),
     params={"objective": "regression", "num_leaves": 4, "learning_rate": 0.2,
             "min_data_in_leaf": 5},
-    gates=models.ARRIVAL_DELAY_REGRESSOR.gates, budget=1, num_boost_round=60,
+    gates=specs.ARRIVAL_DELAY_REGRESSOR.gates, budget=1, num_boost_round=60,
     early_stopping_rounds=10, label_lag_days=1,
 )  # fmt: skip
 

@@ -1,6 +1,6 @@
 from datetime import date
 
-from unified_assets.lib import calendar
+from unified_assets.lib.warehouse import calendar
 
 
 def test_2013_holidays():

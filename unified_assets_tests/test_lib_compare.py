@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from unified_assets.lib import compare, evaluation
+from unified_assets.lib.deployment import compare
+from unified_assets.lib.models import evaluation
 
 
 def classifier_case(n: int = 4_000, seed: int = 3, noise: tuple[float, float] = (0.6, 0.6)):

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from unified_assets.devtools import offline
-from unified_assets.lib import drift, models, warehouse
+from unified_assets.lib.core import database
+from unified_assets.lib.models import specs
+from unified_assets.lib.monitoring import drift
 
 POLICY = drift.DriftPolicy()
 
@@ -294,8 +296,8 @@ def real_features(tmp_path_factory) -> pd.DataFrame:
     """Jan-Apr 2013 flight features, built through lib/ (landing, raw, curated, features)."""
     home = tmp_path_factory.mktemp("real")
     start, end = REAL
-    conn = warehouse.connect(offline.build_window(home, start, end))
-    spec = models.DELAY_CLASSIFIER
+    conn = database.connect(offline.build_window(home, start, end))
+    spec = specs.DELAY_CLASSIFIER
     columns = list(dict.fromkeys([*spec.key, *spec.features, spec.label]))
     frame = conn.execute(f"SELECT {', '.join(columns)} FROM {spec.table}").df()
     conn.close()
@@ -307,7 +309,7 @@ def test_held_out_weeks_of_real_data_rarely_alarm(real_features):
     """Two blocks of 14 days, each left out of a 12-week reference built around it from the
     labelled rows (as training builds it); every 7-day window of a block is judged as the
     monitor judges scored rows. bench/bench_drift.py does this for all of Jan-Jun."""
-    spec = models.DELAY_CLASSIFIER
+    spec = specs.DELAY_CLASSIFIER
     judged = alarmed = fixed_alarmed = drifted = 0
     for first in BLOCKS:
         block = pd.date_range(first, periods=14)

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unified_assets.lib import estimation, evaluation, models, monitoring
-from unified_assets.lib.drift import DriftPolicy
+from unified_assets.lib.models import evaluation, specs
+from unified_assets.lib.monitoring import estimation, model_health
+from unified_assets.lib.monitoring.drift import DriftPolicy
 
 
 def sample(n: int, seed: int, shift: float = 0.0,
@@ -106,7 +107,7 @@ def test_the_estimator_is_stored_beside_its_model_once(tmp_path):
 
 
 def test_monitoring_records_the_estimate_of_each_scored_day_beside_the_realized_one():
-    spec = models.DELAY_CLASSIFIER
+    spec = specs.DELAY_CLASSIFIER
     conn = duckdb.connect()
     for schema in ("serving", "features", "monitoring"):
         conn.execute(f"CREATE SCHEMA {schema}")
@@ -138,13 +139,13 @@ def test_monitoring_records_the_estimate_of_each_scored_day_beside_the_realized_
         asked.append(version)
         return estimator if version == "new" else None
 
-    measured = monitoring.monitor_window(
+    measured = model_health.monitor_window(
         conn, spec, first, first + timedelta(days=4), lambda version: None, DriftPolicy(),
         datetime(2013, 5, 5), estimator_of,
     )  # fmt: skip
     assert [m["estimate"] is None for m in measured] == [True, True, False, False]
     assert set(asked) == {"old", "new"}
-    recorded = monitoring.estimates(conn, spec.name)
+    recorded = model_health.estimates(conn, spec.name)
     assert [d.date() for d in recorded["day"]] == [first + timedelta(days=2),
                                                    first + timedelta(days=3)]  # fmt: skip
     assert set(recorded["model_version"]) == {"new"} and set(recorded["rows"]) == {3_000}
@@ -164,10 +165,10 @@ def test_monitoring_records_the_estimate_of_each_scored_day_beside_the_realized_
     # The retraining sensor reads each monitored day's estimate beside its drift.
     from unified_assets.defs.monitoring.sensors import health
 
-    monitoring.replace_days(conn, monitoring.DRIFT_TABLE, spec.name, first, first,
+    model_health.replace_days(conn, model_health.DRIFT_TABLE, spec.name, first, first,
                             pd.DataFrame())  # creates the table
     for i, version in enumerate(["old", "old", "new", "new"]):
-        conn.execute(f"INSERT INTO {monitoring.DRIFT_TABLE} (model, day, model_version, "
+        conn.execute(f"INSERT INTO {model_health.DRIFT_TABLE} (model, day, model_version, "
                      "is_drift, prediction_psi, drifted_share) VALUES (?, ?, ?, false, 0.01, 0)",
                      [spec.name, first + timedelta(days=i), version])  # fmt: skip
     days = health(conn, spec)

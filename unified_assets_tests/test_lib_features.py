@@ -9,17 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from unified_assets.lib import (
-    calendar,
-    curated,
-    features,
-    ingest,
-    landing,
-    leakage,
-    overrides,
-    transforms,
-    warehouse,
-)
+from unified_assets.lib.core import database
+from unified_assets.lib.features import features, leakage
+from unified_assets.lib.raw import ingest, landing
+from unified_assets.lib.warehouse import calendar, curated, overrides, transforms
 from unified_assets_tests.helpers import plant_leak, planted_leak_feature
 
 FLIGHT_COLS = (
@@ -99,8 +92,8 @@ def hand(tmp_path):
     7-day rates use outcomes known on New York days Jan 3 .. Jan 9, the 28-day ones Dec 13 ..
     Jan 9.
     """
-    conn = warehouse.connect(tmp_path / "unified_assets.duckdb")
-    warehouse.ensure_schemas(conn)
+    conn = database.connect(tmp_path / "unified_assets.duckdb")
+    database.ensure_schemas(conn)
     conn.execute(f"CREATE TABLE warehouse.fct_flights ({FLIGHT_COLS})")
     conn.execute(f"CREATE TABLE warehouse.fct_weather_hourly ({WEATHER_COLS})")
     conn.execute(
@@ -357,12 +350,12 @@ def real_template(tmp_path_factory) -> Path:
     landing.land(home, through=REAL_END - timedelta(days=1))
     now = datetime(2026, 1, 1)
     days = [REAL_START + timedelta(days=i) for i in range((REAL_END - REAL_START).days)]
-    conn = warehouse.connect(home / "unified_assets.duckdb")
+    conn = database.connect(home / "unified_assets.duckdb")
     try:
-        warehouse.ensure_schemas(conn)
+        database.ensure_schemas(conn)
         # First: curate() leaves fetchone() results that block registering a DataFrame.
         make_dim_date(conn, date(2013, 1, 1), date(2013, 12, 31))
-        with warehouse.transaction(conn):
+        with database.transaction(conn):
             for table in landing.REFERENCE_TABLES:
                 f = ingest.inspect_file(landing.reference_file(home, table), home, conn)
                 ingest.replace_reference(conn, table, f, now)
@@ -372,7 +365,7 @@ def real_template(tmp_path_factory) -> Path:
                     for d in days
                 ]
                 ingest.replace_daily(conn, table, files, REAL_START, REAL_END, now)
-        with warehouse.transaction(conn):
+        with database.transaction(conn):
             transforms.curate(conn, curated.PLANES, now)
             transforms.curate(conn, curated.AIRPORTS, now)
             overrides.add_airport_overrides(conn)
@@ -387,13 +380,13 @@ def real_template(tmp_path_factory) -> Path:
 def real(real_template, tmp_path):
     path = tmp_path / "unified_assets.duckdb"
     shutil.copy(real_template, path)
-    conn = warehouse.connect(path)
+    conn = database.connect(path)
     yield conn
     conn.close()
 
 
 def test_leakage_report_clean_then_planted(real):
-    with warehouse.transaction(real):
+    with database.transaction(real):
         n = features.build_flight_features(real, REAL_START, REAL_END, 120)
         features.build_origin_daily(real, REAL_START, REAL_END)
     assert n == real.execute("SELECT count(*) FROM warehouse.fct_flights").fetchall()[0][0] > 8000
@@ -476,7 +469,7 @@ def test_the_audit_catches_a_leak_that_the_as_of_columns_hide(real, monkeypatch)
     """The old rule dated an outcome at departure + air time + 60 minutes: no taxi-in, no
     hold. Features built with it pass the as-of check (it compares the rule with itself); the
     audit, from the real landing times, names the features that used outcomes not yet known."""
-    with warehouse.transaction(real):
+    with database.transaction(real):
         features.build_flight_features(real, REAL_START, REAL_END, 120)
     clean = leakage.audit(real, features.FLIGHT_FEATURES)
     assert {f.feature: f.violations for f in clean if f.violations} == {}
@@ -500,7 +493,7 @@ def test_a_days_audit_reads_only_its_look_back_and_finds_the_same(real, monkeypa
     """The daily path audits one day from the events of its look-back (the longest rate
     window and a margin), not the whole history: the same findings as reading every event,
     on clean features and on leaking ones."""
-    with warehouse.transaction(real):
+    with database.transaction(real):
         features.build_flight_features(real, REAL_START, REAL_END, 120)
     table, last = features.FLIGHT_FEATURES, REAL_END - timedelta(days=1)
     # Without the 28-day rates the look-back is 4 days: shorter than the 10 days held
@@ -535,7 +528,7 @@ def test_each_days_live_audit_reads_enough_departures_before_its_first_cutoff(re
     """The running totals behind the 3-hour features start just before a day's earliest
     cutoff: audited day by day, every count agrees, and one departure too many on the
     earliest row whose window holds departures is caught, and nothing else."""
-    with warehouse.transaction(real):
+    with database.transaction(real):
         features.build_flight_features(real, REAL_START, REAL_END, 120)
     table = features.FLIGHT_FEATURES
     for n in range((REAL_END - REAL_START).days):

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from unified_assets.lib import compare
-from unified_assets.lib import gates as g
+from unified_assets.lib.deployment import compare
+from unified_assets.lib.deployment import gates as g
 
 AUC = g.Gates(
     metric_floor=0.65,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from unified_assets.lib import kpis
+from unified_assets.lib.monitoring import kpis
 
 
 def test_rel_cicd_counts_crashes_and_rollbacks_not_rejections():

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from unified_assets.lib import landing
+from unified_assets.lib.raw import landing
 
 
 def test_land_writes_one_file_per_day_with_that_days_rows(tmp_path):

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from unified_assets.lib import compare, manifests, models
+from unified_assets.lib.deployment import compare, manifests
+from unified_assets.lib.models import specs
 
 MODEL = "late_arrival"
 
@@ -159,9 +160,9 @@ def test_model_name_cannot_escape_the_deployments_folder(tmp_path):
 
 # -- assembling a decision from the hand-offs ------------------------------------------------
 SPEC = dataclasses.replace(
-    models.DELAY_CLASSIFIER, name=MODEL, features=("temp_f", "carrier", "distance_mi"),
+    specs.DELAY_CLASSIFIER, name=MODEL, features=("temp_f", "carrier", "distance_mi"),
     categorical=("carrier",),
-    gates=dataclasses.replace(models.DELAY_CLASSIFIER.gates, metric_floor=0.6,
+    gates=dataclasses.replace(specs.DELAY_CLASSIFIER.gates, metric_floor=0.6,
                               champion_tolerance=0.01, amdr_threshold=0.5, max_slice_gap=0.2),
 )  # fmt: skip
 REGISTERED = {"temp_f", "carrier", "distance_mi", "wind_speed_mph"}

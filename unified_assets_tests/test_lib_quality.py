@@ -5,8 +5,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from unified_assets.lib import quality, warehouse
-from unified_assets.lib.config import QualitySettings
+from unified_assets.lib.core import database
+from unified_assets.lib.core.config import QualitySettings
+from unified_assets.lib.quality import validation
 
 
 def mart(**changes) -> pd.DataFrame:
@@ -19,14 +20,14 @@ def mart(**changes) -> pd.DataFrame:
 
 
 def test_clean_frame_passes():
-    outcome = quality.validate("marts.carrier_origin_monthly", mart())
+    outcome = validation.validate("marts.carrier_origin_monthly", mart())
     assert outcome.rows == 1 and outcome.blocking.empty and outcome.warnings.empty
 
 
 def test_blocking_failures_are_collected_lazily():
     frame = pd.concat([mart(on_time_rate=1.5), mart(arrived=3), mart(on_time_rate=-1)])
-    outcome = quality.validate("marts.carrier_origin_monthly", frame.reset_index(drop=True))
-    summary = quality.Validation.summary(outcome.blocking)
+    outcome = validation.validate("marts.carrier_origin_monthly", frame.reset_index(drop=True))
+    summary = validation.Validation.summary(outcome.blocking)
     assert summary["on_time_rate: in_range(0, 1)"] == 2
     assert any("outcomes_add_up" in k for k in summary)  # all failures, not the first
     assert "month+carrier+origin" not in summary
@@ -34,25 +35,25 @@ def test_blocking_failures_are_collected_lazily():
 
 
 def test_warnings_do_not_block():
-    outcome = quality.validate(
+    outcome = validation.validate(
         "marts.carrier_origin_monthly", mart(cancelled=10, diverted=0, arrived=0)
     )
     assert outcome.blocking.empty
-    assert any("warn_not_all_cancelled" in k for k in quality.Validation.summary(outcome.warnings))
+    assert any("warn_not_all_cancelled" in k for k in validation.Validation.summary(outcome.warnings))
 
 
 def test_missing_column_blocks():
-    outcome = quality.validate("marts.carrier_origin_monthly", mart().drop(columns=["flights"]))
+    outcome = validation.validate("marts.carrier_origin_monthly", mart().drop(columns=["flights"]))
     assert not outcome.blocking.empty
 
 
 def test_dq_score_weights():
-    assert quality.dq_score(1.0, 0.5, 0.0, QualitySettings()) == pytest.approx(0.5)
+    assert validation.dq_score(1.0, 0.5, 0.0, QualitySettings()) == pytest.approx(0.5)
     weights = QualitySettings(alpha=2, beta=1, gamma=1)
-    assert quality.dq_score(1.0, 0.5, 0.0, weights) == pytest.approx(2.5 / 4)
+    assert validation.dq_score(1.0, 0.5, 0.0, weights) == pytest.approx(2.5 / 4)
     # nothing curated: C and A unmeasurable, the score is the validity alone
-    assert quality.dq_score(None, None, 0.0, weights) == 0.0
-    assert quality.dq_score(None, None, None, weights) is None
+    assert validation.dq_score(None, None, 0.0, weights) == 0.0
+    assert validation.dq_score(None, None, None, weights) is None
 
 
 def test_dq_weights_must_be_usable():
@@ -65,8 +66,8 @@ def test_dq_weights_must_be_usable():
 
 
 def test_measure_completeness_accuracy_validity(tmp_path):
-    conn = warehouse.connect(tmp_path / "w.duckdb")
-    warehouse.ensure_schemas(conn)
+    conn = database.connect(tmp_path / "w.duckdb")
+    database.ensure_schemas(conn)
     conn.execute(
         "CREATE TABLE marts.carrier_origin_monthly AS SELECT * FROM (VALUES "
         "(DATE '2013-01-01', 'UA', 'EWR', 10, 1, 1, 8, 0.5, 1.0, 2.0, 3.0, 4.0), "
@@ -75,7 +76,7 @@ def test_measure_completeness_accuracy_validity(tmp_path):
         "carrier, origin, flights, cancelled, diverted, arrived, on_time_rate, "
         "mean_dep_delay_min, mean_arr_delay_min, p90_dep_delay_min, p90_arr_delay_min)"
     )
-    scores = quality.measure(
+    scores = validation.measure(
         conn, "marts.carrier_origin_monthly", date(2013, 1, 1), date(2013, 3, 1)
     ).set_index("partition_date")
     jan, feb = scores.loc[pd.Timestamp("2013-01-01")], scores.loc[pd.Timestamp("2013-02-01")]
@@ -87,10 +88,10 @@ def test_measure_completeness_accuracy_validity(tmp_path):
     assert jan["dq"] == pytest.approx((4 / 6 + 0.5 + 1.0) / 3)
     # February: the on-time rate 1.5 is invalid
     assert feb["validity"] == pytest.approx(0.0)
-    quality.record(conn, scores.reset_index(), "marts.carrier_origin_monthly",
+    validation.record(conn, scores.reset_index(), "marts.carrier_origin_monthly",
                    date(2013, 1, 1), date(2013, 3, 1), pd.Timestamp("2026-01-01"),
                    QualitySettings())  # fmt: skip
-    quality.record(conn, scores.reset_index(), "marts.carrier_origin_monthly",
+    validation.record(conn, scores.reset_index(), "marts.carrier_origin_monthly",
                    date(2013, 1, 1), date(2013, 3, 1), pd.Timestamp("2026-01-01"),
                    QualitySettings())  # fmt: skip
     assert conn.execute("SELECT count(*) FROM monitoring.data_quality").fetchone()[0] == 2

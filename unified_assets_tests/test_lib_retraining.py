@@ -5,8 +5,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from unified_assets.lib import models
-from unified_assets.lib.retraining import DayHealth, RetrainPolicy, decide
+from unified_assets.lib.models import specs
+from unified_assets.lib.monitoring.retraining import DayHealth, RetrainPolicy, decide
 
 POLICY = RetrainPolicy(drift_days=3, performance_days=7, min_performance_days=4, cooldown_days=14)
 D0 = date(2013, 5, 1)
@@ -118,34 +118,34 @@ def test_a_drift_verdict_on_too_few_rows_does_not_ask():
 
 
 def test_trailing_windows_end_with_the_as_of_day(monkeypatch):
-    spec = models.DELAY_CLASSIFIER
+    spec = specs.DELAY_CLASSIFIER
     w = spec.windows(date(2013, 6, 30))
     assert w["test"] == (date(2013, 6, 17), date(2013, 7, 1))
     assert w["valid"] == (date(2013, 6, 3), date(2013, 6, 17))
     assert w["train"] == (date(2013, 1, 1), date(2013, 6, 3))  # expanding: all history
-    trailing = spec.windows(date(2013, 6, 30), models.Rolling(train_days=90))
+    trailing = spec.windows(date(2013, 6, 30), specs.Rolling(train_days=90))
     assert trailing["train"] == (date(2013, 3, 5), date(2013, 6, 3))
     # early in the year the training window starts at the first day
     assert spec.windows(date(2013, 2, 28))["train"] == (date(2013, 1, 1), date(2013, 2, 1))
     assert spec.windows(None)["test"] == spec.test
-    short = models.Rolling.parse("14,7,7")
+    short = specs.Rolling.parse("14,7,7")
     assert spec.windows(date(2013, 1, 28), short)["train"] == (date(2013, 1, 1), date(2013, 1, 15))
     with pytest.raises(ValueError, match="no training days"):
         spec.windows(date(2013, 1, 10), short)
-    assert models.Rolling.parse(" ") is None
-    assert models.Rolling.parse("all,14,14,60") == models.Rolling(0, 14, 14, 60)
+    assert specs.Rolling.parse(" ") is None
+    assert specs.Rolling.parse("all,14,14,60") == specs.Rolling(0, 14, 14, 60)
     for bad in ("14,7", "14,0,7", "a,b,c", "90,14,14,1,2"):
         with pytest.raises(ValueError, match="train,valid,test"):
-            models.Rolling.parse(bad)
+            specs.Rolling.parse(bad)
 
 
 def test_recency_weights_halve_every_half_life():
     import pandas as pd
 
     days = pd.Series(pd.to_datetime(["2013-06-30", "2013-05-31", "2013-05-01"]))
-    weights = models.Rolling(half_life_days=30).weights(days, date(2013, 7, 1))
+    weights = specs.Rolling(half_life_days=30).weights(days, date(2013, 7, 1))
     assert weights == pytest.approx([0.5 ** (1 / 30), 0.5 ** (31 / 30), 0.5 ** (61 / 30)])
-    assert models.Rolling().weights(days, date(2013, 7, 1)) is None
+    assert specs.Rolling().weights(days, date(2013, 7, 1)) is None
 
 
 def estimated(values: list[float | None], realized: float | None = None, version: str = "v1",

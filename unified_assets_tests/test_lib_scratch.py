@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from unified_assets.lib import scratch
+from unified_assets.lib.core import scratch
 
 
 def _write(folder):

@@ -5,8 +5,11 @@ from datetime import date, datetime
 import duckdb
 import pytest
 
-from unified_assets.lib import config, curated, ingest, marts, transforms, warehouse
-from unified_assets.lib.landing import COLUMNS
+from unified_assets.lib.core import config, database
+from unified_assets.lib.marts import monthly
+from unified_assets.lib.raw import ingest
+from unified_assets.lib.raw.landing import COLUMNS
+from unified_assets.lib.warehouse import curated, transforms
 
 NOW = datetime(2026, 1, 1)
 FLIGHTS = curated.FLIGHTS.target
@@ -22,8 +25,8 @@ GOOD = dict(
 
 @pytest.fixture
 def conn(tmp_path):
-    c = warehouse.connect(config.warehouse_path(tmp_path))
-    warehouse.ensure_schemas(c)
+    c = database.connect(config.warehouse_path(tmp_path))
+    database.ensure_schemas(c)
     c.execute(ingest.ddl("flights", partitioned=True))
     yield c
     c.close()
@@ -203,18 +206,18 @@ def test_marts_aggregate_the_facts(conn):
     late = GOOD | dict(flight="7", arr_delay="40", arr_time="859")
     put(conn, [GOOD, late])
     curate(conn)
-    assert marts.refresh(conn, "marts.carrier_origin_monthly") == 1
+    assert monthly.refresh(conn, "marts.carrier_origin_monthly") == 1
     row = conn.execute(
         "SELECT month, flights, arrived, on_time_rate, mean_arr_delay_min "
         "FROM marts.carrier_origin_monthly"
     ).fetchone()
     assert row == (date(2013, 1, 1), 2, 2, 0.5, 25.5)
-    assert marts.refresh(conn, "marts.carrier_origin_monthly") == 1
+    assert monthly.refresh(conn, "marts.carrier_origin_monthly") == 1
 
 
 def test_transaction_rolls_back_on_error(conn):
     put(conn, [GOOD])
-    with pytest.raises(duckdb.Error), warehouse.transaction(conn):
+    with pytest.raises(duckdb.Error), database.transaction(conn):
         conn.execute("DELETE FROM raw.flights")
         conn.execute("SELECT no_such_column FROM raw.flights")
     assert conn.execute("SELECT count(*) FROM raw.flights").fetchone()[0] == 1

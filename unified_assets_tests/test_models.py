@@ -18,8 +18,12 @@ from unified_assets.defs.models.assets import key, read_snapshot
 from unified_assets.defs.models.io_manager import SHA256, load_latest
 from unified_assets.defs.monitoring.sensors import retrain_request
 from unified_assets.defs.resources import Settings
-from unified_assets.lib import artifacts, features, landing, manifests, models
-from unified_assets.lib.gates import Gates
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.deployment.gates import Gates
+from unified_assets.lib.features import features
+from unified_assets.lib.models import specs
+from unified_assets.lib.raw import landing
 from unified_assets_tests.helpers import (
     FEATURES_UP,
     check_outcomes,
@@ -33,11 +37,11 @@ from unified_assets_tests.helpers import (
 from unified_assets_tests.helpers import run_assets as run
 
 END = "2013-01-28"
-CLASSIFIER = small(models.DELAY_CLASSIFIER)
+CLASSIFIER = small(specs.DELAY_CLASSIFIER)
 CHAIN = ("training_set", "model", "evaluation", "manifest")
 
 
-def steps(home: Path, spec: models.ModelSpec, *names: str, instance: dg.DagsterInstance):
+def steps(home: Path, spec: specs.ModelSpec, *names: str, instance: dg.DagsterInstance):
     """Materialize some steps of the spec's chain (training set, model, evaluation, manifest)
     as one run on `instance`: a step reads its inputs from the instance's event log, so runs
     that hand results to one another share the instance."""
@@ -67,7 +71,7 @@ def instance():
         yield instance
 
 
-def serve(home: Path, spec: models.ModelSpec, start="2013-01-22", end=END):
+def serve(home: Path, spec: specs.ModelSpec, start="2013-01-22", end=END):
     chain = build_model_assets(spec)
     return run(home, data_and_feature_assets() + chain, selection=[chain[4].key],
                start=start, end=end)  # fmt: skip
@@ -245,7 +249,7 @@ def test_a_step_reads_only_a_recorded_and_intact_handoff(featured, instance):
 def test_the_event_log_records_each_handoff_of_a_retraining(featured, instance):
     """A retraining run as the sensor requests it: each step's hand-off is on its
     materialization, and each step read exactly the materialization before it."""
-    spec = models.DELAY_CLASSIFIER
+    spec = specs.DELAY_CLASSIFIER
     settings = Settings(home=str(featured), lock_timeout_s=10, search_budget=1,
                         rolling_days="14,7,6")  # fmt: skip
     request = retrain_request(spec, date(2013, 1, 27), "test", {})
@@ -355,12 +359,12 @@ def test_a_planted_leak_is_caught_and_nothing_is_deployed(featured, monkeypatch)
 
 
 def test_all_three_shipped_specs_build_and_a_fourth_takes_only_its_spec(featured):
-    for spec in (small(models.ARRIVAL_DELAY_REGRESSOR), small(models.DEPARTURES_FORECASTER)):
+    for spec in (small(specs.ARRIVAL_DELAY_REGRESSOR), small(specs.DEPARTURES_FORECASTER)):
         result = train_and_deploy(featured, spec)
         assert result.success, spec.name
         current = manifests.current(featured, spec.name)
         assert current["metrics"]["test"]["baseline_mae"] > 0
-    fourth = small(models.DELAY_CLASSIFIER, name="cancellation_classifier", label="is_cancelled",
+    fourth = small(specs.DELAY_CLASSIFIER, name="cancellation_classifier", label="is_cancelled",
                    description="Will the flight be cancelled?",
                    gates=Gates(0.5, 0.05, 0.0, 1.0, True))  # fmt: skip
     result = train_and_deploy(featured, fourth)

@@ -25,8 +25,8 @@ import yaml
 from unified_assets.defs.monitoring.sensors import MODEL_TAG
 from unified_assets.defs.raw.sensors import REFERENCE_ASSETS
 from unified_assets.devtools.postgres import HINT, PostgresServer, find_bin_dir
-from unified_assets.lib import landing
-from unified_assets.lib.models import SPECS
+from unified_assets.lib.models.specs import SPECS
+from unified_assets.lib.raw import landing
 from unified_assets_tests.helpers import require_program, resources_for, run, scalar
 
 DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from unified_assets.lib import manifests
+from unified_assets.lib.deployment import manifests
 from unified_assets_tests.helpers import query
 
 BIN = Path(sys.executable).parent

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from unified_assets.defs.raw.sensors import REFERENCE_ASSETS
-from unified_assets.lib import config, landing, monitoring, warehouse
+from unified_assets.lib.core import config, database
+from unified_assets.lib.monitoring import model_health
+from unified_assets.lib.raw import landing
 from unified_assets_tests.helpers import resources_for, run
 
 
@@ -74,9 +76,9 @@ def test_landing_sensor_does_not_ingest_again_what_raw_holds(home, defs):
 
 
 def _plant_monitoring(home, days: list[tuple[date, bool]], version="a" * 64):
-    conn = warehouse.connect(config.warehouse_path(home))
+    conn = database.connect(config.warehouse_path(home))
     try:
-        warehouse.ensure_schemas(conn)
+        database.ensure_schemas(conn)
         for day, drifted in days:
             row = {"model": "delay_classifier", "day": day, "model_version": version,
                    "rows": 6300, "prediction_psi": 0.4 if drifted else 0.01,
@@ -84,7 +86,7 @@ def _plant_monitoring(home, days: list[tuple[date, bool]], version="a" * 64):
                    "drifted_share": 0.4 if drifted else 0.0, "is_drift": drifted,
                    "input_dq": 0.99, "top_features": "temp_f=1.00",
                    "measured_at": datetime.now(UTC)}  # fmt: skip
-            monitoring.replace_days(conn, monitoring.DRIFT_TABLE, "delay_classifier", day,
+            model_health.replace_days(conn, model_health.DRIFT_TABLE, "delay_classifier", day,
                                     day + timedelta(days=1), pd.DataFrame([row]))  # fmt: skip
     finally:
         conn.close()

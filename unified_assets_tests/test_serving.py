@@ -21,7 +21,10 @@ import pandas as pd
 import pytest
 
 from unified_assets.defs.serving.online import online_parity
-from unified_assets.lib import artifacts, landing, manifests, online_log
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.raw import landing
+from unified_assets.lib.serving import request_log
 from unified_assets_tests.helpers import FEATURES_UP, all_assets, query, run_assets, scalar
 from unified_assets_tests.helpers import train_and_deploy as deploy
 from unified_assets_tests.train_small import FEATURE_DAYS
@@ -211,7 +214,7 @@ def test_a_large_request_does_not_hold_up_small_ones(server):
     sender.join()
     deadline = time.monotonic() + 10  # the log thread writes every 0.05 s
     while True:
-        log = online_log.read_day(home, date.fromisoformat(DAY))
+        log = request_log.read_day(home, date.fromisoformat(DAY))
         if (log["request_id"] == "big-one").sum() == 10_000 or time.monotonic() > deadline:
             break
         time.sleep(0.1)

@@ -7,9 +7,9 @@ import duckdb
 import pytest
 
 from unified_assets.defs.resources import Settings
-from unified_assets.lib import config, warehouse
-from unified_assets.lib.models import DELAY_CLASSIFIER, Rolling
-from unified_assets.lib.retraining import RetrainPolicy
+from unified_assets.lib.core import config, database
+from unified_assets.lib.models.specs import DELAY_CLASSIFIER, Rolling
+from unified_assets.lib.monitoring.retraining import RetrainPolicy
 
 
 def test_defaults_need_no_environment(monkeypatch):
@@ -93,6 +93,6 @@ def test_a_home_with_the_old_file_name_gets_it_moved_once(tmp_path, caplog):
     conn = duckdb.connect(str(path), read_only=True)
     assert conn.execute("select count(*) from warehouse.fct_flights").fetchone()[0] == 1
     conn.close()
-    conn = warehouse.connect(path, read_only=True)
+    conn = database.connect(path, read_only=True)
     assert conn.execute("select count(*) from warehouse.fct_flights").fetchone()[0] == 1
     conn.close()

@@ -23,7 +23,9 @@ import dagster as dg
 import pytest
 
 from unified_assets.defs.partitions import daily
-from unified_assets.lib import artifacts, landing, manifests
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.raw import landing
 from unified_assets_tests import train_small
 from unified_assets_tests.helpers import (
     POOL_LIMIT_1,

@@ -15,7 +15,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from unified_assets.lib import models
+from unified_assets.lib.models import specs
 from unified_assets_tests.helpers import small, train_and_deploy
 
 WINDOWS = dict(
@@ -26,13 +26,13 @@ WINDOWS = dict(
 FEATURE_DAYS = ("2013-01-01", "2013-01-14")
 
 
-def spec(variant: str) -> models.ModelSpec:
-    base = small(models.DELAY_CLASSIFIER, budget=1, **WINDOWS)
+def spec(variant: str) -> specs.ModelSpec:
+    base = small(specs.DELAY_CLASSIFIER, budget=1, **WINDOWS)
     if variant == "champion":
         return base
     if variant == "challenger":
         gates = dataclasses.replace(base.gates, champion_tolerance=1.0)
-        return small(models.DELAY_CLASSIFIER, budget=1, gates=gates,
+        return small(specs.DELAY_CLASSIFIER, budget=1, gates=gates,
                      params=base.params | {"num_leaves": 7}, **WINDOWS)  # fmt: skip
     raise SystemExit(f"unknown variant {variant!r}")
 

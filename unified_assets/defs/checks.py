@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pandas as pd
 
-from unified_assets.lib import quality
-from unified_assets.lib.config import QualitySettings
-from unified_assets.lib.warehouse import Transaction
+from unified_assets.lib.core.config import QualitySettings
+from unified_assets.lib.core.database import Transaction
+from unified_assets.lib.quality import validation
 
 VALIDATION_SAMPLE_ROWS = 20_000
 """Rows pandera validates per run: all of them up to this, a repeatable sample beyond."""
@@ -56,7 +56,7 @@ def utc_now() -> datetime:
 
 
 def _rows(table: str, start: date | None, end: date | None) -> tuple[str, dict]:
-    column = quality.SPECS[table].partition_column
+    column = validation.SPECS[table].partition_column
     if column is None or start is None:
         return "TRUE", {}
     return f"{column} >= $start AND {column} < $end", {"start": start, "end": end}
@@ -111,12 +111,12 @@ def publish(
     """
     conn = tx.conn
     frame, total = _sample(conn, table, start, end)
-    validation = quality.validate(table, frame)
+    outcome = validation.validate(table, frame)
     duplicates = _duplicate_keys(conn, table, key, start, end)
-    scores = quality.measure(conn, table, start, end, settings)
-    quality.record(conn, scores, table, start, end, utc_now(), settings)
-    score = quality.overall(scores)
-    blocking = quality.Validation.summary(validation.blocking)
+    scores = validation.measure(conn, table, start, end, settings)
+    validation.record(conn, scores, table, start, end, utc_now(), settings)
+    score = validation.overall(scores)
+    blocking = validation.Validation.summary(outcome.blocking)
     if duplicates:
         blocking[f"{'+'.join(key)}: duplicate keys"] = int(duplicates)
     check_meta = {"rows": total, "rows_validated": len(frame)}
@@ -128,19 +128,19 @@ def publish(
             metadata=check_meta | {
                 "failures": sum(blocking.values()),
                 "failures_by_check": dg.MetadataValue.json(blocking),
-                "failure_sample": _md(quality.Validation.sample(validation.blocking)),
+                "failure_sample": _md(validation.Validation.sample(outcome.blocking)),
             },
         ),
         dg.AssetCheckResult(
             check_name="quality",
-            passed=validation.warnings.empty,
+            passed=outcome.warnings.empty,
             severity=dg.AssetCheckSeverity.WARN,
             metadata=check_meta | {
-                "failures": len(validation.warnings),
+                "failures": len(outcome.warnings),
                 "failures_by_check": dg.MetadataValue.json(
-                    quality.Validation.summary(validation.warnings)
+                    validation.Validation.summary(outcome.warnings)
                 ),
-                "failure_sample": _md(quality.Validation.sample(validation.warnings)),
+                "failure_sample": _md(validation.Validation.sample(outcome.warnings)),
                 "dq": score["dq"],
             },
         ),

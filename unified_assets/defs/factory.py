@@ -1,6 +1,6 @@
 """The one factory: a model spec becomes its training set, model, evaluation and gated
 manifest (handing their results to each other through the hand-off IO manager), its daily
-predictions and their monitoring. Adding a model is adding a spec to lib/models.py."""
+predictions and their monitoring. Adding a model is adding a spec to lib/models/specs.py."""
 
 import dagster as dg
 
@@ -9,7 +9,7 @@ from unified_assets.defs.models.assets import evaluation_asset, model_asset, tra
 from unified_assets.defs.monitoring.assets import monitor_asset
 from unified_assets.defs.monitoring.sensors import retraining_sensor
 from unified_assets.defs.serving.assets import predictions_asset
-from unified_assets.lib.models import SPECS, ModelSpec
+from unified_assets.lib.models.specs import SPECS, ModelSpec
 
 
 def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from unified_assets.lib.config import FIRST_DAY
+from unified_assets.lib.core.config import FIRST_DAY
 
 daily = dg.DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat())
 single_run = dg.BackfillPolicy.single_run()

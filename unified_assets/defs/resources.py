@@ -16,13 +16,13 @@ import dagster as dg
 import duckdb
 from pydantic import Field, ValidationError
 
-from unified_assets.lib import config, warehouse
-from unified_assets.lib.config import QualitySettings
-from unified_assets.lib.drift import DriftPolicy
-from unified_assets.lib.kpis import KpiSettings
-from unified_assets.lib.models import ModelSpec, Rolling
-from unified_assets.lib.retraining import RetrainPolicy
-from unified_assets.lib.training import search_budget
+from unified_assets.lib.core import config, database
+from unified_assets.lib.core.config import QualitySettings
+from unified_assets.lib.models.specs import ModelSpec, Rolling
+from unified_assets.lib.models.training import search_budget
+from unified_assets.lib.monitoring.drift import DriftPolicy
+from unified_assets.lib.monitoring.kpis import KpiSettings
+from unified_assets.lib.monitoring.retraining import RetrainPolicy
 
 ENV_PREFIX = "UNIFIED_ASSETS_"
 
@@ -128,7 +128,7 @@ class Settings(dg.ConfigurableResource):
     dask_training_rows: str = Field(
         default="",
         description="Training rows from which a model trains with lightgbm.dask on the "
-        "cluster, 'model=rows,...'; empty: each model's own (lib/cluster.py).",
+        "cluster, 'model=rows,...'; empty: each model's own (lib/core/cluster.py).",
     )
 
     @classmethod
@@ -231,13 +231,13 @@ class WarehouseResource(dg.ConfigurableResource):
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to the warehouse, waiting (bounded) while another process writes.
         Sensors pass a short `timeout_s`: a busy warehouse means "try again next tick"."""
-        conn = warehouse.connect(
+        conn = database.connect(
             self.database, read_only=read_only,
             timeout_s=timeout_s or self.settings.lock_timeout_s,
         )  # fmt: skip
         try:
             if not read_only:
-                warehouse.ensure_schemas(conn)
+                database.ensure_schemas(conn)
             yield conn
         finally:
             conn.close()

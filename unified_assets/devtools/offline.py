@@ -11,17 +11,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from unified_assets.lib import (
-    calendar,
-    config,
-    curated,
-    features,
-    ingest,
-    landing,
-    overrides,
-    transforms,
-    warehouse,
-)
+from unified_assets.lib.core import config, database
+from unified_assets.lib.features import features
+from unified_assets.lib.raw import ingest, landing
+from unified_assets.lib.warehouse import calendar, curated, overrides, transforms
 
 
 def build_window(home: Path, start: date, end: date, lead_minutes: int = 120) -> Path:
@@ -30,11 +23,11 @@ def build_window(home: Path, start: date, end: date, lead_minutes: int = 120) ->
     landing.land(home, through=end - timedelta(days=1), start=start)
     now = datetime.now()
     path = config.warehouse_path(home)
-    conn = warehouse.connect(path)
+    conn = database.connect(path)
     try:
-        warehouse.ensure_schemas(conn)
+        database.ensure_schemas(conn)
         days = [start + timedelta(days=i) for i in range((end - start).days)]
-        with warehouse.transaction(conn):
+        with database.transaction(conn):
             for table in landing.REFERENCE_TABLES:
                 file = ingest.inspect_file(landing.reference_file(home, table), home, conn)
                 ingest.replace_reference(conn, table, file, now)
@@ -42,13 +35,13 @@ def build_window(home: Path, start: date, end: date, lead_minutes: int = 120) ->
                 files = [(ingest.inspect_file(landing.daily_file(home, table, d), home, conn), d)
                          for d in days]  # fmt: skip
                 ingest.replace_daily(conn, table, files, start, end, now)
-        with warehouse.transaction(conn):
+        with database.transaction(conn):
             for spec in (curated.CARRIERS, curated.AIRPORTS, curated.PLANES):
                 transforms.curate(conn, spec, now)
             overrides.add_airport_overrides(conn)
             for spec in (curated.FLIGHTS, curated.WEATHER):
                 transforms.curate(conn, spec, now, start, end)
-        with warehouse.transaction(conn):
+        with database.transaction(conn):
             calendar.write_dim_date(conn, start, date(end.year, 12, 31))
             features.build_flight_features(conn, start, end, lead_minutes)
     finally:

@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
-from unified_assets.lib.models import SPECS
-from unified_assets.lib.online_store import NY, FlightRequest
+from unified_assets.lib.models.specs import SPECS
+from unified_assets.lib.serving.online_store import NY, FlightRequest
 from unified_assets.online.service import RequestError, Service, ServiceConfig
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from unified_assets.lib import online_store
-from unified_assets.lib.online_log import RequestLog
-from unified_assets.lib.online_models import ModelRegistry, ServedModel
-from unified_assets.lib.online_store import FlightRequest, OnlineStore
+from unified_assets.lib.serving import online_store
+from unified_assets.lib.serving.online_store import FlightRequest, OnlineStore
+from unified_assets.lib.serving.request_log import RequestLog
+from unified_assets.lib.serving.served_models import ModelRegistry, ServedModel
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """deployment: the gate in front of every model, and the manifest a deployment system acts on.
 
 The manifest step takes the model's three hand-offs (training set, model, evaluation) as
-inputs; lib/manifests.py assembles the decision from them.
+inputs; lib/deployment/manifests.py assembles the decision from them.
 """
 
 import dagster as dg
@@ -17,8 +17,11 @@ from unified_assets.defs.models.assets import (
 )
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import artifacts, features, manifests, training
-from unified_assets.lib.models import ModelSpec
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.features import features
+from unified_assets.lib.models import training
+from unified_assets.lib.models.specs import ModelSpec
 
 GATE_NAMES = ("metric_floor", "champion", "amdr", "slice_gap", "smoke_test")
 _GATE_TEXT = {

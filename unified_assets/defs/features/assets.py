@@ -6,9 +6,9 @@ import pandas as pd
 from unified_assets.defs.checks import asset_key, utc_now, window
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import features
-from unified_assets.lib import leakage as leakage_audit
-from unified_assets.lib.warehouse import transaction
+from unified_assets.lib.core.database import transaction
+from unified_assets.lib.features import features
+from unified_assets.lib.features import leakage as leakage_audit
 
 
 def leakage_spec(table: str) -> dg.AssetCheckSpec:
@@ -18,7 +18,7 @@ def leakage_spec(table: str) -> dg.AssetCheckSpec:
         blocking=True,
         description="No feature value could have been unknown at its row's prediction cutoff: "
         "each feature's as-of column against cutoff_utc, and an independent audit of every "
-        "value against the actual departure, arrival and weather-hour times (lib/leakage.py).",
+        "value against the actual departure, arrival and weather-hour times (lib/features/leakage.py).",
     )
 
 

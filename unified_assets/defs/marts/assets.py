@@ -5,16 +5,16 @@ import dagster as dg
 from unified_assets.defs.checks import publish, table_check_specs
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import marts
-from unified_assets.lib.warehouse import transaction
+from unified_assets.lib.core.database import transaction
+from unified_assets.lib.marts import monthly
 
 
 def refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str):
     """Rebuild the mart from the curated facts, in one transaction."""
     with warehouse.connect() as conn, transaction(conn) as tx:
-        rows = marts.refresh(conn, table)
+        rows = monthly.refresh(conn, table)
         context.log.info(f"{table}: {rows} rows")
-        return publish(context, tx, table, key=("month", *marts.MARTS[table]),
+        return publish(context, tx, table, key=("month", *monthly.MARTS[table]),
                        settings=warehouse.settings.quality())  # fmt: skip
 
 

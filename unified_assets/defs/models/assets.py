@@ -21,21 +21,14 @@ from unified_assets.defs.checks import utc_now
 from unified_assets.defs.models.io_manager import HANDOFF_IO_MANAGER
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import (
-    artifacts,
-    cluster,
-    compare,
-    drift,
-    estimation,
-    evaluation,
-    gates,
-    manifests,
-    quality,
-    training,
-)
-from unified_assets.lib.artifacts import ArtifactIntegrityError
-from unified_assets.lib.features import FEATURE_SOURCES
-from unified_assets.lib.models import ModelSpec, Rolling
+from unified_assets.lib.core import artifacts, cluster
+from unified_assets.lib.core.artifacts import ArtifactIntegrityError
+from unified_assets.lib.deployment import compare, gates, manifests
+from unified_assets.lib.features.features import FEATURE_SOURCES
+from unified_assets.lib.models import evaluation, training
+from unified_assets.lib.models.specs import ModelSpec, Rolling
+from unified_assets.lib.monitoring import drift, estimation
+from unified_assets.lib.quality import validation
 
 SPLITS = ("train", "valid", "test")
 
@@ -129,7 +122,7 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             raise dg.Failure(f"{spec.name}: as_of={config.as_of!r}: {exc}") from exc
         with warehouse.connect() as conn:
             frames = {name: training.load_split(conn, spec, w) for name, w in windows.items()}
-            input_dq = {t: quality.window_dq(conn, t, *windows["train"])
+            input_dq = {t: validation.window_dq(conn, t, *windows["train"])
                         for t in FEATURE_SOURCES[spec.table]}  # fmt: skip
             lineage = landing_version(conn, windows["train"][0], windows["test"][1])
         empty = [name for name, frame in frames.items() if frame.empty]
@@ -237,7 +230,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             path, sha = artifacts.snapshot_frame(home, drift_sample, f"{spec.name}-drift-sample")
             reference["sample"] = {"file": f"{artifacts.DATASETS}/{path.name}", "sha256": sha}
         artifacts.save_reference(home, ref.sha256, reference)
-        # What the label-free performance estimate needs (lib/estimation.py): the stored
+        # What the label-free performance estimate needs (lib/monitoring/estimation.py): the stored
         # model's scores on the validation window, calibrated; nothing for a regressor.
         estimation.save_estimator(home, ref.sha256, estimation.fit_estimator(
             spec.task, training.label(spec, frames["valid"]),

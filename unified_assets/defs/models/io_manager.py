@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from unified_assets.defs.resources import Settings
-from unified_assets.lib import artifacts
+from unified_assets.lib.core import artifacts
 
 HANDOFF_IO_MANAGER = "handoff_io_manager"
 SHA256 = "handoff_sha256"

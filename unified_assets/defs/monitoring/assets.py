@@ -10,9 +10,10 @@ from unified_assets.defs.checks import utc_now
 from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import artifacts, drift, estimation, monitoring
-from unified_assets.lib.models import ModelSpec
-from unified_assets.lib.warehouse import transaction
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.core.database import transaction
+from unified_assets.lib.models.specs import ModelSpec
+from unified_assets.lib.monitoring import drift, estimation, model_health
 
 
 def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
@@ -47,7 +48,7 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
 
         start, end = context.partition_time_window
         with warehouse.connect() as conn, transaction(conn):
-            measured = monitoring.monitor_window(conn, spec, start.date(), end.date(),
+            measured = model_health.monitor_window(conn, spec, start.date(), end.date(),
                                                  reference_of, policy, utc_now(),
                                                  estimator_of)  # fmt: skip
         last = measured[-1]
@@ -79,7 +80,7 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "multivariate_auc": d.get("multivariate_auc"),
                 "multivariate_threshold": d.get("multivariate_threshold"),
                 "inputs_broken": d.get("inputs_broken"),
-                "input_faults": monitoring.describe_faults(d.get("input_faults") or {}) or "",
+                "input_faults": model_health.describe_faults(d.get("input_faults") or {}) or "",
                 "feature_drift": dg.MetadataValue.md(feature_table(last["features"])),
                 "input_dq": last["input_dq"],
                 "realized_metric": perf.get("metric", ""),

@@ -8,9 +8,11 @@ from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.defs.serving.schedules import automation_status
-from unified_assets.lib import artifacts, kpis, manifests, monitoring, report
-from unified_assets.lib.models import SPECS
-from unified_assets.lib.warehouse import transaction
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.core.database import transaction
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.models.specs import SPECS
+from unified_assets.lib.monitoring import kpis, model_health, report
 
 HISTORY_TABLE = "monitoring.kpi_history"
 _STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
@@ -110,13 +112,13 @@ def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                      "FEE": amdr.get("fee"), "V_val": amdr.get("v_val"),
                      "input DQ": amdr.get("input_dq"), "AMDR": amdr.get("value"),
                      "L_dp s": latency.get(spec.name, {}).get("total_s")})  # fmt: skip
-    rel = kpis.rel_cicd(decisions, monitoring.failed_runs(home))
+    rel = kpis.rel_cicd(decisions, model_health.failed_runs(home))
     ev = kpis.enterprise_value(deployed, settings)
     # A scheduled scorecard is dated by its schedule (so a replayed year reads as a year).
     scheduled = context.run.tags.get("dagster/scheduled_execution_time")
     now = pd.Timestamp(scheduled).tz_localize(None).to_pydatetime() if scheduled else utc_now()
     with warehouse.connect() as conn, transaction(conn):
-        dq = monitoring.dq_summary(conn)
+        dq = model_health.dq_summary(conn)
         values = {"dq_min": dq["dq"].min() if not dq.empty else None,
                   "rel_cicd": rel["value"], "ev": ev["value"]}  # fmt: skip
         for r in rows:
@@ -124,7 +126,7 @@ def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                        for k in ("FEE", "V_val", "AMDR", "L_dp s")}  # fmt: skip
         for name, lat in latency.items():
             values |= {f"{name}_ldp_{layer}_s": s for layer, s in lat["by_layer_s"].items()}
-        history = monitoring.record_kpis(conn, values, now)
+        history = model_health.record_kpis(conn, values, now)
     markdown = report.scorecard_markdown(rows, latency, dq, rel, ev, now)
     out = report.write_scorecard(home, markdown, history)
     return dg.MaterializeResult(metadata={

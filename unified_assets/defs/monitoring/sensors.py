@@ -10,8 +10,9 @@ import pandas as pd
 from unified_assets.defs.models.assets import key
 from unified_assets.defs.raw.sensors import default_status
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import manifests, monitoring, retraining
-from unified_assets.lib.models import ModelSpec
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.models.specs import ModelSpec
+from unified_assets.lib.monitoring import model_health, retraining
 
 MODEL_TAG = "unified_assets/model"
 KIND_TAG = "unified_assets/kind"
@@ -51,11 +52,11 @@ def retrain_request(spec: ModelSpec, as_of: date, reason: str, evidence: dict) -
 def health(conn, spec: ModelSpec) -> list[retraining.DayHealth]:
     """The model's monitored days, as the decision reads them: drift and the estimate of the
     day scored on each, and the realized value of the day whose outcomes matured on it."""
-    drifts, perf = monitoring.history(conn, spec.name)
+    drifts, perf = model_health.history(conn, spec.name)
     realized = {} if perf.empty else {
         r.day: (r.value, r.rows) for r in perf.itertuples() if r.value == r.value
     }  # fmt: skip
-    guesses = monitoring.estimates(conn, spec.name)
+    guesses = model_health.estimates(conn, spec.name)
     estimated = {r.day: (r.value, r.rows) for r in guesses.itertuples() if r.value == r.value}
     days = []
     for r in drifts.itertuples():
@@ -146,7 +147,7 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
 )
 def record_failed_runs(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
     run = context.dagster_run
-    monitoring.record_failed_run(warehouse.home_path, {
+    model_health.record_failed_run(warehouse.home_path, {
         "run_id": run.run_id, "job": run.job_name,
         "model": run.tags.get(MODEL_TAG), "kind": run.tags.get(KIND_TAG),
         "reason": run.tags.get(REASON_TAG), "error": context.failure_event.message,

@@ -10,8 +10,8 @@ from unified_assets.defs.checks import publish, table_check_specs, utc_now, wind
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.raw.checks import landing_files, landing_files_spec
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import ingest, landing
-from unified_assets.lib.warehouse import transaction
+from unified_assets.lib.core.database import transaction
+from unified_assets.lib.raw import ingest, landing
 
 
 def ingest_daily(

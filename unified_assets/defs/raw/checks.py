@@ -3,7 +3,7 @@
 import dagster as dg
 
 from unified_assets.defs.checks import asset_key
-from unified_assets.lib.ingest import IngestStats
+from unified_assets.lib.raw.ingest import IngestStats
 
 
 def landing_files_spec(table: str) -> dg.AssetCheckSpec:

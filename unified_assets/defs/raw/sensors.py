@@ -8,9 +8,10 @@ import dagster as dg
 from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import daily
 from unified_assets.defs.resources import Settings, WarehouseResource
-from unified_assets.lib import landing, manifests
-from unified_assets.lib.models import SPECS
-from unified_assets.lib.warehouse import table_exists
+from unified_assets.lib.core.database import table_exists
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.models.specs import SPECS
+from unified_assets.lib.raw import landing
 
 
 def automation_on() -> bool:

@@ -9,9 +9,11 @@ from unified_assets.defs.checks import utc_now, window
 from unified_assets.defs.models.assets import key, load_model
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import artifacts, cluster, manifests, training
-from unified_assets.lib.models import ModelSpec
-from unified_assets.lib.warehouse import transaction
+from unified_assets.lib.core import artifacts, cluster
+from unified_assets.lib.core.database import transaction
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.models import training
+from unified_assets.lib.models.specs import ModelSpec
 
 SCORING = "scoring"  # under the artifact store: a long window's rows while the cluster scores
 

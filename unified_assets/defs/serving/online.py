@@ -14,9 +14,11 @@ from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.defs.serving.schedules import automation_status
-from unified_assets.lib import artifacts, drift, online_log, online_monitoring, online_store
-from unified_assets.lib.models import SPECS, ModelSpec
-from unified_assets.lib.warehouse import table_exists, transaction
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.core.database import table_exists, transaction
+from unified_assets.lib.models.specs import SPECS, ModelSpec
+from unified_assets.lib.monitoring import drift, online_monitoring
+from unified_assets.lib.serving import online_store, request_log
 from unified_assets.online.service import (
     FORECAST_HORIZON_DAYS,
     RequestError,
@@ -71,7 +73,7 @@ def online_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     start, end = window(context)
     home = warehouse.home_path
     days = [start + timedelta(days=i) for i in range((end - start).days)]
-    frame = pd.concat([online_log.read_day(home, d).assign(day=d) for d in days],
+    frame = pd.concat([request_log.read_day(home, d).assign(day=d) for d in days],
                       ignore_index=True)  # fmt: skip
     with warehouse.connect() as conn, transaction(conn):
         rows, summary = online_monitoring.record(

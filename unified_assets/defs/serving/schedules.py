@@ -9,8 +9,8 @@ from unified_assets.defs.models.assets import key
 from unified_assets.defs.partitions import daily
 from unified_assets.defs.raw.sensors import SCORING_ASSETS, automation_on, scoring_keys
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib import manifests
-from unified_assets.lib.models import SPECS
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.models.specs import SPECS
 
 scoring_job = dg.define_asset_job(
     "nightly_scoring", selection=dg.AssetSelection.assets(*SCORING_ASSETS), partitions_def=daily,

@@ -8,10 +8,11 @@ from unified_assets.defs.checks import publish, table_check_specs, utc_now, wind
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.defs.warehouse import checks
-from unified_assets.lib import calendar, curated, landing, overrides, transforms
-from unified_assets.lib.config import FIRST_DAY
-from unified_assets.lib.transforms import Curation
-from unified_assets.lib.warehouse import transaction
+from unified_assets.lib.core.config import FIRST_DAY
+from unified_assets.lib.core.database import transaction
+from unified_assets.lib.raw import landing
+from unified_assets.lib.warehouse import calendar, curated, overrides, transforms
+from unified_assets.lib.warehouse.transforms import Curation
 
 
 def build(

@@ -11,7 +11,8 @@ import duckdb
 import pandas as pd
 
 from unified_assets.defs.checks import asset_key
-from unified_assets.lib import quality, transforms
+from unified_assets.lib.quality import validation
+from unified_assets.lib.warehouse import transforms
 
 
 def conservation_spec(table: str) -> dg.AssetCheckSpec:
@@ -72,7 +73,7 @@ def referential_spec() -> dg.AssetCheckSpec:
 
 
 def referential_integrity(conn: duckdb.DuckDBPyConnection, start: date, end: date):
-    unknown = quality.unknown_references(conn, start, end)
+    unknown = validation.unknown_references(conn, start, end)
     return dg.AssetCheckResult(
         check_name="referential_integrity",
         passed=all(u["rows"] == 0 for u in unknown.values()),
@@ -90,7 +91,7 @@ def coverage_spec() -> dg.AssetCheckSpec:
 
 
 def hour_coverage(conn: duckdb.DuckDBPyConnection, start: date, end: date):
-    missing = quality.missing_weather_hours(conn, start, end)
+    missing = validation.missing_weather_hours(conn, start, end)
     return dg.AssetCheckResult(
         check_name="hour_coverage",
         passed=not missing,
@@ -108,7 +109,7 @@ def conflicting_duplicates_spec(table: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "conflicting_duplicates", asset=asset_key(table), blocking=False,
         description="Rows that share a natural key but differ in value: one is kept (the most "
-        "complete, see lib/transforms.py), the others are counted as duplicates and reported "
+        "complete, see lib/warehouse/transforms.py), the others are counted as duplicates and reported "
         "here with their keys and differing values.",
     )  # fmt: skip
 

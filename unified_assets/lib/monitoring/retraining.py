@@ -2,7 +2,7 @@
 
 A model is retrained when its scored days have drifted for `drift_days` days in a row, or when
 its realized performance over the last matured days is past its floor, or, before the labels
-can say so, when the label-free estimate of its performance (lib/estimation.py) over its last
+can say so, when the label-free estimate of its performance (lib/monitoring/estimation.py) over its last
 `estimate_days` scored days is; and, failing all evidence, when the serving model's data is
 `max_age_days` old, so the loop is never staler than a monthly calendar. A drift verdict
 needs `min_drift_rows` rows behind it (a forecaster's week of three origins says nothing). One

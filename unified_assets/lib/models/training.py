@@ -14,8 +14,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib.evaluation import auc, mae
-from unified_assets.lib.models import ModelSpec
+from unified_assets.lib.models.evaluation import auc, mae
+from unified_assets.lib.models.specs import ModelSpec
 
 
 def search_budget(spec: ModelSpec, override: int = 0) -> int:

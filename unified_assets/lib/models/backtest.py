@@ -19,9 +19,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib import training
-from unified_assets.lib.config import FIRST_DAY
-from unified_assets.lib.models import ModelSpec, Rolling
+from unified_assets.lib.core.config import FIRST_DAY
+from unified_assets.lib.models import training
+from unified_assets.lib.models.specs import ModelSpec, Rolling
 
 CALENDAR_VALID_DAYS = 14
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from unified_assets.lib.evaluation import auc
+from unified_assets.lib.models.evaluation import auc
 
 QUANTILES = 101  # percentiles kept per numeric feature: KS's reference distribution
 BINS = 10  # PSI bins per numeric feature: the reference deciles
@@ -608,7 +608,7 @@ def _multivariate_part(reference: dict, rows: pd.DataFrame, windows: list[tuple[
 
 def _in_interpreters(parts: list[tuple]) -> list[list]:
     """`_multivariate_part` of each argument tuple, each in a fresh `python -m
-    unified_assets.lib.drift` at the same time; arguments and results go through its pipes."""
+    unified_assets.lib.monitoring.drift` at the same time; arguments and results go through its pipes."""
     # One OpenMP/BLAS thread a worker (set by `env`, the rest inherited): two workers whose
     # pools spin on both cores are slower than one worker alone.
     command = ["env", "OMP_NUM_THREADS=1", sys.executable, "-W", "ignore", "-m", __name__]

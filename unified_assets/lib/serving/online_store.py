@@ -2,7 +2,7 @@
 flight features the prediction service computes from them in microseconds.
 
 Point-in-time flight features take about 0.1 s a day in DuckDB (PITFALLS.md), too slow for a
-request. So the batch graph exports, with the SQL of `lib/features.py`, what the features are
+request. So the batch graph exports, with the SQL of `lib/features/features.py`, what the features are
 made of: every flight's schedule and outcome times, the delay rates per carrier, origin and
 route for every anchor day, the hourly weather, the planes, the calendar and the forecaster's
 `features.origin_daily` rows. The service holds them in memory and answers each flight at its
@@ -31,8 +31,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib import features
-from unified_assets.lib.features import (
+from unified_assets.lib.features import features
+from unified_assets.lib.features.features import (
     _DEP_UTC,
     _GRAINS,
     _KNOWN_AT_UTC,
@@ -42,7 +42,7 @@ from unified_assets.lib.features import (
     _ny_date,
     _rate_ctes,
 )
-from unified_assets.lib.landing import write_atomic
+from unified_assets.lib.raw.landing import write_atomic
 
 ONLINE = "online"
 POINTER = "store.json"

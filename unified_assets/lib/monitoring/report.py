@@ -1,7 +1,7 @@
 """The replay report: per month, drift, every retraining (when and why), and the realized
 metric of the automatic loop's deployment against the two fixed alternatives it claims to
 beat, on the same rows: the frozen first model (never retrained) and a calendar policy
-(retrained on the 1st of each month, lib/backtest.py)."""
+(retrained on the 1st of each month, lib/models/backtest.py)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,12 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib import (
-    artifacts,
-    backtest,
-    compare,
-    config,
-    evaluation,
-    monitoring,
-    training,
-    warehouse,
-)
-from unified_assets.lib.config import FIRST_DAY
-from unified_assets.lib.models import SPECS, ModelSpec
+from unified_assets.lib.core import artifacts, config, database
+from unified_assets.lib.core.config import FIRST_DAY
+from unified_assets.lib.deployment import compare
+from unified_assets.lib.models import backtest, evaluation, training
+from unified_assets.lib.models.specs import SPECS, ModelSpec
+from unified_assets.lib.monitoring import model_health
 
 SENSOR_INTERVAL_S = 30  # the daemon's default minimum interval between two sensor ticks
 
@@ -40,7 +34,7 @@ def _plt():
 
 def served_outcomes(conn, spec: ModelSpec) -> pd.DataFrame:
     """Every served prediction whose outcome is known, with its features for re-scoring."""
-    frame = monitoring.scored_rows(conn, spec, FIRST_DAY, date.max)
+    frame = model_health.scored_rows(conn, spec, FIRST_DAY, date.max)
     frame = frame[frame["_actual"].notna()].rename(columns={"_day": "day", "_actual": "actual"})
     return frame.sort_values("day").reset_index(drop=True)
 
@@ -132,7 +126,7 @@ def write_replay_report(home: Path, ledger, models: list[str], out_dir: Path,
     if not jobs.empty:
         summary = jobs.groupby("job")["seconds"].agg(["count", "mean", "sum"]).round(2)
         lines += ["## Runs by job", "", summary.to_markdown(), ""]
-    conn = warehouse.connect(config.warehouse_path(home), read_only=True)
+    conn = database.connect(config.warehouse_path(home), read_only=True)
     try:
         for model in models:
             lines += _model_section(home, conn, SPECS[model], ledger, out_dir, plt, budget)
@@ -158,7 +152,7 @@ def _model_section(home, conn, spec: ModelSpec, ledger, out_dir: Path, plt,
         } for e in events])  # fmt: skip
         lines += ["### Retrainings", "", table.to_markdown(index=False, floatfmt=".3f"), ""]
     # Drift by month
-    drifts, perf = monitoring.history(conn, spec.name)
+    drifts, perf = model_health.history(conn, spec.name)
     if not drifts.empty:
         drifts["month"] = pd.to_datetime(drifts["day"]).dt.to_period("M")
         by_month = drifts.groupby("month").agg(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from unified_assets.lib.landing import COLUMNS, NUMERIC
-from unified_assets.lib.transforms import (
+from unified_assets.lib.raw.landing import COLUMNS, NUMERIC
+from unified_assets.lib.warehouse.transforms import (
     Column,
     Curation,
     Rule,

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib.landing import write_atomic
+from unified_assets.lib.raw.landing import write_atomic
 
 ARTIFACTS = "artifacts"
 MODELS = "models"

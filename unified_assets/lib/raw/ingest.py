@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from unified_assets.lib.landing import COLUMNS
+from unified_assets.lib.raw.landing import COLUMNS
 
 LINEAGE_COLUMNS = ("_extra", "_source_file", "_source_sha256", "_ingested_at")
 NULL_TOKENS = ("NA", "")

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unified_assets.lib import artifacts
-from unified_assets.lib.evaluation import auc
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.models.evaluation import auc
 
 METHOD = "cbpe"
 MIN_CALIBRATION_ROWS = 200  # fewer validation rows, or a single class: no calibration map

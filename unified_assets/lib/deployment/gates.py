@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from unified_assets.lib.compare import Comparison
+from unified_assets.lib.deployment.compare import Comparison
 
 CLASSIFIER_TASKS = ("binary",)
 ERROR_TASKS = ("regression", "forecast")

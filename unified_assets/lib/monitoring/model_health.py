@@ -3,7 +3,7 @@
 For day P: drift of the predictions scored for P against the serving model's training
 reference, the DQ of P's inputs, and realized performance of the scored day whose outcomes
 became known by the end of P (P minus the spec's label lag). Before those labels, the
-label-free estimate of P's metric (lib/estimation.py) where the serving model has an estimator;
+label-free estimate of P's metric (lib/monitoring/estimation.py) where the serving model has an estimator;
 once they mature, the same estimate sits beside the realized value. The SQL runs in DuckDB; the
 scored day's rows (about a thousand) come into pandas for the statistics.
 """
@@ -20,10 +20,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib import drift, estimation, evaluation, quality
-from unified_assets.lib.features import FEATURE_SOURCES
-from unified_assets.lib.models import ModelSpec
-from unified_assets.lib.warehouse import table_exists
+from unified_assets.lib.core.database import table_exists
+from unified_assets.lib.features.features import FEATURE_SOURCES
+from unified_assets.lib.models import evaluation
+from unified_assets.lib.models.specs import ModelSpec
+from unified_assets.lib.monitoring import drift, estimation
+from unified_assets.lib.quality import validation
 
 DRIFT_TABLE = "monitoring.drift_daily"
 FEATURE_DRIFT_TABLE = "monitoring.feature_drift"
@@ -124,10 +126,10 @@ def performance(spec: ModelSpec, frame: pd.DataFrame) -> dict | None:
 def input_dq(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
              end: date) -> dict[date, float]:  # fmt: skip
     """Per day in [start, end): the lowest DQ among the curated tables behind the features."""
-    if not table_exists(conn, quality.DQ_TABLE):
+    if not table_exists(conn, validation.DQ_TABLE):
         return {}
     rows = conn.execute(
-        f"SELECT partition_date, min(dq) FROM {quality.DQ_TABLE} WHERE table_name IN "
+        f"SELECT partition_date, min(dq) FROM {validation.DQ_TABLE} WHERE table_name IN "
         f"({', '.join('?' for _ in FEATURE_SOURCES[spec.table])}) AND partition_date >= ? "
         "AND partition_date < ? AND dq IS NOT NULL GROUP BY 1",
         [*FEATURE_SOURCES[spec.table], start, end],
@@ -180,7 +182,7 @@ def monitor_window(
 ) -> list[dict]:  # fmt: skip
     """Measure and record every day P in [start, end) for one model: drift of the rows scored
     in the week ending with P against the training reference of the model version that scored
-    P (lib/drift.py), the broken-feed warnings of that week's inputs, P's input DQ, and realized
+    P (lib/monitoring/drift.py), the broken-feed warnings of that week's inputs, P's input DQ, and realized
     performance of the day scored `label_lag_days` before P, whose outcomes are known by the
     end of P. Returns what was measured, per day.
 
@@ -203,7 +205,7 @@ def monitor_window(
                             first, reference_of, policy)  # fmt: skip
     outcomes = _by_day(realized(conn, spec, start - lag, end - lag))
     dq = input_dq(conn, spec, start, end)
-    faults = quality.feed_faults(conn, FEATURE_SOURCES[spec.table], start - window, end)
+    faults = validation.feed_faults(conn, FEATURE_SOURCES[spec.table], start - window, end)
     measured, drift_rows, feature_rows, perf_rows, estimate_rows = [], [], [], [], []
     for day in pd.date_range(start, end, inclusive="left").date:
         frame = scored.get(day, pd.DataFrame())
@@ -335,7 +337,7 @@ def window_faults(faults: dict[date, dict[str, int]], first: date, last: date) -
 def describe_faults(found: dict, feature: str | None = None) -> str | None:
     """`warn_wind_stuck (wind_speed_mph): 19 rows on 2013-02-19` for each broken-feed warning
     (for one feature: those that concern it); None when there is none."""
-    concerns = {c: cols for checks in quality.FEED_FAULTS.values() for c, cols in checks.items()}
+    concerns = {c: cols for checks in validation.FEED_FAULTS.values() for c, cols in checks.items()}
     parts = [f"{check} ({', '.join(concerns.get(check, ()))}): {e['rows']} rows on "
              f"{', '.join(e['days'])}" for check, e in sorted(found.items())
              if feature is None or feature in concerns.get(check, ())]  # fmt: skip
@@ -418,14 +420,14 @@ def record_kpis(conn: duckdb.DuckDBPyConnection, values: dict, now: datetime) ->
 
 def dq_summary(conn: duckdb.DuckDBPyConnection, days: int = 7) -> pd.DataFrame:
     """DQ per table over its last `days` partitions (whole for unpartitioned tables)."""
-    if not table_exists(conn, quality.DQ_TABLE):
+    if not table_exists(conn, validation.DQ_TABLE):
         return pd.DataFrame(columns=["table_name", "latest_partition", "dq"])
     return conn.execute(
         f"""
         WITH ranked AS (
             SELECT *, dense_rank() OVER (PARTITION BY table_name
                                          ORDER BY partition_date DESC NULLS LAST) AS r
-            FROM {quality.DQ_TABLE})
+            FROM {validation.DQ_TABLE})
         SELECT table_name, max(partition_date) AS latest_partition,
                sum(dq * rows) / nullif(sum(rows), 0) AS dq,
                sum(completeness * rows) / nullif(sum(rows), 0) AS completeness,

@@ -32,8 +32,8 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from unified_assets.lib import training
-from unified_assets.lib.models import ModelSpec, Rolling
+from unified_assets.lib.models import training
+from unified_assets.lib.models.specs import ModelSpec, Rolling
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def training_integrity_error(ref: dict, actual: str) -> Exception:
-    from unified_assets.lib.artifacts import ArtifactIntegrityError
+    from unified_assets.lib.core.artifacts import ArtifactIntegrityError
 
     return ArtifactIntegrityError(f"dataset {ref['path']} changed: sha256 {actual}, "
                                   f"expected {ref['sha256']}")  # fmt: skip

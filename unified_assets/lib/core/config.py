@@ -19,7 +19,7 @@ WAREHOUSE_FILE = "unified_assets.duckdb"
 # schema: `warehouse.fct_flights` was ambiguous for anyone opening the file directly.
 OLD_WAREHOUSE_FILE = "warehouse.duckdb"
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 log = logging.getLogger(__name__)
 
 

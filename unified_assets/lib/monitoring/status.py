@@ -7,7 +7,11 @@ from pathlib import Path
 
 import duckdb
 
-from unified_assets.lib import config, landing, manifests, quality, transforms, warehouse
+from unified_assets.lib.core import config
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.quality import validation
+from unified_assets.lib.raw import landing
+from unified_assets.lib.warehouse import transforms
 
 
 def status_report(home: Path) -> str:
@@ -20,7 +24,7 @@ def status_report(home: Path) -> str:
     if not database.exists():
         lines.append(f"no warehouse yet at {database}")
         return "\n".join(lines)
-    conn = warehouse.connect(database, read_only=True)
+    conn = database.connect(database, read_only=True)
     try:
         tables = conn.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
@@ -102,7 +106,7 @@ def _flaws(conn: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]) -> li
             "SELECT min(flight_date), max(flight_date) FROM warehouse.fct_flights"
         ).fetchall()[0]
         if first is not None:
-            unknown = quality.unknown_references(conn, first, last + timedelta(days=1))
+            unknown = validation.unknown_references(conn, first, last + timedelta(days=1))
             for column, found in unknown.items():
                 if found["rows"]:
                     top = ", ".join(list(found["top"])[:5])
@@ -120,7 +124,7 @@ def _flaws(conn: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]) -> li
                 "SELECT max(partition_date) FROM warehouse.ingest_audit "
                 "WHERE table_name = 'warehouse.fct_weather_hourly'"
             ).fetchall()[0][0]
-            missing = quality.missing_weather_hours(conn, first, max(last, landed) + timedelta(1))
+            missing = validation.missing_weather_hours(conn, first, max(last, landed) + timedelta(1))
             if missing:
                 lines.append(
                     f"  missing weather hours: {sum(m for _, _, m in missing)} over "

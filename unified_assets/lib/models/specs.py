@@ -8,8 +8,8 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib.config import FIRST_DAY
-from unified_assets.lib.gates import Gates
+from unified_assets.lib.core.config import FIRST_DAY
+from unified_assets.lib.deployment.gates import Gates
 
 Window = tuple[date, date]  # [start, end)
 

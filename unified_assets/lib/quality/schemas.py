@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pa
 
-from unified_assets.lib.landing import COLUMNS, DAILY_TABLES, NUMERIC, REFERENCE_TABLES
+from unified_assets.lib.raw.landing import COLUMNS, DAILY_TABLES, NUMERIC, REFERENCE_TABLES
 
 WARN_PREFIX = "warn_"
 

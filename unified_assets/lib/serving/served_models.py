@@ -23,8 +23,9 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-from unified_assets.lib import artifacts, manifests
-from unified_assets.lib.models import SPECS, ModelSpec
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.models.specs import SPECS, ModelSpec
 
 log = logging.getLogger(__name__)
 

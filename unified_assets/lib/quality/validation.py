@@ -19,12 +19,12 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
-from unified_assets.lib.calendar import weather_hours
-from unified_assets.lib.config import QualitySettings
-from unified_assets.lib.landing import NUMERIC
-from unified_assets.lib.schemas import SCHEMAS, WARN_PREFIX
-from unified_assets.lib.transforms import AUDIT, install_macros
-from unified_assets.lib.warehouse import table_exists
+from unified_assets.lib.core.config import QualitySettings
+from unified_assets.lib.core.database import table_exists
+from unified_assets.lib.quality.schemas import SCHEMAS, WARN_PREFIX
+from unified_assets.lib.raw.landing import NUMERIC
+from unified_assets.lib.warehouse.calendar import weather_hours
+from unified_assets.lib.warehouse.transforms import AUDIT, install_macros
 
 DQ_TABLE = "monitoring.data_quality"
 SAMPLE_ROWS = 20

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from unified_assets.lib.config import FIRST_DAY
+from unified_assets.lib.core.config import FIRST_DAY
 
 DAILY_TABLES = ("flights", "weather")
 REFERENCE_TABLES = ("planes", "airports", "airlines")

@@ -1,7 +1,7 @@
 """The online service's logged predictions in the warehouse, and what monitoring needs of them:
 per day, model and version, the traffic, its latency, unseen categories, the drift of the
 trailing week's online rows against the version's training reference (the batch monitor's rule,
-lib/drift.py), the realized metric once the outcomes are known, and how far online scores stray
+lib/monitoring/drift.py), the realized metric once the outcomes are known, and how far online scores stray
 from the batch scores of the same flights by the same version (training-serving skew: it should
 be 0)."""
 
@@ -14,11 +14,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib import drift
-from unified_assets.lib.evaluation import auc, mae
-from unified_assets.lib.models import SPECS
-from unified_assets.lib.monitoring import replace_rows
-from unified_assets.lib.warehouse import table_exists
+from unified_assets.lib.core.database import table_exists
+from unified_assets.lib.models.evaluation import auc, mae
+from unified_assets.lib.models.specs import SPECS
+from unified_assets.lib.monitoring import drift
+from unified_assets.lib.monitoring.model_health import replace_rows
 
 PREDICTIONS = "monitoring.online_predictions"
 DAILY = "monitoring.online_daily"

@@ -13,10 +13,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from unified_assets.lib import compare, gates
-from unified_assets.lib.artifacts import write_new
-from unified_assets.lib.landing import write_atomic
-from unified_assets.lib.models import ModelSpec
+from unified_assets.lib.core.artifacts import write_new
+from unified_assets.lib.deployment import compare, gates
+from unified_assets.lib.models.specs import ModelSpec
+from unified_assets.lib.raw.landing import write_atomic
 
 DEPLOYMENTS = "deployments"
 CURRENT = "current.json"

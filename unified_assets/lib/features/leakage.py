@@ -30,7 +30,7 @@ from datetime import date
 
 import duckdb
 
-from unified_assets.lib.features import (
+from unified_assets.lib.features.features import (
     OUTCOME_LAG_MINUTES,
     REGISTRY,
     WINDOW_COLUMN,
@@ -287,7 +287,7 @@ def audit(
             if finding.rule == "unaudited" and finding.rows:
                 finding.violations = finding.rows
                 finding.sample = [{"reason": f"no audit rule for the as-of column "
-                                   f"{feature.as_of!r}: add one to lib/leakage.py"}]  # fmt: skip
+                                   f"{feature.as_of!r}: add one to lib/features/leakage.py"}]  # fmt: skip
             elif finding.violations and query is not None:
                 finding.sample = _sample(conn, table, feature, f"{ctes}, {query}")
     finally:

@@ -1,0 +1,1 @@
+"""deployment layer: gates, champion comparisons and manifests."""

@@ -1,0 +1,1 @@
+"""marts layer: aggregates a BI tool reads."""

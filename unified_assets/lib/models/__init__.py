@@ -1,0 +1,1 @@
+"""models layer: model specs, training, evaluation and the calendar backtest."""

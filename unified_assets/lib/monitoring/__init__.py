@@ -1,0 +1,1 @@
+"""monitoring layer: drift, label-free estimates, model health, retraining decisions, KPIs, reports."""

@@ -1,0 +1,1 @@
+"""Data quality on every table: pandera schemas and the DQ score."""

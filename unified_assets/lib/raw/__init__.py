@@ -1,0 +1,1 @@
+"""raw layer: the landing zone and its ingestion into DuckDB."""

@@ -1,0 +1,1 @@
+"""serving layer: the online store, the served models and the request log."""

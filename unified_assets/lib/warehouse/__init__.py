@@ -1,0 +1,1 @@
+"""warehouse layer: typed, deduplicated, conformed tables built in DuckDB SQL."""
