@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export UNIFIED_ASSETS_HOME ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(UNIFIED_ASSETS_HOME)/dagster_home
 
-.PHONY: setup run test lint ui serve bench clean
+.PHONY: setup run test test-fast lint ui serve bench clean
 
 # pip's own notices go to .venv/install.log; they are shown only when the install fails.
 $(STAMP): pyproject.toml
@@ -27,10 +27,21 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/unified-assets build --through 2013-12-31
 
-## Lint, then every test.
+# pytest-xdist: the tests on two workers (the machines have two cores); the modules that share one
+# server, cluster or template home stay on one worker (--dist loadgroup, `xdist_group` marks).
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+
+## Lint, then every test: the unit tier (lib/) and the system tier (runs, sensors, the service,
+## the UI in a browser, PostgreSQL, Dask, killed and concurrent processes, the command line).
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
+
+## The unit tier alone (unified_assets_tests/unit/: lib/, no Dagster run, no other process),
+## for after every change.
+test-fast: setup
+	$(BIN)/pytest $(XDIST) unified_assets_tests/unit
 
 lint: setup
 	$(BIN)/ruff check .

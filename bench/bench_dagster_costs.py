@@ -55,7 +55,7 @@ def variants(dg):
     names = [f"check_{i}" for i in range(CHECKS)]
 
     @dg.asset(partitions_def=daily, check_specs=[dg.AssetCheckSpec(n, asset="checked")
-                                                 for n in names])  # fmt: skip
+                                                 for n in names])
     def checked():
         return dg.MaterializeResult(
             check_results=[dg.AssetCheckResult(check_name=n, passed=True) for n in names]
@@ -104,7 +104,7 @@ def main() -> None:
             for name, assets in jobs.items():
                 started = time.perf_counter()
                 dg.materialize(assets, instance=instance, run_config=QUIET,
-                               partition_key=f"2013-02-{1 + day % 28:02d}")  # fmt: skip
+                               partition_key=f"2013-02-{1 + day % 28:02d}")
                 if day >= 3:  # the first runs create the instance's databases
                     seconds[i, name].append(time.perf_counter() - started)
     result = {
@@ -125,7 +125,7 @@ def main() -> None:
         result[i] = costs
         print(f"| {i} | " + " | ".join(f"{v:.0f}" for v in ms.values()) + " | "
               f"{costs['per_extra_step_ms']} | {costs['per_check_ms']} | "
-              f"{costs['per_log_line_ms']} |")  # fmt: skip
+              f"{costs['per_log_line_ms']} |")
     print(f"\nmilliseconds, median of {args.runs} runs each; {result['machine']}")
     out = REPO / "bench" / "results" / "dagster_costs.json"
     out.write_text(json.dumps(result, indent=1) + "\n")

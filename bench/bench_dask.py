@@ -10,8 +10,8 @@ snapshots, in key order, as a training set stores them.
 - local: one process reads both snapshots and runs `training.train` (the spec's search with
   --budget trials; LightGBM, 2 threads), as the model step does without a cluster;
 - dask: one driver process starts a LocalCluster (2 worker processes, 2 threads each, loopback)
-  and runs `cluster.train` with the distributed threshold at 1 row: the search trial(s) as tasks
-  on a sample of at most `cluster.SEARCH_ROWS` training rows, then lightgbm.dask over every row,
+  and runs `dask_steps.train` with the distributed threshold at 1 row: the search trial(s) as tasks
+  on a sample of at most `dask_steps.SEARCH_ROWS` training rows, then lightgbm.dask over every row,
   the snapshot cut into row slices pinned to the workers.
 
 Each variant is a fresh process; wall time by the parent; peak RSS read by each process of
@@ -40,11 +40,11 @@ from bench_ml import scale_up  # noqa: E402
 FEATURES = (
     BARE_FOUNDATION
     + """
-from unified_assets.lib.features import features
+from unified_assets.lib.features import flight_table
 from unified_assets.lib.warehouse.calendar import write_dim_date
 with warehouse.transaction(conn):
     write_dim_date(conn, start, end)
-    features.build_flight_features(conn, start, end, 120)  # the default lead
+    flight_table.build_flight_features(conn, start, end, 120)  # the default lead
 conn.close()
 """
 )
@@ -68,7 +68,7 @@ DASK = """
 import json, logging, resource, sys, time
 from distributed import Client, LocalCluster
 from unified_assets.lib.core import cluster
-from unified_assets.lib.models import specs
+from unified_assets.lib.models import dask_steps, specs
 
 def peak():
     import resource
@@ -82,7 +82,7 @@ if __name__ == "__main__":
                       env=dict(cluster.WORKER_ENV)) as local, Client(local) as client:
         client.wait_for_workers(2)
         started = time.perf_counter()
-        trained, where = cluster.train(client, spec, refs[0], refs[1], budget=int(sys.argv[3]),
+        trained, where = dask_steps.train(client, spec, refs[0], refs[1], budget=int(sys.argv[3]),
                                        min_rows=1)
         seconds = time.perf_counter() - started
         workers = client.run(peak)
@@ -145,7 +145,7 @@ def main() -> None:
                 scale_up(home, args.scale)
             subprocess.run([sys.executable, "-c", FEATURES, str(home), "2013-01-01",
                             "2013-10-01"], check=True, env=env,
-                           stdout=subprocess.DEVNULL)  # fmt: skip
+                           stdout=subprocess.DEVNULL)
             db = home / "unified_assets.duckdb"
             train = snapshot(db, root / "train.parquet", "2013-01-01", "2013-09-01")
             valid = snapshot(db, root / "valid.parquet", "2013-09-01", "2013-10-01")
@@ -154,14 +154,14 @@ def main() -> None:
         print(f"{train['rows']:,} training and {valid['rows']:,} validation rows", flush=True)
         results = {}
         scripts = {"local": (LOCAL, [train["path"], valid["path"]]),
-                   "dask": (DASK, [json.dumps(train), json.dumps(valid)])}  # fmt: skip
+                   "dask": (DASK, [json.dumps(train), json.dumps(valid)])}
         for name in args.variants.split(","):
             script, argv = scripts[name]
             script_path = root / f"variant_{name}.py"  # not dask.py: it would shadow dask
             script_path.write_text(script)
             begun = time.perf_counter()
             out = subprocess.run([sys.executable, str(script_path), *argv, str(args.budget)],
-                                 env=env, capture_output=True, text=True)  # fmt: skip
+                                 env=env, capture_output=True, text=True)
             if out.returncode:
                 raise SystemExit(f"{name} failed ({out.returncode}): {out.stderr[-3000:]}")
             result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -178,12 +178,12 @@ def main() -> None:
     for name, r in results.items():
         rss = ", ".join(f"{k} {v:,.0f}" for k, v in r["rss_mib"].items())
         print(f"| {name} | {r['rows']:,} | {r['wall_seconds']:.1f} | {r['train_seconds']:.1f} | "
-              f"{r['rounds']} | {r['valid_auc']:.4f} | {rss} |")  # fmt: skip
+              f"{r['rounds']} | {r['valid_auc']:.4f} | {rss} |")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / f"dask-{args.scale}x.json").write_text(json.dumps(
         {"machine": machine, "scale": args.scale, "budget": args.budget, "results": results,
-         "measured_at": time.strftime("%Y-%m-%d")}, indent=2))  # fmt: skip
+         "measured_at": time.strftime("%Y-%m-%d")}, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,11 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import repo_path  # noqa: F401  (the repository root on sys.path, for the test support)
 
-from unified_assets.devtools import offline
 from unified_assets.lib.core import database
 from unified_assets.lib.models import specs
-from unified_assets.lib.monitoring import drift
+from unified_assets.lib.monitoring import drift, drift_calibration, drift_classifier
+from unified_assets.lib.monitoring.drift_policy import DriftPolicy
+from unified_assets_tests.support import offline
 
 SPEC = specs.DELAY_CLASSIFIER
 BLOCK_DAYS = 14
@@ -55,35 +57,35 @@ def load(home: Path, start: date, end: date) -> pd.DataFrame:
     frame = conn.execute(
         f"SELECT {', '.join(columns)} FROM {SPEC.table} WHERE {SPEC.date_column} >= $s AND "
         f"{SPEC.date_column} < $e ORDER BY {SPEC.date_column}", {"s": start, "e": end},
-    ).df()  # fmt: skip
+    ).df()
     conn.close()
     frame[SPEC.date_column] = pd.to_datetime(frame[SPEC.date_column])
     return frame
 
 
-def held_out(frame: pd.DataFrame, weeks: int, policy: drift.DriftPolicy) -> dict:
+def held_out(frame: pd.DataFrame, weeks: int, policy: DriftPolicy) -> dict:
     """Judge every window of every held-out block against a reference of `weeks` weeks around
     it (or all the rest, when the period is shorter)."""
     days = np.sort(frame[SPEC.date_column].unique())
     span = weeks * 7 + BLOCK_DAYS
     counts = {"feature_days": 0, "psi": 0, "outside": 0, "either": 0, "fixed": 0,
               "windows": 0, "multivariate": 0, "day_drift": 0, "fixed_day_drift": 0,
-              "blocks": 0}  # fmt: skip
+              "blocks": 0}
     seconds, worst = [], {}
     for first in range(0, len(days) - BLOCK_DAYS + 1, BLOCK_DAYS):
         block = days[first:first + BLOCK_DAYS]
         low = max(0, min(first - (span - BLOCK_DAYS) // 2, len(days) - span))
         period = days[low:low + span]
         rows = frame[frame[SPEC.date_column].isin(period)
-                     & ~frame[SPEC.date_column].isin(block)]  # fmt: skip
+                     & ~frame[SPEC.date_column].isin(block)]
         train = rows[rows[SPEC.label].notna()]
         reference, sample = drift.build_reference(
             train, list(SPEC.features), list(SPEC.categorical), np.array([0.5]),
             train[SPEC.date_column], policy.window_days,
-        )  # fmt: skip
+        )
         if sample is None:
             continue
-        reference[drift.SAMPLE] = sample
+        reference[drift_classifier.SAMPLE] = sample
         fixed = {k: v for k, v in reference.items() if k != "calibration"}  # the fixed rule
         counts["blocks"] += 1
         for end in range(WINDOW_DAYS, BLOCK_DAYS + 1):
@@ -101,7 +103,7 @@ def held_out(frame: pd.DataFrame, weeks: int, policy: drift.DriftPolicy) -> dict
                 counts["feature_days"] += 1
                 by_psi = r["statistic"] > r["threshold"]
                 by_outside = (r["outside_threshold"] is not None
-                              and r["outside_share"] > r["outside_threshold"])  # fmt: skip
+                              and r["outside_share"] > r["outside_threshold"])
                 counts["psi"] += by_psi
                 counts["outside"] += by_outside
                 counts["either"] += r["alarmed"]
@@ -118,14 +120,14 @@ def classifier_seconds(frame: pd.DataFrame, repeat: int = 20) -> float:
     reference, sample = drift.build_reference(
         train, list(SPEC.features), list(SPEC.categorical), np.array([0.5]),
         train[SPEC.date_column], WINDOW_DAYS,
-    )  # fmt: skip
+    )
     names = reference["calibration"]["classifier_features"]
     cats = reference["calibration"]["classifier_categorical"]
     window = frame.iloc[-7000:]
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        drift.classifier_auc(sample, window, names, cats)
+        drift_classifier.classifier_auc(sample, window, names, cats)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -136,19 +138,20 @@ def main() -> int:
     parser.add_argument("--start", type=date.fromisoformat, default=date(2013, 1, 1))
     parser.add_argument("--through", type=date.fromisoformat, default=date(2013, 6, 30))
     parser.add_argument("--weeks", default="6,12,24", help="reference lengths, in weeks")
-    parser.add_argument("--min-windows", type=int, default=drift.MIN_WINDOWS,
+    parser.add_argument("--min-windows", type=int, default=drift_calibration.MIN_WINDOWS,
                         help="learn thresholds from references this short (to measure why "
-                        "the platform does not)")  # fmt: skip
+                        "the platform does not)")
     args = parser.parse_args()
-    drift.MIN_WINDOWS = args.min_windows
+    # read where it is used: by build_reference and by calibrate_classifier
+    drift.MIN_WINDOWS = drift_classifier.MIN_WINDOWS = args.min_windows
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-drift-"))
     end = args.through + timedelta(days=1)
     started = time.perf_counter()
     build(home, args.start, end)
     frame = load(home, args.start, end)
     print(f"{len(frame):,} flights {args.start}..{args.through}, built in "
-          f"{time.perf_counter() - started:.1f} s ({home})")  # fmt: skip
-    policy = drift.DriftPolicy(window_days=WINDOW_DAYS)
+          f"{time.perf_counter() - started:.1f} s ({home})")
+    policy = DriftPolicy(window_days=WINDOW_DAYS)
     print("| reference | blocks | feature-days | alarmed: PSI | outside range | either "
           "(calibrated) | fixed rule | multivariate days | drifted days (calibrated / fixed) "
           "| s per day | most alarms |")
@@ -160,7 +163,7 @@ def main() -> int:
               f"{c['outside'] / n:.1%} | **{c['either'] / n:.1%}** | {c['fixed'] / n:.1%} | "
               f"{c['multivariate'] / w:.1%} | {c['day_drift'] / w:.1%} / "
               f"{c['fixed_day_drift'] / w:.1%} | {c['seconds']:.3f} | "
-              f"{', '.join(f'{k} {v}' for k, v in c['worst'])} |")  # fmt: skip
+              f"{', '.join(f'{k} {v}' for k, v in c['worst'])} |")
     print(f"one multivariate judgement: {classifier_seconds(frame):.3f} s (median of 20)")
     return 0
 

@@ -61,7 +61,7 @@ def settle(env: dict, quiet_s: float = 40) -> None:
         records = instance.get_run_records(limit=1)
         busy = instance.get_runs(filters=dg.RunsFilter(statuses=[
             dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
-            dg.DagsterRunStatus.STARTED]), limit=1)  # fmt: skip
+            dg.DagsterRunStatus.STARTED]), limit=1)
         last = max([started] + [r.end_time or r.create_timestamp.timestamp() for r in records])
         if not busy and time.time() - last > quiet_s:
             return
@@ -78,26 +78,27 @@ def main() -> int:
     env = dict(os.environ, UNIFIED_ASSETS_HOME=str(base),
                UNIFIED_ASSETS_SEARCH_BUDGET=str(args.budget),
                UNIFIED_ASSETS_RETRAIN_DRIFT_DAYS="1", UNIFIED_ASSETS_DRIFT_WINDOW_DAYS="1",
-               UNIFIED_ASSETS_RETRAIN_COOLDOWN_DAYS="0")  # fmt: skip
+               UNIFIED_ASSETS_RETRAIN_COOLDOWN_DAYS="0")
     env.pop("DAGSTER_HOME", None)
     started = time.perf_counter()
     subprocess.run([str(BIN / "unified-assets"), "replay", "--end", str(args.through),
                     "--bootstrap-end", str(args.bootstrap_end), "--budget", str(args.budget)],
-                   env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+                   env=env, check=True, stdout=subprocess.DEVNULL)
     print(f"replayed to {args.through} in {time.perf_counter() - started:.0f} s")
     home = base / "replay"
     env |= {"UNIFIED_ASSETS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home"),
-            "UNIFIED_ASSETS_AUTOMATION": "on"}  # fmt: skip
+            "UNIFIED_ASSETS_AUTOMATION": "on"}
     history = home / "deployments" / MODEL / "history"
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-m", "unified_assets.definitions"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         settle(env)  # the daemon's first ticks may act on the replayed days: let them finish
         before = len(list(history.iterdir()))
         day = args.through + timedelta(days=1)
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from unified_assets.lib.core import files
         from unified_assets.lib.raw import landing
 
         scratch = base / "scratch"  # shifted away from the landing zone, then landed whole
@@ -105,8 +106,8 @@ def main() -> int:
         shift_weather(landing.daily_file(scratch, "weather", day))
         t0 = time.perf_counter()
         for table in ("flights", "weather"):
-            landing.write_atomic(landing.expected_daily_file(home, table, day),
-                                 landing.daily_file(scratch, table, day).read_bytes())  # fmt: skip
+            files.write_atomic(landing.expected_daily_file(home, table, day),
+                               landing.daily_file(scratch, table, day).read_bytes())
         while time.perf_counter() - t0 < args.timeout:
             if len(list(history.iterdir())) > before:
                 break

@@ -1,5 +1,5 @@
-"""Benchmark: how far the label-free AUC estimate (lib/monitoring/estimation.py, CBPE) is from the AUC
-measured once the labels are in, week by week.
+"""Benchmark: how far the label-free AUC estimate (lib/monitoring/estimation.py, CBPE) is from
+the AUC measured once the labels are in, week by week.
 
 The delay classifier is trained once, as the `model` asset trains it: on 2013-01-01..02-14,
 early-stopped on 02-15..02-28, whose predictions fit the calibration map. Then, for every week
@@ -38,11 +38,13 @@ FIRST_WEEK = date(2013, 3, 1)
 
 def build(home: Path, through: date) -> None:
     """Land, ingest, curate and build the flight features of 2013-01-01..`through` in `home`."""
+    import repo_path  # noqa: F401  (the repository root on sys.path, for the test support)
+
     from unified_assets.defs.resources import Settings
-    from unified_assets.devtools import offline
+    from unified_assets_tests.support import offline
 
     offline.build_window(home, date(2013, 1, 1), through + timedelta(days=1),
-                         Settings().lead_minutes())  # fmt: skip
+                         Settings().lead_minutes())
 
 
 def weeks(through: date) -> list[tuple[date, date]]:
@@ -61,13 +63,13 @@ def classifier(conn, budget: int, through: date) -> pd.DataFrame:
 
     saved = lgb.Booster(model_str=trained.model_text())
     estimator = estimation.fit_estimator(spec.task, training.label(spec, valid),
-                                         training.predict(saved, spec, valid))  # fmt: skip
+                                         training.predict(saved, spec, valid))
     validation_auc = estimator["validation"]["auc"]
     rows = []
     for start, end in weeks(through):
         # Every scheduled flight of the week, as scoring sees them (label or not).
         frame = conn.execute(f"SELECT * FROM {spec.table} WHERE {spec.date_column} >= $s AND "
-                             f"{spec.date_column} < $e", {"s": start, "e": end}).df()  # fmt: skip
+                             f"{spec.date_column} < $e", {"s": start, "e": end}).df()
         pred = training.predict(saved, spec, frame)
         started = time.perf_counter()
         estimated = estimation.estimate(estimator, pred)
@@ -77,7 +79,7 @@ def classifier(conn, budget: int, through: date) -> pd.DataFrame:
         rows.append({"week": str(start), "flights": len(frame), "labelled": int(known.sum()),
                      "late_rate": float(frame[spec.label][known].mean()),
                      "realized": realized, "estimated": estimated["value"],
-                     "validation": validation_auc, "estimate_ms": seconds * 1000})  # fmt: skip
+                     "validation": validation_auc, "estimate_ms": seconds * 1000})
     return pd.DataFrame(rows)
 
 
@@ -107,7 +109,7 @@ def regressor(conn, budget: int, through: date) -> pd.DataFrame:
          "num_threads": 2},
         lgb.Dataset(x_valid, error, categorical_feature=list(spec.categorical)),
         num_boost_round=200,
-    )  # fmt: skip
+    )
     validation_mae = evaluation.mae(y_valid, x_valid["_prediction"].to_numpy())
     rows = []
     for start, end in weeks(through):
@@ -116,12 +118,12 @@ def regressor(conn, budget: int, through: date) -> pd.DataFrame:
         realized = evaluation.mae(training.label(spec, frame), x["_prediction"].to_numpy())
         rows.append({"week": str(start), "flights": len(frame), "realized": realized,
                      "estimated": float(loss.predict(x).mean()),
-                     "validation": validation_mae})  # fmt: skip
+                     "validation": validation_mae})
     return pd.DataFrame(rows)
 
 
 def summary(name: str, table: pd.DataFrame, digits: int, floor: float,
-            higher_is_better: bool) -> None:  # fmt: skip
+            higher_is_better: bool) -> None:
     est = (table["estimated"] - table["realized"]).abs()
     const = (table["validation"] - table["realized"]).abs()
     corr = np.corrcoef(table["estimated"], table["realized"])[0, 1]
@@ -129,11 +131,11 @@ def summary(name: str, table: pd.DataFrame, digits: int, floor: float,
     print(table.round(digits).to_markdown(index=False))
     print(f"\nMAE of the estimate: {est.mean():.{digits}f} (max {est.max():.{digits}f}); "
           f"validation value carried forward: {const.mean():.{digits}f} "
-          f"(max {const.max():.{digits}f}); correlation estimate/realized {corr:.2f}")  # fmt: skip
+          f"(max {const.max():.{digits}f}); correlation estimate/realized {corr:.2f}")
     past = (lambda v: v < floor) if higher_is_better else (lambda v: v > floor)
     realized, estimated = past(table["realized"]), past(table["estimated"])
     print(f"weeks past the floor {floor}: realized {int(realized.sum())}, estimated "
-          f"{int(estimated.sum())}, both {int((realized & estimated).sum())}")  # fmt: skip
+          f"{int(estimated.sum())}, both {int((realized & estimated).sum())}")
 
 
 def main() -> None:
@@ -154,15 +156,15 @@ def main() -> None:
     built = time.perf_counter() - started
     conn = database.connect(db_file, read_only=True)
     print(f"machine: {platform.machine()}, python {platform.python_version()}; "
-          f"features ready in {built:.0f} s from {home}")  # fmt: skip
+          f"features ready in {built:.0f} s from {home}")
     from unified_assets.lib.models import specs
 
     for spec, measure, digits in ((specs.DELAY_CLASSIFIER, classifier, 3),
-                                  (specs.ARRIVAL_DELAY_REGRESSOR, regressor, 2)):  # fmt: skip
+                                  (specs.ARRIVAL_DELAY_REGRESSOR, regressor, 2)):
         if spec.task == "binary" or args.regressor:
             summary(f"{spec.name} {'AUC' if spec.task == 'binary' else 'MAE (min)'}",
                     measure(conn, args.budget, args.through), digits, spec.gates.metric_floor,
-                    spec.higher_is_better)  # fmt: skip
+                    spec.higher_is_better)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

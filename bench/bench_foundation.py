@@ -118,7 +118,7 @@ def main() -> None:
                 home = root / f"{variant}-{i}"
                 shutil.copytree(source, home)
                 env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home),
-                           DAGSTER_HOME=str(home / "dagster_home"))  # fmt: skip
+                           DAGSTER_HOME=str(home / "dagster_home"))
                 (home / "dagster_home").mkdir()
                 if variant == "pipeline-1-planned":
                     env["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
@@ -127,7 +127,7 @@ def main() -> None:
                 else:
                     cmd = [str(bin_dir / "dagster"), "asset", "materialize", "-m",
                            "unified_assets.definitions", "--select", DATA_LAYERS,
-                           "--partition-range", f"2013-01-01...{end}"]  # fmt: skip
+                           "--partition-range", f"2013-01-01...{end}"]
                 wall, rss, _ = timed(cmd, env)
                 results[variant].append((wall, rss))
                 extra = ""
@@ -141,7 +141,7 @@ def main() -> None:
         v: {"median_s": statistics.median(w for w, _ in runs),
             "peak_rss_mib": max(r for _, r in runs)}
         for v, runs in results.items()
-    }  # fmt: skip
+    }
     for v, seconds in steps.items():
         summary[v]["median_steps_s"] = statistics.median(seconds)
     ratio = summary["pipeline"]["median_s"] / summary["bare"]["median_s"]
@@ -153,7 +153,7 @@ def main() -> None:
     for v, s in summary.items():
         step_s = f"{s['median_steps_s']:.2f}" if "median_steps_s" in s else "-"
         print(f"| {v} | {s['median_s']:.2f} | {s['median_s'] / bare:.1f} | {step_s} | "
-              f"{s['peak_rss_mib']:.0f} |")  # fmt: skip
+              f"{s['peak_rss_mib']:.0f} |")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "foundation.json").write_text(
@@ -167,7 +167,7 @@ def main() -> None:
                 "runs": results,
             },
             indent=2,
-        )  # fmt: skip
+        )
     )
 
 

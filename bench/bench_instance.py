@@ -33,10 +33,11 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
+import repo_path  # noqa: F401  (the repository root on sys.path, for the test support)
 from bench_foundation import DATA_LAYERS, timed
 
-from unified_assets.devtools.postgres import PostgresServer, find_bin_dir
 from unified_assets.lib.raw import landing
+from unified_assets_tests.support.postgres import PostgresServer, find_bin_dir
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("sqlite", "postgres", "sqlite-1-planned", "postgres-1-planned")
@@ -103,7 +104,7 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     command = [str(bin_dir / "dagster"), "asset", "materialize", "-m",
                "unified_assets.definitions", "--select", DATA_LAYERS,
-               "--partition-range", f"{first}...{last}"]  # fmt: skip
+               "--partition-range", f"{first}...{last}"]
     results: dict[str, list[dict]] = {v: [] for v in variants}
     per_event: dict[str, list[float]] = {"sqlite": [], "postgres": []}
     server = PostgresServer(bin_pg, durable=True) if bin_pg else None
@@ -117,7 +118,7 @@ def main() -> None:
                 dagster_home = home / "dagster_home"
                 dagster_home.mkdir()
                 env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home),
-                           DAGSTER_HOME=str(dagster_home))  # fmt: skip
+                           DAGSTER_HOME=str(dagster_home))
                 if variant.endswith("-1-planned"):
                     env["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
                 pg_env: dict[str, str] = {}
@@ -133,7 +134,7 @@ def main() -> None:
                     {"wall_s": wall, "steps_s": step_s, "events": events, "rss_mib": rss}
                 )
                 print(f"run {i + 1} {variant:18} {wall:7.2f} s (steps {step_s:6.2f} s, "
-                      f"{events} events)", flush=True)  # fmt: skip
+                      f"{events} events)", flush=True)
                 shutil.rmtree(home, ignore_errors=True)
         # The storage alone: one event at a time into a fresh instance of each kind.
         for i in range(args.repeat):
@@ -161,16 +162,16 @@ def main() -> None:
     print(f"\nmachine: {machine}; {args.days} days ({first}..{last}), median of {args.repeat}")
     base = variants[0]
     print(f"| instance | median wall (s) | fastest wall (s) | median x {base} | sum of step times "
-          "(s) | wall - steps (s) | events in the run |")  # fmt: skip
+          "(s) | wall - steps (s) | events in the run |")
     print("|---|---|---|---|---|---|---|")
     summary = {}
     for v in variants:
         wall, steps = median(v, "wall_s"), median(v, "steps_s")
         fastest = min(r["wall_s"] for r in results[v])
         summary[v] = {"median_wall_s": wall, "min_wall_s": fastest, "median_steps_s": steps,
-                      "events": int(median(v, "events"))}  # fmt: skip
+                      "events": int(median(v, "events"))}
         print(f"| {v} | {wall:.2f} | {fastest:.2f} | {wall / median(base, 'wall_s'):.2f} | "
-              f"{steps:.2f} | {wall - steps:.2f} | {summary[v]['events']} |")  # fmt: skip
+              f"{steps:.2f} | {wall - steps:.2f} | {summary[v]['events']} |")
     print(f"\nstoring one materialization event ({args.events} in a row, median of {args.repeat}):")
     for kind, values in per_event.items():
         if values:
@@ -180,7 +181,7 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     (out / "instance.json").write_text(json.dumps(
         {"machine": machine, "days": args.days, "at": time.strftime("%Y-%m-%d %H:%M"),
-         "summary": summary, "runs": results}, indent=2))  # fmt: skip
+         "summary": summary, "runs": results}, indent=2))
 
 
 if __name__ == "__main__":

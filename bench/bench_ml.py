@@ -37,11 +37,13 @@ BARE_ML = (
     BARE_FOUNDATION
     + """
 import os
+from unified_assets.lib.monitoring.drift_policy import DriftPolicy
 from unified_assets.lib.core import artifacts
 from unified_assets.lib.monitoring import drift
+from unified_assets.lib.monitoring import drift_classifier
 from unified_assets.lib.monitoring import estimation
 from unified_assets.lib.models import evaluation
-from unified_assets.lib.features import features
+from unified_assets.lib.features import flight_table, origin_daily_table
 from unified_assets.lib.models import specs
 from unified_assets.lib.monitoring import model_health
 from unified_assets.lib.models import training
@@ -49,8 +51,8 @@ from unified_assets.lib.warehouse.calendar import write_dim_date
 
 with warehouse.transaction(conn):
     write_dim_date(conn, start, date(2013, 12, 31))
-    features.build_flight_features(conn, start, end, 120)  # the settings' default lead
-    features.build_origin_daily(conn, start, end)
+    flight_table.build_flight_features(conn, start, end, 120)  # the settings' default lead
+    origin_daily_table.build_origin_daily(conn, start, end)
 for spec in specs.SPECS.values():
     frames = {n: training.load_split(conn, spec, w)
               for n, w in (("train", spec.train), ("valid", spec.valid), ("test", spec.test))}
@@ -72,13 +74,13 @@ for spec in specs.SPECS.values():
         conn.execute(f"CREATE OR REPLACE TABLE serving.{spec.name}_predictions AS SELECT * FROM _p")
     # The same monitoring as the pipeline's, every day: drift against thresholds learned from
     # the training weeks, the multivariate signal, realized and estimated performance.
-    policy = drift.DriftPolicy()
+    policy = DriftPolicy()
     valid_pred = training.predict(trained.booster, spec, frames["valid"])
     reference, sample = drift.build_reference(
         frames["train"], list(spec.features), list(spec.categorical), valid_pred,
         frames["train"][spec.date_column], policy.window_days)
     if sample is not None:
-        reference[drift.SAMPLE] = sample
+        reference[drift_classifier.SAMPLE] = sample
     estimator = estimation.fit_estimator(spec.task, training.label(spec, frames["valid"]),
                                          valid_pred)
     with warehouse.transaction(conn):
@@ -139,7 +141,7 @@ def main() -> None:
                 home = root / f"{variant}-{i}"
                 shutil.copytree(source, home)
                 env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home),
-                           DAGSTER_HOME=str(home / "dagster_home"))  # fmt: skip
+                           DAGSTER_HOME=str(home / "dagster_home"))
                 if args.budget:
                     env["UNIFIED_ASSETS_SEARCH_BUDGET"] = str(args.budget)
                 if variant == "bare":
@@ -174,17 +176,17 @@ def main() -> None:
         t = m["metrics"]["test"]
         if "auc" in t:
             print(f"| {name} | {m['status']} | AUC | {t['auc']:.4f} | {t['baseline_auc']:.4f} | "
-                  f"+{t['auc'] - t['baseline_auc']:.4f} |")  # fmt: skip
+                  f"+{t['auc'] - t['baseline_auc']:.4f} |")
         else:
             print(f"| {name} | {m['status']} | MAE | {t['mae']:.2f} | {t['baseline_mae']:.2f} | "
-                  f"{t['skill']:.3f} |")  # fmt: skip
+                  f"{t['skill']:.3f} |")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / f"ml-{args.scale}x.json").write_text(json.dumps({
         "machine": machine, "runs": results, "ratio": pipeline / bare,
         "models": {n: m["metrics"] for n, m in manifests_seen.items()},
         "measured_at": time.strftime("%Y-%m-%d"),
-    }, indent=2, default=str))  # fmt: skip
+    }, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def _empty(dg, key, deps, partitions_def, checks):
 def step_seconds(run) -> dict[str, float]:
     """Each step's own duration in a run (Dagster's STEP_SUCCESS), by step key."""
     return {e.step_key: e.event_specific_data.duration_ms / 1000 for e in run.all_events
-            if e.event_type_value == "STEP_SUCCESS"}  # fmt: skip
+            if e.event_type_value == "STEP_SUCCESS"}
 
 
 def main() -> None:
@@ -81,7 +81,7 @@ def main() -> None:
         warnings.filterwarnings("ignore", category=category)
     from unified_assets.cli import REPLAY_INSTANCE
     from unified_assets.definitions import build_defs
-    from unified_assets.defs.raw.sensors import DAILY_ASSETS, SCORING_ASSETS
+    from unified_assets.defs.jobs import DAILY_ASSETS, SCORING_ASSETS
     from unified_assets.defs.resources import Settings, WarehouseResource
     from unified_assets.lib.core.scratch import MEMORY
 
@@ -102,7 +102,7 @@ def main() -> None:
                 job.execute_in_process(
                     instance=instance, run_config=QUIET, asset_selection=[asset.key],
                     partition_key=partitions.get_first_partition_key() if partitions else None,
-                )  # fmt: skip
+                )
             for n in range(args.days):
                 day = (date(2013, 1, 1) + timedelta(days=n)).isoformat()
                 started = time.perf_counter()
@@ -132,10 +132,10 @@ def main() -> None:
         "last_month_ms_per_run": round(1000 * sum(runs[-31:]) / len(runs[-31:]), 1),
         "sensor_ticks_s": round(sum(sensor_ticks), 1),
         "schedule_ticks_s": round(sum(schedule_ticks), 1),
-    }  # fmt: skip
+    }
     result["floor_s"] = round(sum(runs) + sum(sensor_ticks) + sum(schedule_ticks), 1)
     result["step_ms_median"] = {k: round(1000 * statistics.median(d[k] for d in steps), 1)
-                                for k in steps[0]}  # fmt: skip
+                                for k in steps[0]}
     if args.ledger:
         ledger = json.loads(args.ledger.read_text())
         ingest = [r["seconds"] for r in ledger["runs"] if r["job"] == "ingest_daily"]

@@ -40,7 +40,7 @@ import httpx
 import numpy as np
 
 from unified_assets.lib.core import config
-from unified_assets.lib.serving import online_store
+from unified_assets.lib.serving import online_export, online_store
 from unified_assets.online.service import Service, ServiceConfig
 
 MODEL = "delay_classifier"
@@ -57,11 +57,11 @@ def flights_of(source: Path, day: str) -> list[dict]:
     try:
         rows = conn.execute("SELECT carrier, flight, origin, dest, sched_dep_ts, tailnum FROM "
                             "warehouse.fct_flights WHERE flight_date = ? ORDER BY sched_dep_ts",
-                            [day]).fetchall()  # fmt: skip
+                            [day]).fetchall()
     finally:
         conn.close()
     return [{"carrier": c, "flight": f, "origin": o, "dest": d, "sched_dep": s.isoformat(),
-             "tailnum": t} for c, f, o, d, s, t in rows]  # fmt: skip
+             "tailnum": t} for c, f, o, d, s, t in rows]
 
 
 def prepare(source: Path) -> Path:
@@ -71,7 +71,7 @@ def prepare(source: Path) -> Path:
     conn = duckdb.connect(str(config.warehouse_path(source)), read_only=True)
     try:
         started = time.perf_counter()
-        online_store.export(conn, home)
+        online_export.export(conn, home)
         print(f"online store exported in {time.perf_counter() - started:.1f} s")
     finally:
         conn.close()
@@ -117,12 +117,12 @@ def encode(port: int, bodies: list[dict]) -> list[bytes]:
         payload = json.dumps(body).encode()
         out.append(f"POST /v1/models/{MODEL}/predict HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
                    f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
-                   .encode() + payload)  # fmt: skip
+                   .encode() + payload)
     return out
 
 
 def load(port: int, requests: list[bytes], rate: float | None, seconds: float, count: int,
-         workers: int, expect: bytes = b'{"model"') -> dict:  # fmt: skip
+         workers: int, expect: bytes = b'{"model"') -> dict:
     """Send up to `count` requests for at most `seconds`, at `rate` per second (the i-th is due
     at i / rate; a late one goes at once) or back to back (rate None), over `workers`
     keep-alive connections; latency from the first byte sent to the last byte received."""
@@ -163,7 +163,7 @@ def load(port: int, requests: list[bytes], rate: float | None, seconds: float, c
     elapsed = time.perf_counter() - start
     lat = np.array(latencies) * 1000
     return {"requests": len(lat), "failed": len(failures), "throughput": len(lat) / elapsed,
-            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}  # fmt: skip
+            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
 
 
 def floor(home: Path, bodies: list[dict], n: int, rate: float | None = None) -> dict:
@@ -175,7 +175,7 @@ def floor(home: Path, bodies: list[dict], n: int, rate: float | None = None) -> 
     service.refresh()
     requests = [[online_store.FlightRequest(f["carrier"], f["flight"], f["origin"], f["dest"],
                  _local(datetime.fromisoformat(f["sched_dep"])), f["tailnum"])
-                 for f in b["flights"]] for b in bodies]  # fmt: skip
+                 for f in b["flights"]] for b in bodies]
     lat = []
     started = time.perf_counter()
     for i in range(n):
@@ -188,7 +188,7 @@ def floor(home: Path, bodies: list[dict], n: int, rate: float | None = None) -> 
     service.stop()
     lat = np.array(lat) * 1000
     return {"requests": n, "failed": 0, "throughput": n / elapsed,
-            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}  # fmt: skip
+            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
 
 
 def main() -> int:
@@ -204,7 +204,7 @@ def main() -> int:
     port = free_port()
     env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home))
     server = subprocess.Popen([sys.executable, "-m", "unified_assets.cli", "serve", "--port",
-                               str(port)], env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+                               str(port)], env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         started = time.perf_counter()
@@ -236,7 +236,7 @@ def main() -> int:
             ),
         }
         rss = next(line.split()[1] for line in Path(f"/proc/{server.pid}/status").read_text()
-                   .splitlines() if line.startswith("VmHWM"))  # fmt: skip
+                   .splitlines() if line.startswith("VmHWM"))
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -245,7 +245,7 @@ def main() -> int:
     rows["100 flights (in-process floor)"] = floor(home, hundreds, 200)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; day {args.day} ({len(flights)} flights); "
-          f"server peak RSS {int(rss) / 1024:.0f} MiB")  # fmt: skip
+          f"server peak RSS {int(rss) / 1024:.0f} MiB")
     print("| load | requests | failed | throughput (req/s) | p50 (ms) | p99 (ms) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in rows.items():

@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     conn = database.connect(config.warehouse_path(args.home), read_only=True)
     print(f"machine: {platform.machine()}, {platform.python_version()}; home {args.home}; "
-          f"budget {args.budget}")  # fmt: skip
+          f"budget {args.budget}")
     results = []
     for spec in SPECS.values():
         rows = training.load_split(conn, spec, (FIRST, END))
@@ -57,7 +57,7 @@ def main() -> None:
             held_out = spec.rolling.test_days if hold_out else 0
             started = time.perf_counter()
             schedule = backtest.monthly_retraining(conn, spec, rows, spec.date_column, rolling,
-                                                   args.budget, held_out, refit)  # fmt: skip
+                                                   args.budget, held_out, refit)
             pred = schedule.predictions
             results.append({
                 "model": spec.name, "variant": name,
@@ -67,7 +67,7 @@ def main() -> None:
                 "trainings": len(schedule.trainings),
                 "training s": round(schedule.seconds, 1),
                 "wall s": round(time.perf_counter() - started, 1),
-            })  # fmt: skip
+            })
             print(results[-1], flush=True)
     conn.close()
     print()

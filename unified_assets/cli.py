@@ -77,12 +77,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         sys.executable, "-m", "dagster", "asset", "materialize",
         "-m", "unified_assets.definitions", "--select", args.select,
         "--partition-range", f"{days[0]}...{days[-1]}", "--config-json", json.dumps(quiet),
-    ]  # fmt: skip
+    ]
     env = dagster_env(home) | {"PYTHONWARNINGS": "ignore"}
     log = home / "logs" / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"home: {home}\nbuilding '{args.select}' over {days[0]}...{days[-1]} ({len(days)} "
-          f"days) in one Dagster run; its log: {log}", flush=True)  # fmt: skip
+          f"days) in one Dagster run; its log: {log}", flush=True)
     with instance_in_memory(home, Path(env["DAGSTER_HOME"])):
         code = run_with_progress(command, env, log)
     print(status_report(home))
@@ -128,7 +128,7 @@ def run_with_progress(command: list[str], env: dict[str, str], log: Path) -> int
 
     wanted = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
               dg.DagsterEventType.ASSET_MATERIALIZATION,
-              dg.DagsterEventType.ASSET_CHECK_EVALUATION}  # fmt: skip
+              dg.DagsterEventType.ASSET_CHECK_EVALUATION}
     began, started = datetime.now(UTC), time.monotonic()
     with log.open("w") as out, dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -163,7 +163,7 @@ def _show(entry, rows: dict, failed_checks: set, started: float) -> None:
         found = materialization.metadata.get("dagster/row_count")
         count = rows.setdefault(step, {}).setdefault(materialization.asset_key.to_user_string(), 0)
         rows[step][materialization.asset_key.to_user_string()] = max(
-            count, found.value if found is not None else 0)  # fmt: skip
+            count, found.value if found is not None else 0)
         return
     if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
         check = event.event_specific_data
@@ -196,7 +196,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         print(f"cannot roll back {args.model}: {exc}", file=sys.stderr)
         return 1
     print(f"{args.model}: restored {restored['version'][:12]} "
-          f"(was {restored['rolled_back_from'][:12]})")  # fmt: skip
+          f"(was {restored['rolled_back_from'][:12]})")
     return 0
 
 
@@ -209,7 +209,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     config = ServiceConfig(settings.home_path, settings.lead_minutes(), max_rows=args.max_rows)
     print(f"serving the promoted models of {settings.home_path} on http://{args.host}:{args.port}"
-          " (docs at /docs)", flush=True)  # fmt: skip
+          " (docs at /docs)", flush=True)
     serve(config, host=args.host, port=args.port)
     return 0
 
@@ -270,12 +270,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         (dagster_home / "dagster.yaml").write_text(instance)
         _replay(args, home, base, models, dagster_home)
     print(f"the replay's Dagster instance is in {dagster_home}"
-          f"{' (kept in memory while it ran)' if in_memory else ''}")  # fmt: skip
+          f"{' (kept in memory while it ran)' if in_memory else ''}")
     return 0
 
 
 def _replay(args: argparse.Namespace, home: Path, base: Path, models: list[str],
-            dagster_home: Path) -> None:  # fmt: skip
+            dagster_home: Path) -> None:
     import time
 
     import dagster as dg
@@ -293,7 +293,7 @@ def _replay(args: argparse.Namespace, home: Path, base: Path, models: list[str],
         def progress(day: date) -> None:
             if day.day == 1 or day == args.end:
                 print(f"{day}: {len(replayer.ledger.runs)} runs, "
-                      f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+                      f"{time.perf_counter() - started:.0f} s", flush=True)
 
         replayer.play(args.start, args.end, args.bootstrap_end, progress)
         seconds = time.perf_counter() - started

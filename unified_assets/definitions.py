@@ -15,7 +15,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
         dg.Definitions(assets=all_model_assets(), resources=build_resources(settings),
-                       executor=dg.in_process_executor),  # fmt: skip
+                       executor=dg.in_process_executor),
         all_model_automation(),
     )
 

@@ -60,10 +60,10 @@ class Daemon:
     sensors, schedules and automation conditions, and launches the runs they request. Every
     run and skipped tick goes to the ledger."""
 
-    def __init__(self, defs: dg.Definitions, resources: dict, instance: dg.DagsterInstance,
-                 ledger: Ledger, log=print):  # fmt: skip
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, ledger: Ledger,
+                 log=print):
         self.defs = defs
-        self.resources = resources
+        self.resources = dict(defs.resources or {})  # the code location's own, built once
         self.instance = instance
         self.ledger = ledger
         self.log = log
@@ -84,14 +84,14 @@ class Daemon:
         with dg.build_sensor_context(
             instance=self.instance, cursor=self.cursors.get(name),
             resources=self.required(sensor), definitions=self.defs,
-        ) as context:  # fmt: skip
+        ) as context:
             result = sensor(context)
             self.cursors[name] = context.cursor
         launched = [
             self.launch(request, request.job_name or sensor.job_name,
                         {"dagster/sensor_name": name}, now)
             for request in _requests(result)
-        ]  # fmt: skip
+        ]
         if isinstance(result, dg.SkipReason):
             self.ledger.skipped(name)
         return [entry for entry in launched if entry is not None]
@@ -107,7 +107,7 @@ class Daemon:
             self.ledger.skipped(name)
         origin = {"dagster/schedule_name": name, "dagster/scheduled_execution_time": at.isoformat()}
         launched = [self.launch(request, schedule.job_name, origin, at)
-                    for request in _requests(result)]  # fmt: skip
+                    for request in _requests(result)]
         return [entry for entry in launched if entry is not None]
 
     def tick_automation(self, now: datetime) -> dict | None:
@@ -115,7 +115,7 @@ class Daemon:
         result = dg.evaluate_automation_conditions(
             defs=self.defs, instance=self.instance, cursor=self.automation_cursor,
             evaluation_time=now,
-        )  # fmt: skip
+        )
         self.automation_cursor = result.cursor
         keys = [r.key for r in result.results if result.get_num_requested(r.key)]
         unpartitioned = [k for k in keys if not result.get_requested_partitions(k) - {None}]
@@ -127,7 +127,7 @@ class Daemon:
         return self.launch(request, "__ASSET_JOB", {}, now)
 
     def launch(self, request: dg.RunRequest, job_name: str, origin: dict,
-               now: datetime) -> dict | None:  # fmt: skip
+               now: datetime) -> dict | None:
         """Execute a run request unless a run with its run key already exists (as the daemon);
         returns the run's ledger entry, or None when it was not launched."""
         if request.run_key and self.instance.get_runs(
@@ -135,7 +135,7 @@ class Daemon:
         ):
             return None
         job = (self.defs.resolve_implicit_global_asset_job_def() if job_name == "__ASSET_JOB"
-               else self.defs.resolve_job_def(job_name))  # fmt: skip
+               else self.defs.resolve_job_def(job_name))
         tags = dict(request.tags) | origin
         if request.run_key:
             tags[RUN_KEY_TAG] = request.run_key
@@ -145,12 +145,12 @@ class Daemon:
             instance=self.instance, partition_key=request.partition_key,
             run_config=run_config, tags=tags, asset_selection=request.asset_selection,
             raise_on_error=False,
-        )  # fmt: skip
+        )
         seconds = time.perf_counter() - started
         ours = {k: v for k, v in tags.items() if k.startswith("unified_assets/")}
         entry = {"sim_time": now.isoformat(), "job": job_name, "partition": request.partition_key,
                  "run_id": result.run_id, "success": result.success,
-                 "seconds": round(seconds, 3), "tags": ours}  # fmt: skip
+                 "seconds": round(seconds, 3), "tags": ours}
         self.ledger.runs.append(entry)
         if not result.success:
             entry["gate_rejection"] = gate_rejection(self.instance, result.run_id)
@@ -159,7 +159,7 @@ class Daemon:
                 error = failed[0].event_specific_data.error.message if failed else ""
                 error = (error.splitlines() or [""])[0]
                 self.log(f"  run {result.run_id[:8]} {job_name} {request.partition_key} FAILED: "
-                         f"{error}")  # fmt: skip
+                         f"{error}")
             self.record_failure(result)
         return entry
 
@@ -170,7 +170,7 @@ class Daemon:
         with dg.build_run_status_sensor_context(
             sensor_name=sensor.name, dagster_event=result.get_run_failure_event(),
             dagster_instance=self.instance, dagster_run=run, resources=self.required(sensor),
-        ) as context:  # fmt: skip
+        ) as context:
             sensor(context.for_run_failure())
 
 
@@ -180,14 +180,12 @@ class Replayer:
 
     def __init__(self, settings, instance: dg.DagsterInstance, models: list[str], log=print):
         from unified_assets.definitions import build_defs
-        from unified_assets.defs.resources import build_resources
 
         self.home = settings.home_path
         self.models = models
         self.log = log
         self.ledger = Ledger()
-        self.daemon = Daemon(build_defs(settings), build_resources(settings), instance,
-                             self.ledger, log)  # fmt: skip
+        self.daemon = Daemon(build_defs(settings), instance, self.ledger, log)
 
     def play(self, start: date, end: date, bootstrap_end: date, progress=None) -> None:
         """Every day from `start` to `end`. The warehouse stays open throughout: the ticks and
@@ -247,7 +245,7 @@ class Replayer:
                  "status": status, "version": decided[-1]["version"] if decided else None,
                  "test_primary": decided[-1]["metrics"]["primary"] if decided else None,
                  "champion_primary": decided[-1].get("champion_primary") if decided else None,
-                 "seconds": run["seconds"], "run_id": run["run_id"]}  # fmt: skip
+                 "seconds": run["seconds"], "run_id": run["run_id"]}
         self.ledger.retrainings.append(event)
         self.log(f"  retraining {model} as of {event['as_of']} ({event['reason']}): {status}")
 

@@ -39,7 +39,7 @@ def table_check_specs(table: str, *extra: dg.AssetCheckSpec) -> list[dg.AssetChe
             description="The data's own flaws: measured and reported, never silently dropped.",
         ),
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 def window(context: dg.AssetExecutionContext) -> tuple[date | None, date | None]:
@@ -145,13 +145,13 @@ def publish(
             },
         ),
         *extra_results,
-    ]  # fmt: skip
+    ]
     if not results[0].passed:
         context.log.error(f"{table}: blocking schema failures {blocking}")
     blocking_checks = {
         spec.name for spec in context.assets_def.check_specs
         if spec.blocking and spec.asset_key == asset_key(table)
-    }  # fmt: skip
+    }
     failed = [r.check_name for r in results if not r.passed and r.check_name in blocking_checks]
     if failed:
         tx.rollback()

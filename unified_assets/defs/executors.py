@@ -6,6 +6,8 @@ the code location's executor stays `in_process_executor` unless definitions.py s
 
 import dagster as dg
 
+from unified_assets.defs.jobs import key, retrain_job
+
 # The retraining steps that read and write only artifacts (no warehouse, no `duckdb` pool).
 ARTIFACT_STEPS = (("models", "model"), ("models", "evaluation"), ("deployment", "manifest"))
 
@@ -25,13 +27,10 @@ def retraining_on_dask(spec, address: str):
     each step a task on the Dask cluster at `address`. The training-set step (it reads the
     warehouse, in the `duckdb` pool) runs first in an ordinary run: dagster-dask 0.29.27 cannot
     submit a run whose steps use a concurrency pool (Dask walks the run's records as tuples)."""
-    from unified_assets.defs.models.assets import key
-    from unified_assets.defs.monitoring.sensors import retrain_job
-
     job = retrain_job(spec)
     return dg.define_asset_job(
         f"{job.name}_on_dask",
         selection=[key(layer, spec, step) for layer, step in ARTIFACT_STEPS],
         tags=job.tags, description=f"{job.description} (after its training set; on Dask)",
         executor_def=dask_executor(address),
-    )  # fmt: skip
+    )

@@ -1,4 +1,5 @@
-"""The platform's resources, declared once: its settings and its warehouse.
+"""The platform's resources, declared once: its settings, its warehouse, and the IO manager
+that carries a model's hand-offs from step to step.
 
 `Settings` is the one place configuration lives: the home folder's layout and every threshold,
 weight and switch, each defaulting to its `UNIFIED_ASSETS_*` environment variable. The UI's
@@ -8,23 +9,29 @@ resource page shows the values a code location runs with; `lib/` receives them a
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 from pydantic import Field, ValidationError
 
-from unified_assets.lib.core import config, database
+from unified_assets.lib.core import artifacts, cluster, config, database
 from unified_assets.lib.core.config import QualitySettings
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.features.flight_table import LEAD_MINUTES
+from unified_assets.lib.models import dask_steps, handoffs, training
 from unified_assets.lib.models.specs import ModelSpec, Rolling
-from unified_assets.lib.models.training import search_budget
-from unified_assets.lib.monitoring.drift import DriftPolicy
+from unified_assets.lib.monitoring.drift_policy import DriftPolicy
 from unified_assets.lib.monitoring.kpis import KpiSettings
 from unified_assets.lib.monitoring.retraining import RetrainPolicy
 
 ENV_PREFIX = "UNIFIED_ASSETS_"
+# Each default is declared once, by the lib/ policy that uses it; the fields below take theirs.
+_QUALITY, _RETRAIN, _DRIFT, _KPI = QualitySettings(), RetrainPolicy(), DriftPolicy(), KpiSettings()
 
 
 class Settings(dg.ConfigurableResource):
@@ -39,27 +46,27 @@ class Settings(dg.ConfigurableResource):
         description="Where every file the platform writes lives; empty: data/ in the repository.",
     )
     lock_timeout_s: float = Field(
-        default=120.0,
+        default=database.LOCK_TIMEOUT_S,
         description="Seconds a run waits for the warehouse file while another process holds it.",
     )
     dq_alpha: float = Field(
-        default=1.0,
+        default=_QUALITY.alpha,
         description="DQ weight of completeness.",
     )
     dq_beta: float = Field(
-        default=1.0,
+        default=_QUALITY.beta,
         description="DQ weight of accuracy.",
     )
     dq_gamma: float = Field(
-        default=1.0,
+        default=_QUALITY.gamma,
         description="DQ weight of validity.",
     )
     max_quarantine_share: float = Field(
-        default=0.05,
+        default=_QUALITY.max_quarantine_share,
         description="Share of a partition's rows quarantine may take before the graph stops.",
     )
     feature_lead_minutes: int = Field(
-        default=120,
+        default=LEAD_MINUTES,
         description="A flight is predicted this long before its scheduled departure.",
     )
     search_budget: int = Field(
@@ -71,41 +78,41 @@ class Settings(dg.ConfigurableResource):
         description="Retraining windows as 'train,valid,test' days; empty: each spec's own.",
     )
     retrain_drift_days: int = Field(
-        default=3,
+        default=_RETRAIN.drift_days,
         description="Drifted scored days in a row that ask for a retraining.",
     )
     retrain_performance_days: int = Field(
-        default=7,
+        default=_RETRAIN.performance_days,
         description="Matured days pooled for the realized metric.",
     )
     retrain_min_performance_days: int = Field(
-        default=4,
+        default=_RETRAIN.min_performance_days,
         description="Fewer matured days than this: no verdict on performance.",
     )
     retrain_cooldown_days: int = Field(
-        default=21,
+        default=_RETRAIN.cooldown_days,
         description="Scored days between two retrainings of a model.",
     )
     retrain_retry_days: int = Field(
-        default=7,
+        default=_RETRAIN.retry_days,
         description="Scored days before a model whose challenger the gates rejected is tried "
         "again (instead of the cool-down).",
     )
     retrain_estimate_days: int = Field(
-        default=7,
+        default=_RETRAIN.estimate_days,
         description="Scored days pooled for the label-free estimate of performance; 0: off.",
     )
     retrain_max_age_days: int = Field(
-        default=30,
+        default=_RETRAIN.max_age_days,
         description="Retrain when the serving model's last labelled day is this old, whatever "
         "the evidence; 0: no limit.",
     )
     retrain_min_drift_rows: int = Field(
-        default=1000,
+        default=_RETRAIN.min_drift_rows,
         description="Rows a drift window needs before its verdict can ask for a retraining.",
     )
     drift_window_days: int = Field(
-        default=7,
+        default=_DRIFT.window_days,
         description="Scored days a drift judgement looks back over.",
     )
     automation: bool = Field(
@@ -117,7 +124,7 @@ class Settings(dg.ConfigurableResource):
         description="EV's business priority per model, 'model=2,other=0.5'; others weigh 1.",
     )
     ev_reference_rows_per_s: float = Field(
-        default=10_000.0,
+        default=_KPI.reference_rows_per_s,
         description="Scoring speed that counts as scalability 1 in EV.",
     )
     dask_cluster: str = Field(
@@ -128,7 +135,7 @@ class Settings(dg.ConfigurableResource):
     dask_training_rows: str = Field(
         default="",
         description="Training rows from which a model trains with lightgbm.dask on the "
-        "cluster, 'model=rows,...'; empty: each model's own (lib/core/cluster.py).",
+        "cluster, 'model=rows,...'; empty: each model's own (lib/models/dask_steps.py).",
     )
 
     @classmethod
@@ -155,7 +162,7 @@ class Settings(dg.ConfigurableResource):
             return cls(**(values | overrides))
         except ValidationError as exc:
             wrong = ", ".join(f"{ENV_PREFIX}{e['loc'][0]}".upper() + f"={e['input']!r}"
-                              for e in exc.errors())  # fmt: skip
+                              for e in exc.errors())
             raise ValueError(f"settings from the environment are not valid: {wrong}") from exc
 
     def value(self, name: str):
@@ -177,7 +184,7 @@ class Settings(dg.ConfigurableResource):
     # -- what lib/ receives --------------------------------------------------------------
     def quality(self) -> QualitySettings:
         return QualitySettings(self.dq_alpha, self.dq_beta, self.dq_gamma,
-                               self.max_quarantine_share)  # fmt: skip
+                               self.max_quarantine_share)
 
     def lead_minutes(self) -> int:
         lead = int(self.value("feature_lead_minutes"))
@@ -187,7 +194,7 @@ class Settings(dg.ConfigurableResource):
 
     def budget(self, spec: ModelSpec, run_budget: int = 0) -> int:
         """Search trials: the run's budget, else the settings', else the spec's."""
-        return search_budget(spec, run_budget or int(self.value("search_budget")))
+        return training.search_budget(spec, run_budget or int(self.value("search_budget")))
 
     def rolling(self, run_rolling: str = "") -> Rolling | None:
         """Retraining windows: the run's, else the settings', else None (the spec's)."""
@@ -234,7 +241,7 @@ class WarehouseResource(dg.ConfigurableResource):
         conn = database.connect(
             self.database, read_only=read_only,
             timeout_s=timeout_s or self.settings.lock_timeout_s,
-        )  # fmt: skip
+        )
         try:
             if not read_only:
                 database.ensure_schemas(conn)
@@ -243,13 +250,149 @@ class WarehouseResource(dg.ConfigurableResource):
             conn.close()
 
 
+class ComputeResource(dg.ConfigurableResource):
+    """Where the heavy model steps run: in the run's process, or on the settings' Dask cluster
+    (`dask_cluster`). The model, evaluation and predictions steps ask it; none decides alone."""
+
+    settings: Settings
+
+    @property
+    def cluster(self) -> str:
+        return self.settings.value("dask_cluster")
+
+    def on_cluster(self, spec: ModelSpec, rows: int) -> bool:
+        """Whether `rows` rows of the spec are trained or scored on the cluster: one is
+        configured and they reach the spec's distributed threshold (0: never)."""
+        threshold = self.distributed_rows(spec)
+        return bool(self.cluster) and bool(threshold) and rows >= threshold
+
+    def distributed_rows(self, spec: ModelSpec) -> int:
+        return dask_steps.training_rows(spec, self.settings.value("dask_training_rows"))
+
+    @contextmanager
+    def client(self):
+        """A client of the cluster; one that cannot be reached, or a worker lost mid-task,
+        fails the step before anything is saved."""
+        try:
+            with cluster.connect(self.cluster) as client:
+                yield client
+        except (cluster.ClusterUnreachable, cluster.DistributedTrainingFailed) as exc:
+            raise dg.Failure(str(exc)) from exc
+
+    def train(self, log, spec: ModelSpec, training_set: handoffs.TrainingSet,
+              run_budget: int = 0) -> tuple[dict, training.Trained, float, dict | None]:
+        """The model trained on its training set: the search, then the best trial's model.
+        Returns the frames the rest of the step reads, the model, its seconds, and what ran
+        where on a cluster (None in this process). On a cluster the search runs as tasks and
+        lightgbm.dask trains above the spec's row threshold; the training rows come back as a
+        sample there, since no process here holds them all."""
+        budget = self.settings.budget(spec, run_budget)
+        splits = training_set.splits
+        end = date.fromisoformat(splits["train"].window[1])
+        if not self.cluster:
+            frames = training_set.read("train", "valid")
+            started = time.perf_counter()
+            weights = Rolling(half_life_days=training_set.half_life_days).weights(
+                frames["train"][spec.date_column], end)
+            trained = training.train(spec, frames["train"], frames["valid"], budget=budget,
+                                     weights=weights)
+            return frames, trained, time.perf_counter() - started, None
+        started = time.perf_counter()
+        with self.client() as client:
+            trained, where = dask_steps.train(
+                client, spec, splits["train"], splits["valid"], budget=budget,
+                half_life_days=training_set.half_life_days, end=end,
+                min_rows=self.distributed_rows(spec),
+            )
+        seconds = time.perf_counter() - started
+        log.info(f"{spec.name}: trained on the Dask cluster ({where})")
+        frames = {"train": cluster.read_sample(splits["train"].path, dask_steps.SEARCH_ROWS),
+                  "valid": splits["valid"].read()}
+        return frames, trained, seconds, where
+
+
+# -- hand-offs between a model's steps --------------------------------------------------------
+# A step returns its record (lib/models/handoffs.py); the IO manager stores it in the
+# content-addressed artifact store (`artifacts/handoffs/<asset key path>/<sha256>.json`, never
+# rewritten) and records its sha256 and path on the asset's materialization. A downstream step
+# gets exactly the record the upstream asset's latest materialization names, verified by
+# sha256, and the load is recorded on its LOADED_INPUT event.
+HANDOFF_IO_MANAGER = "handoff_io_manager"
+HANDOFF_SHA256 = "handoff_sha256"
+HANDOFF_PATH = "handoff_path"
+
+
+class HandoffIOManager(dg.ConfigurableIOManager):
+    """Hand-offs between a model's steps, content-addressed under the home folder."""
+
+    settings: Settings
+
+    def handle_output(self, context: dg.OutputContext, obj: handoffs.Handoff) -> None:
+        path, sha = artifacts.save_handoff(self.settings.home_path, context.asset_key.path,
+                                           handoffs.as_json(obj))
+        context.add_output_metadata({HANDOFF_SHA256: sha,
+                                     HANDOFF_PATH: dg.MetadataValue.path(str(path))})
+
+    def load_input(self, context: dg.InputContext) -> handoffs.Handoff:
+        upstream = context.asset_key
+        sha, origin = latest_handoff(context.instance, upstream)
+        record = load_handoff(self.settings.home_path, upstream, sha)
+        context.add_input_metadata({HANDOFF_SHA256: sha} | origin)
+        return record
+
+
+def load_handoff(home: Path, asset_key: dg.AssetKey, sha256: str) -> handoffs.Handoff:
+    """A stored hand-off as its typed record (the kind follows the asset: `<model>_<step>`)."""
+    kinds = [kind for step, kind in handoffs.HANDOFFS.items()
+             if asset_key.path[-1].endswith(f"_{step}")]
+    if len(kinds) != 1:
+        raise dg.Failure(f"{asset_key.to_user_string()} hands off no known record")
+    return handoffs.from_json(kinds[0], artifacts.load_handoff(home, asset_key.path, sha256))
+
+
+def latest_handoff(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> tuple[str, dict]:
+    """The hand-off sha256 the asset's latest materialization recorded, and where it came
+    from (run id and event storage id); a clear error when there is none."""
+    name = asset_key.to_user_string()
+    records = instance.fetch_materializations(asset_key, limit=1).records
+    if not records:
+        raise dg.Failure(f"{name} has never been materialized on this instance: "
+                         f"materialize {name} first")
+    record = records[0]
+    entry = record.asset_materialization.metadata.get(HANDOFF_SHA256)
+    if entry is None:
+        raise dg.Failure(f"the latest materialization of {name} (run {record.run_id}) records "
+                         f"no hand-off: materialize {name} again")
+    return entry.value, {"run_id": record.run_id, "storage_id": record.storage_id}
+
+
+def load_latest(instance: dg.DagsterInstance, home: Path,
+                asset_key: dg.AssetKey) -> handoffs.Handoff:
+    """The hand-off of the asset's latest materialization, as a downstream step receives it."""
+    sha, _ = latest_handoff(instance, asset_key)
+    return load_handoff(home, asset_key, sha)
+
+
+def handoff_ins(spec: ModelSpec, *steps: str) -> dict[str, dg.AssetIn]:
+    """The inputs of a step: the hand-offs of the model's earlier steps, by name."""
+    return {step: dg.AssetIn(dg.AssetKey(["models", f"{spec.name}_{step}"])) for step in steps}
+
+
+def same_candidate(spec: ModelSpec, training_set: handoffs.TrainingSet, model: handoffs.ModelRef,
+                   evaluation: handoffs.Evaluation | None = None) -> None:
+    """Refuse a model whose training set was replaced after it was trained (the model would
+    not be the one those datasets describe), and an evaluation of another model."""
+    try:
+        manifests.check_same_candidate(spec.name, training_set, model, evaluation)
+    except manifests.StaleHandoff as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
 def build_resources(
     settings: Settings,
 ) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
     """The code location's resources over one `Settings`, and the IO manager that carries a
     model's hand-offs from step to step (keyed, not the default `io_manager`)."""
-    # Imported here: its module declares the IO manager over this module's `Settings`.
-    from unified_assets.defs.models.io_manager import HANDOFF_IO_MANAGER, HandoffIOManager
-
     return {"settings": settings, "warehouse": WarehouseResource(settings=settings),
-            HANDOFF_IO_MANAGER: HandoffIOManager(settings=settings)}  # fmt: skip
+            "compute": ComputeResource(settings=settings),
+            HANDOFF_IO_MANAGER: HandoffIOManager(settings=settings)}

@@ -54,11 +54,11 @@ class Flight(BaseModel):
     origin: Airport = Field(description="Origin airport (FAA code).")
     dest: Airport = Field(description="Destination airport (FAA code).")
     sched_dep: datetime = Field(description="Scheduled departure, New York local time "
-                                "(a time with an offset is converted).")  # fmt: skip
+                                "(a time with an offset is converted).")
     tailnum: str | None = Field(default=None, max_length=10, description="Tail number.")
     as_of: datetime | None = Field(default=None, description="Score as of this time (UTC; for "
                                    "historical days); the features never pass the flight's "
-                                   "cutoff either way.")  # fmt: skip
+                                   "cutoff either way.")
 
 
 class Forecast(BaseModel):
@@ -85,7 +85,7 @@ class Prediction(BaseModel):
 
     key: dict = Field(description="The flight's key (or the forecast's, or the row's index).")
     prediction: float = Field(description="A probability (classifier), minutes (regressor) or "
-                              "departures (forecaster).")  # fmt: skip
+                              "departures (forecaster).")
     predicted_positive: bool | None = Field(default=None, description="Against the threshold.")
     cutoff_utc: str | None = None
     features_as_of: dict[str, str | None] | None = Field(
@@ -122,13 +122,13 @@ class ErrorBody(BaseModel):
 
 def _field_errors(errors: list[dict]) -> list[dict]:
     return [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "msg": e["msg"]}
-            for e in errors]  # fmt: skip
+            for e in errors]
 
 
 def _is_json(content_type: str | None) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/")
-                                            and media.endswith("+json"))  # fmt: skip
+                                            and media.endswith("+json"))
 
 
 class RawRoute(APIRoute):
@@ -163,22 +163,22 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("unified_assets_online_requests", "Prediction requests.",
-                                ["model", "status"], registry=r)  # fmt: skip
+                                ["model", "status"], registry=r)
         self.errors = Counter("unified_assets_online_errors", "Failed prediction requests.",
-                              ["model", "status"], registry=r)  # fmt: skip
+                              ["model", "status"], registry=r)
         self.rows = Counter("unified_assets_online_rows", "Rows scored.", ["model"], registry=r)
         self.latency = Histogram(
             "unified_assets_online_latency_seconds", "Prediction latency in the service.",
             ["model"], registry=r,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-        )  # fmt: skip
+        )
         self.version = Gauge("unified_assets_online_model_version", "1 for the version serving.",
-                             ["model", "version"], registry=r)  # fmt: skip
+                             ["model", "version"], registry=r)
         self.reloads = Counter("unified_assets_online_reloads", "Model versions swapped in.",
-                               ["model"], registry=r)  # fmt: skip
+                               ["model"], registry=r)
         self.refused = Counter("unified_assets_online_refused_reloads",
                                "Promoted manifests refused (artifact missing or tampered).",
-                               ["model"], registry=r)  # fmt: skip
+                               ["model"], registry=r)
         self._serving: dict[str, str] = {}
         self._ok: dict[str, tuple] = {}
 
@@ -226,7 +226,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     app = FastAPI(title="unified_assets prediction service", lifespan=lifespan,
                   description="Every promoted model of the platform, scored with the batch "
-                  "path's features. Follows deployments/<model>/current.json.")  # fmt: skip
+                  "path's features. Follows deployments/<model>/current.json.")
     app.state.service = service
     app.state.metrics = metrics
 
@@ -235,7 +235,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             metrics.failed(model if model in SPECS else "unknown", 422)
         fields = _field_errors(errors)
         return JSONResponse(status_code=422, content={"detail": fields, "field": fields[0]["field"]
-                                                      if fields else None})  # fmt: skip
+                                                      if fields else None})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -255,14 +255,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
                    503: {"model": ErrorBody, "description": "No promoted model, or no store."}},
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/PredictRequest"}}}}},
-    )  # fmt: skip
+    )
     async def predict(request: Request, model: str) -> Response:
         """Score flights (or forecasts, or feature rows) with the model's promoted version."""
         started = time.perf_counter()
         raw = await request.body()
         if not _is_json(request.headers.get("content-type")):
             return invalid_body(model, [{"loc": ("body",), "msg": "the body must be JSON "
-                                         "(content-type: application/json)"}])  # fmt: skip
+                                         "(content-type: application/json)"}])
         if len(raw) > INLINE_BYTES:  # a big request scores in a thread; small ones go on
             return await run_in_threadpool(answer, model, raw, started)
         return answer(model, raw, started)
@@ -280,17 +280,17 @@ def create_app(config: ServiceConfig) -> FastAPI:
                     FlightRequest(f.carrier, f.flight, f.origin, f.dest, _local(f.sched_dep),
                                   f.tailnum, _utc(f.as_of))
                     for f in body.flights
-                ]  # fmt: skip
+                ]
             forecasts = None
             if body.forecasts is not None:
                 forecasts = [(f.origin, f.target_date) for f in body.forecasts]
             result = service.predict(model, flights=flights, forecasts=forecasts,
                                      rows=body.features, request_id=body.request_id,
-                                     return_features=body.return_features)  # fmt: skip
+                                     return_features=body.return_features)
         except RequestError as exc:
             metrics.failed(label, exc.status)
             return JSONResponse(status_code=exc.status,
-                                content={"detail": str(exc), "field": exc.field})  # fmt: skip
+                                content={"detail": str(exc), "field": exc.field})
         content = to_json(result, inf_nan_mode="null")
         metrics.scored(label, len(result["predictions"]), time.perf_counter() - started)
         return Response(content, media_type="application/json")
@@ -315,7 +315,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 "threshold": manifest.get("threshold") if manifest else None,
                 "features": list(served.features) if served else None,
                 "refused": state.refused,
-            })  # fmt: skip
+            })
         return {"models": out, "store_version": service.store.version if service.store else None}
 
     @app.get("/health")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from unified_assets.lib.core.files import ArtifactIntegrityError
 from unified_assets.lib.serving import online_store
 from unified_assets.lib.serving.online_store import FlightRequest, OnlineStore
 from unified_assets.lib.serving.request_log import RequestLog
@@ -81,7 +82,7 @@ class Service:
             gc.collect()
             gc.freeze()
             log.info("online store %s loaded", self.store.version)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, ArtifactIntegrityError) as exc:
             self.store_error = f"online store refused: {exc}"
             log.error(self.store_error)
 
@@ -124,7 +125,7 @@ class Service:
         if served is None:
             state = self.registry.states[name]
             raise RequestError(503, f"{name} has no promoted model loaded"
-                               + (f" ({state.refused})" if state.refused else ""))  # fmt: skip
+                               + (f" ({state.refused})" if state.refused else ""))
         return served
 
     def predict(
@@ -140,15 +141,15 @@ class Service:
         started = time.perf_counter()
         served = self.model(name)  # held for the whole request, whatever a reload does
         given = [k for k, v in (("flights", flights), ("forecasts", forecasts),
-                                ("features", rows)) if v is not None]  # fmt: skip
+                                ("features", rows)) if v is not None]
         expected = "forecasts" if served.spec.task == "forecast" else "flights"
         if len(given) != 1 or given[0] not in (expected, "features"):
             raise RequestError(422, f"{name} takes exactly one of '{expected}' or 'features'",
-                               field=expected)  # fmt: skip
+                               field=expected)
         items = flights if flights is not None else forecasts if forecasts is not None else rows
         if len(items) > self.config.max_rows:
             raise RequestError(413, f"{len(items)} rows in one request; at most "
-                               f"{self.config.max_rows}", field=given[0])  # fmt: skip
+                               f"{self.config.max_rows}", field=given[0])
         if flights is not None:
             keys, values, extra = self._flights(flights)
         elif forecasts is not None:
@@ -170,11 +171,11 @@ class Service:
         latency_ms = (time.perf_counter() - started) * 1000
         if self.request_log:
             self.request_log.write(self._records(served, request_id, datetime.now(UTC), keys,
-                                                 values, out, latency_ms))  # fmt: skip
+                                                 values, out, latency_ms))
         return {"model": name, "version": served.version, "sha256": served.sha256,
                 "request_id": request_id,
                 "store_version": self.store.version if self.store else None,
-                "latency_ms": latency_ms, "predictions": out}  # fmt: skip
+                "latency_ms": latency_ms, "predictions": out}
 
     def _need_store(self) -> OnlineStore:
         store = self.store
@@ -188,10 +189,10 @@ class Service:
         keys = [{"flight_date": f.sched_dep.date().isoformat(), "carrier": f.carrier,
                  "flight": f.flight, "origin": f.origin, "dest": f.dest,
                  "sched_dep": f.sched_dep.isoformat(), "tailnum": f.tailnum}
-                for f in flights]  # fmt: skip
+                for f in flights]
         values = [c.values for c in computed]
         extra = [{"cutoff_utc": c.cutoff_utc, "features_as_of": c.as_of, "flags": c.flags}
-                 for c in computed]  # fmt: skip
+                 for c in computed]
         return keys, values, extra
 
     def _forecasts(self, forecasts: list[tuple[str, date]]):
@@ -204,13 +205,13 @@ class Service:
                                    f"in the online store (it covers flights "
                                    f"{store.pointer.get('first_day')}..."
                                    f"{store.pointer.get('last_day')})",
-                                   field=f"forecasts.{i}.target_date")  # fmt: skip
+                                   field=f"forecasts.{i}.target_date")
             keys.append({"origin": origin, "target_date": target.isoformat(),
-                         "feature_date": str(row["feature_date"])[:10]})  # fmt: skip
+                         "feature_date": str(row["feature_date"])[:10]})
             values.append(row)
             extra.append({"cutoff_utc": str(row["cutoff_utc"]),
                           "features_as_of": {"history": str(row["history_as_of"])},
-                          "flags": []})  # fmt: skip
+                          "flags": []})
         return keys, values, extra
 
     def _rows(self, served: ServedModel, rows: list[dict]):
@@ -219,15 +220,15 @@ class Service:
             missing = [f for f in need if f not in row]
             if missing:
                 raise RequestError(422, f"features row {i} lacks {missing}",
-                                   field=f"features.{i}.{missing[0]}")  # fmt: skip
+                                   field=f"features.{i}.{missing[0]}")
             for f in need:
                 value = row[f]
                 if f not in served.categories and isinstance(value, str):
                     raise RequestError(422, f"feature {f} must be a number, not {value!r}",
-                                       field=f"features.{i}.{f}")  # fmt: skip
+                                       field=f"features.{i}.{f}")
         keys = [{"row": i} for i in range(len(rows))]
         extra = [{"cutoff_utc": None, "features_as_of": None, "flags": ["client_features"]}
-                 for _ in rows]  # fmt: skip
+                 for _ in rows]
         return keys, rows, extra
 
     @staticmethod
@@ -244,4 +245,4 @@ class Service:
                 "features": {f: row.get(f) for f in served.features},
                 "prediction": item["prediction"], "unseen": item["unseen"],
                 "flags": item["flags"], "latency_ms": latency_ms,
-            }  # fmt: skip
+            }

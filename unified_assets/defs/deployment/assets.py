@@ -8,45 +8,41 @@ import dagster as dg
 import numpy as np
 
 from unified_assets.defs.checks import utc_now
-from unified_assets.defs.models.assets import (
-    handoff,
-    key,
-    load_model,
-    read_snapshot,
-    same_candidate,
-)
+from unified_assets.defs.jobs import key
 from unified_assets.defs.partitions import single_run
-from unified_assets.defs.resources import WarehouseResource
+from unified_assets.defs.resources import WarehouseResource, handoff_ins, same_candidate
 from unified_assets.lib.core import artifacts
 from unified_assets.lib.deployment import manifests
-from unified_assets.lib.features import features
+from unified_assets.lib.deployment.gates import GATE_NAMES
+from unified_assets.lib.features import catalog
 from unified_assets.lib.models import training
+from unified_assets.lib.models.handoffs import Evaluation, ModelRef, TrainingSet
 from unified_assets.lib.models.specs import ModelSpec
 
-GATE_NAMES = ("metric_floor", "champion", "amdr", "slice_gap", "smoke_test")
 _GATE_TEXT = {
     "metric_floor": "The primary metric on the test window is at or beyond its floor, or the "
     "serving champion misses it on the same rows too (then the champion gate decides).",
     "champion": "Not worse than the current champion beyond the margin, at the stated "
     "confidence, both scored on the same rows (DeLong's test of AUC; a paired bootstrap of MAE).",
-    "amdr": "AMDR = min(input DQ, FEE, V_val) at or above its threshold (KPIS.md).",
+    "amdr": "AMDR = min(input DQ, FEE, V_val) at or above its threshold (docs/kpis.md).",
     "slice_gap": "The worst carrier or origin slice is within its allowed gap.",
     "smoke_test": "The saved artifact reloads (sha256 verified) and scores a sample identically.",
 }
 
 
-def smoke_test(home, model_ref: dict, evaluation: dict, spec: ModelSpec, test) -> tuple[bool, str]:
+def smoke_test(home, model_ref: ModelRef, evaluation: Evaluation, spec: ModelSpec,
+               test) -> tuple[bool, str]:
     """Reload the artifact from the store and score the evaluation's sample again."""
     try:
-        booster = load_model(home, model_ref["sha256"])
+        booster = artifacts.load_model(home, model_ref.sha256)
     except (artifacts.ArtifactIntegrityError, FileNotFoundError) as exc:
         return False, f"artifact did not reload: {exc}"
-    rows = evaluation["smoke_rows"]
+    rows = evaluation.smoke_rows
     again = training.predict(booster, spec, test.iloc[rows])
-    expected = np.array(evaluation["smoke_predictions"])
+    expected = np.array(evaluation.smoke_predictions)
     if len(again) != len(expected) or not np.allclose(again, expected, rtol=0, atol=1e-12):
         return False, f"reloaded model scores {len(rows)} sample rows differently"
-    return True, f"reloaded {model_ref['sha256'][:12]} and scored {len(rows)} rows identically"
+    return True, f"reloaded {model_ref.sha256[:12]} and scored {len(rows)} rows identically"
 
 
 def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
@@ -60,7 +56,7 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=asset_key,
         group_name="deployment",
-        ins=handoff(spec, "training_set", "model", "evaluation"),
+        ins=handoff_ins(spec, "training_set", "model", "evaluation"),
         check_specs=specs,
         kinds={"json"},
         backfill_policy=single_run,
@@ -70,37 +66,37 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     def manifest(
         context: dg.AssetExecutionContext,
         warehouse: WarehouseResource,
-        training_set: dict,
-        model: dict,
-        evaluation: dict,
+        training_set: TrainingSet,
+        model: ModelRef,
+        evaluation: Evaluation,
     ):
         home = warehouse.home_path
         same_candidate(spec, training_set, model, evaluation)
-        test = read_snapshot(training_set["splits"]["test"])
+        test = training_set.splits["test"].read()
         document, results = manifests.assemble(
             spec, training_set, model, evaluation,
-            registered={f.name for f in features.features_of(spec.table)},
+            registered={f.name for f in catalog.features_of(spec.table)},
             smoke=smoke_test(home, model, evaluation, spec, test),
-            model_metadata=artifacts.load_metadata(home, model["sha256"]),
+            model_metadata=artifacts.load_metadata(home, model.sha256),
             previous=manifests.current(home, spec.name),
             dq_weights=vars(warehouse.settings.quality()),
             assets=[k.to_user_string() for k in chain],
             decided_at=str(utc_now()),
-        )  # fmt: skip
+        )
         path = manifests.record(home, spec.name, document)
         status = document["status"]
         compared = document["champion_comparison"]
-        context.log.info(f"{spec.name}: {status} {model['sha256'][:12]} ({path.name})")
+        context.log.info(f"{spec.name}: {status} {model.sha256[:12]} ({path.name})")
         return dg.MaterializeResult(
             metadata={
                 "status": status,
-                "version": model["sha256"],
+                "version": model.sha256,
                 "amdr": document["amdr"]["value"],
                 "fee": document["amdr"]["fee"],
                 "history_file": str(path),
                 "reasons": dg.MetadataValue.json(document["reasons"]),
                 "champion_comparison": dg.MetadataValue.json(compared or {}),
-            },  # fmt: skip
+            },
             check_results=[
                 dg.AssetCheckResult(
                     check_name=r.name,
@@ -113,7 +109,7 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                     }
                     | ({"champion_comparison": dg.MetadataValue.json(compared)}
                        if r.name == "champion" and compared else {}),
-                )  # fmt: skip
+                )
                 for r in results
             ],
         )

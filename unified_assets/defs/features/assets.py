@@ -7,7 +7,7 @@ from unified_assets.defs.checks import asset_key, utc_now, window
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib.core.database import transaction
-from unified_assets.lib.features import features
+from unified_assets.lib.features import catalog, flight_table, origin_daily_table
 from unified_assets.lib.features import leakage as leakage_audit
 
 
@@ -18,12 +18,13 @@ def leakage_spec(table: str) -> dg.AssetCheckSpec:
         blocking=True,
         description="No feature value could have been unknown at its row's prediction cutoff: "
         "each feature's as-of column against cutoff_utc, and an independent audit of every "
-        "value against the actual departure, arrival and weather-hour times (lib/features/leakage.py).",
+        "value against the actual departure, arrival and weather-hour times "
+        "(lib/features/leakage.py).",
     )
 
 
 def leakage(conn, table: str, start, end) -> dg.AssetCheckResult:
-    declared = features.leakage_report(conn, table, start, end)
+    declared = leakage_audit.leakage_report(conn, table, start, end)
     findings = leakage_audit.audit(conn, table, start, end)
     leaks = {name: n for name, n in declared.items() if n}
     for finding in findings:
@@ -58,7 +59,7 @@ def build(context, warehouse: WarehouseResource, table: str, builder) -> dg.Mate
                 "dagster/row_count": rows,
                 "window": f"{start} .. {end}",
                 "rolled_back": not check.passed,
-            },  # fmt: skip
+            },
             check_results=[check],
         )
 
@@ -78,15 +79,15 @@ _FEATURES = dict(
           ["warehouse", "dim_plane"], ["warehouse", "dim_date"], ["warehouse", "dim_airport"]],
     check_specs=[leakage_spec("features.flight_features")],
     **_FEATURES,
-)  # fmt: skip
+)
 def flight_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """One row per flight, as known at its prediction cutoff (scheduled departure minus the
     lead time): schedule, route, plane, weather, recent delay rates, congestion, inbound delay."""
     lead = warehouse.settings.lead_minutes()
     return build(
         context, warehouse, "features.flight_features",
-        lambda conn, s, e: features.build_flight_features(conn, s, e, lead),
-    )  # fmt: skip
+        lambda conn, s, e: flight_table.build_flight_features(conn, s, e, lead),
+    )
 
 
 @dg.asset(
@@ -98,11 +99,11 @@ def flight_features(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 def origin_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """One row per origin and day: departure history and the target day's calendar, to
     forecast departures 7 days ahead."""
-    return build(context, warehouse, "features.origin_daily", features.build_origin_daily)
+    return build(context, warehouse, "features.origin_daily", origin_daily_table.build_origin_daily)
 
 
 @dg.asset(key=["features", "feature_registry"], group_name="features", kinds={"duckdb"},
-          pool="duckdb", backfill_policy=single_run)  # fmt: skip
+          pool="duckdb", backfill_policy=single_run)
 def feature_registry(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Every feature the platform generates: name, meaning, type, sources, owner, as-of."""
     frame = pd.DataFrame(
@@ -116,8 +117,8 @@ def feature_registry(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                 "table_name": f.table,
                 "as_of": f.as_of,
             }
-            for f in features.REGISTRY.values()
-        ]  # fmt: skip
+            for f in catalog.REGISTRY.values()
+        ]
     )
     with warehouse.connect() as conn, transaction(conn):
         conn.register("_registry", frame)
@@ -135,5 +136,5 @@ def feature_registry(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "registry": dg.MetadataValue.md(
                 frame[["name", "dtype", "table_name", "as_of"]].to_markdown(index=False)
             ),
-        }  # fmt: skip
+        }
     )

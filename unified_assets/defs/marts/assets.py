@@ -15,7 +15,7 @@ def refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource, tab
         rows = monthly.refresh(conn, table)
         context.log.info(f"{table}: {rows} rows")
         return publish(context, tx, table, key=("month", *monthly.MARTS[table]),
-                       settings=warehouse.settings.quality())  # fmt: skip
+                       settings=warehouse.settings.quality())
 
 
 # Unpartitioned: a mart is rebuilt whole from fct_flights (under a second for a year). The

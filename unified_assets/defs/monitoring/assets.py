@@ -7,13 +7,13 @@ import dagster as dg
 import pandas as pd
 
 from unified_assets.defs.checks import utc_now
-from unified_assets.defs.models.assets import key
+from unified_assets.defs.jobs import key
 from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib.core import artifacts
 from unified_assets.lib.core.database import transaction
 from unified_assets.lib.models.specs import ModelSpec
-from unified_assets.lib.monitoring import drift, estimation, model_health
+from unified_assets.lib.monitoring import drift_classifier, estimation, model_health
 
 
 def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
@@ -40,7 +40,7 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         @cache
         def reference_of(version: str) -> dict | None:
             """The version's drift reference, with its sample rows (sha256 verified)."""
-            return artifacts.load_reference_with_sample(home, version, drift.SAMPLE)
+            return artifacts.load_reference_with_sample(home, version, drift_classifier.SAMPLE)
 
         @cache
         def estimator_of(version: str) -> dict | None:
@@ -50,7 +50,7 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         with warehouse.connect() as conn, transaction(conn):
             measured = model_health.monitor_window(conn, spec, start.date(), end.date(),
                                                  reference_of, policy, utc_now(),
-                                                 estimator_of)  # fmt: skip
+                                                 estimator_of)
         last = measured[-1]
         d, perf = last["drift"] or {}, last["performance"] or {}
         rows = [{"day": str(m["day"]), "version": (m["model_version"] or "")[:12],
@@ -63,7 +63,7 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                  "input_dq": m["input_dq"],
                  f"realized ({m['outcome_scored_day']})": (m["performance"] or {}).get("value"),
                  "estimated": (m["estimate"] or {}).get("value")}
-                for m in measured[-31:]]  # fmt: skip
+                for m in measured[-31:]]
         latest = next((m for m in reversed(measured) if m["estimate"]), None)
         guess = {} if latest is None else latest["estimate"] | {"day": str(latest["day"])}
         return dg.MaterializeResult(
@@ -101,5 +101,5 @@ def feature_table(rows: list[dict]) -> str:
     if not rows:
         return "no drift measured"
     table = pd.DataFrame(rows)[["feature", "statistic", "threshold", "outside_share",
-                                "outside_threshold", "alarmed", "rule"]]  # fmt: skip
+                                "outside_threshold", "alarmed", "rule"]]
     return table.round(4).to_markdown(index=False)

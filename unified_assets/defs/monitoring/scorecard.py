@@ -1,20 +1,19 @@
-"""The KPI scorecard: every KPI of shared KPIS.md, from the platform's own history."""
+"""The KPI scorecard: every KPI of docs/kpis.md, from the platform's own history."""
 
 import dagster as dg
 import pandas as pd
 
 from unified_assets.defs.checks import utc_now
-from unified_assets.defs.models.assets import key
+from unified_assets.defs.jobs import KPI_SCORECARD, key, schedule_status
+from unified_assets.defs.jobs import kpi_scorecard as kpi_scorecard_job
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
-from unified_assets.defs.serving.schedules import automation_status
 from unified_assets.lib.core import artifacts
 from unified_assets.lib.core.database import transaction
 from unified_assets.lib.deployment import manifests
 from unified_assets.lib.models.specs import SPECS
 from unified_assets.lib.monitoring import kpis, model_health, report
 
-HISTORY_TABLE = "monitoring.kpi_history"
 _STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
 
 
@@ -54,7 +53,7 @@ class RunSteps:
         if start and end:
             days = (pd.Timestamp(end) - pd.Timestamp(start)).days + 1
         return {"layer": kpis.layer_of(asset.path), "asset": asset.to_user_string(),
-                "seconds": span / days, "run_id": entry.run_id}  # fmt: skip
+                "seconds": span / days, "run_id": entry.run_id}
 
 
 def _latest_partition(instance: dg.DagsterInstance, asset: dg.AssetKey) -> str | None:
@@ -63,7 +62,7 @@ def _latest_partition(instance: dg.DagsterInstance, asset: dg.AssetKey) -> str |
 
 
 @dg.asset(
-    key=["monitoring", "kpi_scorecard"],
+    key=KPI_SCORECARD,
     group_name="monitoring",
     # After every model's monitoring and manifest, so a build of the whole graph scores itself
     # last, with what it just built.
@@ -72,7 +71,7 @@ def _latest_partition(instance: dg.DagsterInstance, asset: dg.AssetKey) -> str |
     kinds={"duckdb", "markdown"},
     pool="duckdb",
     backfill_policy=single_run,
-    description="The KPIs of KPIS.md over time: L_dp by layer, DQ, FEE, V_val, AMDR, Rel_cicd "
+    description="The KPIs of docs/kpis.md over time: L_dp by layer, DQ, FEE, V_val, AMDR, Rel_cicd "
     "and EV, from the warehouse, the run history and the manifests. Written to "
     "reports/kpi_scorecard.md with a plot.",
 )
@@ -96,7 +95,7 @@ def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                 dg.AssetKey(["warehouse", "fct_weather_hourly"]),
                 dg.AssetKey(spec.table.split(".")),
                 key("serving", spec, "predictions"), key("monitoring", spec, "monitor"),
-            ]  # fmt: skip
+            ]
             path = [s for s in (steps.partition_step(a, day) for a in assets) if s]
             latency[spec.name] = kpis.latency(path) | {"day": day}
         scoring = next((s for s in path if s["asset"].startswith("serving/")), None)
@@ -106,12 +105,12 @@ def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         deployed.append({
             "name": spec.name, "manifest": current, "cost_s": cost,
             "rows_per_s": scored_rows / scoring["seconds"] if scoring and scored_rows else None,
-        })  # fmt: skip
+        })
         amdr = current.get("amdr", {})
         rows.append({"model": spec.name, "version": current["version"][:12],
                      "FEE": amdr.get("fee"), "V_val": amdr.get("v_val"),
                      "input DQ": amdr.get("input_dq"), "AMDR": amdr.get("value"),
-                     "L_dp s": latency.get(spec.name, {}).get("total_s")})  # fmt: skip
+                     "L_dp s": latency.get(spec.name, {}).get("total_s")})
     rel = kpis.rel_cicd(decisions, model_health.failed_runs(home))
     ev = kpis.enterprise_value(deployed, settings)
     # A scheduled scorecard is dated by its schedule (so a replayed year reads as a year).
@@ -120,10 +119,10 @@ def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     with warehouse.connect() as conn, transaction(conn):
         dq = model_health.dq_summary(conn)
         values = {"dq_min": dq["dq"].min() if not dq.empty else None,
-                  "rel_cicd": rel["value"], "ev": ev["value"]}  # fmt: skip
+                  "rel_cicd": rel["value"], "ev": ev["value"]}
         for r in rows:
             values |= {f"{r['model']}_{k.split()[0].lower()}": r[k]
-                       for k in ("FEE", "V_val", "AMDR", "L_dp s")}  # fmt: skip
+                       for k in ("FEE", "V_val", "AMDR", "L_dp s")}
         for name, lat in latency.items():
             values |= {f"{name}_ldp_{layer}_s": s for layer, s in lat["by_layer_s"].items()}
         history = model_health.record_kpis(conn, values, now)
@@ -132,7 +131,7 @@ def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     return dg.MaterializeResult(metadata={
         **{k: (float(v) if v is not None else None) for k, v in values.items()},
         "scorecard": dg.MetadataValue.md(markdown), "report": str(out),
-    })  # fmt: skip
+    })
 
 
 def _scored_rows(instance: dg.DagsterInstance, asset: dg.AssetKey) -> int:
@@ -144,11 +143,8 @@ def _scored_rows(instance: dg.DagsterInstance, asset: dg.AssetKey) -> int:
     return int(value.value) if value is not None else 0
 
 
-kpi_job = dg.define_asset_job("kpi_scorecard", selection=[kpi_scorecard.key])
-
-
-@dg.schedule(job=kpi_job, cron_schedule="0 6 * * 1", default_status=automation_status(),
-             description="Mondays at 06:00: the KPI scorecard.")  # fmt: skip
+@dg.schedule(job=kpi_scorecard_job, cron_schedule="0 6 * * 1", default_status=schedule_status(),
+             description="Mondays at 06:00: the KPI scorecard.")
 def weekly_scorecard(context: dg.ScheduleEvaluationContext):
     day = context.scheduled_execution_time.date().isoformat()
     return dg.RunRequest(run_key=f"kpi:{day}", tags={"unified_assets/trigger": "weekly_kpis"})

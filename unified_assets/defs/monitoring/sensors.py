@@ -7,35 +7,25 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from unified_assets.defs.models.assets import key
-from unified_assets.defs.raw.sensors import default_status
+from unified_assets.defs.jobs import (
+    AS_OF_TAG,
+    EVIDENCE_TAG,
+    KIND_TAG,
+    MODEL_TAG,
+    REASON_TAG,
+    key,
+    retrain_job,
+    sensor_status,
+)
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib.deployment import manifests
 from unified_assets.lib.models.specs import ModelSpec
 from unified_assets.lib.monitoring import model_health, retraining
 
-MODEL_TAG = "unified_assets/model"
-KIND_TAG = "unified_assets/kind"
-AS_OF_TAG = "unified_assets/as_of"
-REASON_TAG = "unified_assets/reason"
-EVIDENCE_TAG = "unified_assets/evidence"
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
-]  # fmt: skip
-
-
-def retrain_job(spec: ModelSpec):
-    return dg.define_asset_job(
-        f"retrain_{spec.name}",
-        selection=dg.AssetSelection.assets(
-            *(key(layer, spec, s) for layer, s in (
-                ("models", "training_set"), ("models", "model"), ("models", "evaluation"),
-                ("deployment", "manifest")))
-        ),  # fmt: skip
-        tags={MODEL_TAG: spec.name, KIND_TAG: "retrain"},
-        description=f"Retrain {spec.name} on trailing windows and put it through the gates.",
-    )
+]
 
 
 def retrain_request(spec: ModelSpec, as_of: date, reason: str, evidence: dict) -> dg.RunRequest:
@@ -46,7 +36,7 @@ def retrain_request(spec: ModelSpec, as_of: date, reason: str, evidence: dict) -
         run_config=dg.RunConfig(ops={op: {"config": {"as_of": str(as_of)}}}),
         tags={MODEL_TAG: spec.name, KIND_TAG: "retrain", AS_OF_TAG: str(as_of),
               REASON_TAG: reason, EVIDENCE_TAG: json.dumps(evidence, sort_keys=True)},
-    )  # fmt: skip
+    )
 
 
 def health(conn, spec: ModelSpec) -> list[retraining.DayHealth]:
@@ -55,7 +45,7 @@ def health(conn, spec: ModelSpec) -> list[retraining.DayHealth]:
     drifts, perf = model_health.history(conn, spec.name)
     realized = {} if perf.empty else {
         r.day: (r.value, r.rows) for r in perf.itertuples() if r.value == r.value
-    }  # fmt: skip
+    }
     guesses = model_health.estimates(conn, spec.name)
     estimated = {r.day: (r.value, r.rows) for r in guesses.itertuples() if r.value == r.value}
     days = []
@@ -71,7 +61,7 @@ def health(conn, spec: ModelSpec) -> list[retraining.DayHealth]:
             inputs_broken=getattr(r, "inputs_broken", None) is not pd.NA
             and bool(getattr(r, "inputs_broken", False)),
             drift_rows=None if pd.isna(r.rows) else int(r.rows),
-        ))  # fmt: skip
+        ))
     return days
 
 
@@ -85,7 +75,7 @@ def serving_as_of(home, spec: ModelSpec) -> date | None:
 def last_retrain(instance: dg.DagsterInstance, job_name: str) -> tuple[date | None, bool]:
     """The as-of day of the model's last retraining run, and whether one is in progress."""
     busy = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS),
-                             limit=1)  # fmt: skip
+                             limit=1)
     last = None
     for run in instance.get_runs(filters=dg.RunsFilter(job_name=job_name), limit=20):
         if AS_OF_TAG in run.tags:
@@ -101,7 +91,7 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
         name=f"retrain_{spec.name}_sensor",
         job=job,
         minimum_interval_seconds=30,
-        default_status=default_status(),
+        default_status=sensor_status(),
         description=f"Reads {spec.name}'s monitoring after each scored day; requests a "
         "retraining when drift persists or realized performance falls past its floor, or its "
         "estimate does before the labels can tell, tagged with the reason and evidence. One at "
@@ -125,7 +115,7 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
         rejected = manifests.last_rejected(warehouse.home_path, spec.name)
         decision = retraining.decide(days, policy, spec.gates.metric_floor,
                                      spec.higher_is_better, last and last + lag, busy,
-                                     serving and serving + lag, rejected)  # fmt: skip
+                                     serving and serving + lag, rejected)
         if busy:  # look at this day again once the running retraining has finished
             return dg.SkipReason(f"{spec.name}: {decision.message}")
         context.update_cursor(latest)
@@ -141,7 +131,7 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
 @dg.run_failure_sensor(
     name="record_failed_runs",
     monitor_all_code_locations=False,
-    default_status=default_status(),
+    default_status=sensor_status(),
     description="Appends every failed run (job, tags, error) to monitoring/failed_runs.jsonl in "
     "the home folder: the failures that count against CI/CD reliability.",
 )
@@ -153,7 +143,7 @@ def record_failed_runs(context: dg.RunFailureSensorContext, warehouse: Warehouse
         "reason": run.tags.get(REASON_TAG), "error": context.failure_event.message,
         "gate_rejection": gate_rejection(context.instance, run.run_id),
         "recorded_at": datetime.now(UTC).isoformat(),
-    })  # fmt: skip
+    })
 
 
 def gate_rejection(instance: dg.DagsterInstance, run_id: str) -> bool:
@@ -164,4 +154,4 @@ def gate_rejection(instance: dg.DagsterInstance, run_id: str) -> bool:
         e.step_key.startswith("deployment__") and e.step_key.endswith("_manifest")
         and e.dagster_event.event_specific_data.error.cls_name == "DagsterAssetCheckFailedError"
         for e in failures
-    )  # fmt: skip
+    )

@@ -61,7 +61,7 @@ def ingest_reference(
             file = ingest.inspect_file(path, Path(scratch), conn)
             stats = ingest.replace_reference(conn, table, file, utc_now())
             return publish(context, tx, f"raw.{table}", extra_results=[landing_files(stats)],
-                           settings=warehouse.settings.quality())  # fmt: skip
+                           settings=warehouse.settings.quality())
 
 
 # The landing zone, where the graph starts: files an upstream system drops (or `unified-assets

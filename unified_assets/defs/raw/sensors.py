@@ -5,62 +5,26 @@ import json
 
 import dagster as dg
 
-from unified_assets.defs.models.assets import key
-from unified_assets.defs.partitions import daily
-from unified_assets.defs.resources import Settings, WarehouseResource
+from unified_assets.defs.jobs import (
+    DAILY_ASSETS,
+    ingest_daily,
+    ingest_reference,
+    scoring_keys,
+    sensor_status,
+)
+from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib.core.database import table_exists
+from unified_assets.lib.core.files import sha256_file
 from unified_assets.lib.deployment import manifests
 from unified_assets.lib.models.specs import SPECS
 from unified_assets.lib.raw import landing
 
 
-def automation_on() -> bool:
-    """Sensors and schedules start stopped: turn them on in the UI, or set
-    UNIFIED_ASSETS_AUTOMATION=on (the settings' `automation`) before starting the daemon."""
-    return Settings.from_env().automation
-
-
-def default_status() -> dg.DefaultSensorStatus:
-    return dg.DefaultSensorStatus.RUNNING if automation_on() else dg.DefaultSensorStatus.STOPPED
-
-
-def _keys(*names: str) -> list[dg.AssetKey]:
-    return [dg.AssetKey.from_user_string(n) for n in names]
-
-
-DAILY_ASSETS = _keys(
-    "raw/flights", "raw/weather", "warehouse/fct_flights", "warehouse/fct_weather_hourly",
-    "features/flight_features", "features/origin_daily",
-)  # fmt: skip
-REFERENCE_ASSETS = _keys(
-    "raw/planes", "raw/airports", "raw/airlines", "warehouse/dim_plane", "warehouse/dim_airport",
-    "warehouse/dim_carrier", "warehouse/dim_date", "features/feature_registry",
-)  # fmt: skip
-
-
-def scoring_keys(spec) -> list[dg.AssetKey]:
-    """A model's daily predictions and their monitoring: what scores a landed day."""
-    return [key("serving", spec, "predictions"), key("monitoring", spec, "monitor")]
-
-
 def scoring_assets(home) -> list[dg.AssetKey]:
     """Predictions and monitoring of every model that has a promoted manifest."""
     return [k for spec in SPECS.values() if manifests.current(home, spec.name) is not None
-            for k in scoring_keys(spec)]  # fmt: skip
+            for k in scoring_keys(spec)]
 
-
-SCORING_ASSETS = [k for spec in SPECS.values() for k in scoring_keys(spec)]
-
-ingest_daily = dg.define_asset_job(
-    "ingest_daily", selection=dg.AssetSelection.assets(*DAILY_ASSETS, *SCORING_ASSETS),
-    partitions_def=daily,
-    description="One landing day through raw, warehouse and features, then scored by every "
-    "promoted model and monitored: the whole daily path in one run.",
-)  # fmt: skip
-ingest_reference = dg.define_asset_job(
-    "ingest_reference", selection=dg.AssetSelection.assets(*REFERENCE_ASSETS),
-    description="The reference tables (planes, airports, airlines) and the dimensions.",
-)  # fmt: skip
 
 MAX_DAYS_PER_TICK = 31  # a backlog is ingested a month per tick, oldest first
 
@@ -89,7 +53,7 @@ def _ingested(warehouse: WarehouseResource) -> dict[str, str]:
 @dg.sensor(
     jobs=[ingest_daily, ingest_reference],
     minimum_interval_seconds=30,
-    default_status=default_status(),
+    default_status=sensor_status(),
     description="Watches the landing zone. A day whose flights and weather files are both there "
     "and differ from what raw holds is ingested, scored by every promoted model and monitored "
     "in one run of its partition (run key: the files' hashes, so the same bytes are never "
@@ -107,7 +71,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
         ingested = _ingested(warehouse)
     except RuntimeError as exc:  # a run holds the warehouse: look again next tick
         return dg.SkipReason(f"warehouse busy: {exc}")
-    shas = {name: landing.sha256_file(files[name]) for name in changed}
+    shas = {name: sha256_file(files[name]) for name in changed}
     requests, done = [], set()
     reference = [n for n in changed if n.startswith("reference/")]
     if reference:
@@ -118,7 +82,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
             requests.append(dg.RunRequest(
                 run_key=f"reference:{digest}", job_name=ingest_reference.name,
                 tags={"unified_assets/trigger": "landing", "unified_assets/files": ",".join(fresh)},
-            ))  # fmt: skip
+            ))
     days = sorted({n.split("/", 1)[1] for n in changed if not n.startswith("reference/")})
     scoring = scoring_assets(home)  # the promoted models, read once for the whole tick
     if requests and not any(n.startswith("reference/") for n in ingested):
@@ -131,7 +95,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
             continue  # wait for the day's other file
         for n in names:
             if n not in shas:
-                shas[n] = landing.sha256_file(files[n])
+                shas[n] = sha256_file(files[n])
         done.update(n for n in names if n in changed)
         if all(ingested.get(n) == shas[n] for n in names):
             continue
@@ -143,7 +107,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
             job_name=ingest_daily.name, partition_key=day,
             asset_selection=[*DAILY_ASSETS, *scoring],
             tags={"unified_assets/trigger": "landing", "unified_assets/files": ",".join(names)},
-        ))  # fmt: skip
+        ))
     context.update_cursor(json.dumps(seen | {n: stamps[n] for n in done}, sort_keys=True))
     if not requests:
         return dg.SkipReason(f"{len(done)} changed file(s), all already ingested or incomplete")

@@ -6,13 +6,13 @@ import dagster as dg
 import pandas as pd
 
 from unified_assets.defs.checks import utc_now, window
-from unified_assets.defs.models.assets import key, load_model
+from unified_assets.defs.jobs import key
 from unified_assets.defs.partitions import daily, single_run
-from unified_assets.defs.resources import WarehouseResource
-from unified_assets.lib.core import artifacts, cluster
+from unified_assets.defs.resources import ComputeResource, WarehouseResource
+from unified_assets.lib.core import artifacts
 from unified_assets.lib.core.database import transaction
 from unified_assets.lib.deployment import manifests
-from unified_assets.lib.models import training
+from unified_assets.lib.models import dask_steps, training
 from unified_assets.lib.models.specs import ModelSpec
 
 SCORING = "scoring"  # under the artifact store: a long window's rows while the cluster scores
@@ -32,7 +32,8 @@ def predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         description=f"{spec.name}'s daily predictions from the promoted model (sha256 verified "
         "before loading); each row carries the model version that scored it.",
     )
-    def predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                    compute: ComputeResource):
         home = warehouse.home_path
         current = manifests.current(home, spec.name)
         if current is None:
@@ -40,7 +41,8 @@ def predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 f"{spec.name}: no promoted manifest in "
                 f"{manifests.current_path(home, spec.name)}: nothing to score with"
             )
-        booster = load_model(home, current["artifact"]["sha256"])  # refuses a tampered file
+        # refuses a tampered file
+        booster = artifacts.load_model(home, current["artifact"]["sha256"])
         # Score exactly as the promoted model was trained: its features, its residual base.
         served = dataclasses.replace(
             spec,
@@ -53,17 +55,18 @@ def predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             offset = [served.residual_of] if served.residual_of else []
             columns = list(dict.fromkeys([*spec.key, *served.features, *offset]))
             rows_in = (f"FROM {spec.table} WHERE {spec.date_column} >= $s AND "
-                       f"{spec.date_column} < $e")  # fmt: skip
+                       f"{spec.date_column} < $e")
             order = f"ORDER BY {', '.join(spec.key)}"
-            if on_cluster(warehouse, spec, conn, rows_in, start, end):
+            if compute.cluster and compute.on_cluster(spec, conn.execute(
+                    f"SELECT count(*) {rows_in}", {"s": start, "e": end}).fetchall()[0][0]):
                 out, where = score_on_cluster(
-                    context, warehouse, served, current, conn,
+                    context, warehouse, compute, served, current, conn,
                     f"SELECT {', '.join(columns)} {rows_in} {order}",
                     f"SELECT {', '.join(spec.key)} {rows_in} {order}", {"s": start, "e": end},
-                )  # fmt: skip
+                )
             else:
                 frame = conn.execute(f"SELECT {', '.join(columns)} {rows_in} {order}",
-                                     {"s": start, "e": end}).df()  # fmt: skip
+                                     {"s": start, "e": end}).df()
                 out = frame[list(spec.key)].copy()
                 out["prediction"] = training.predict(booster, served, frame)
             threshold = current.get("threshold")
@@ -75,47 +78,31 @@ def predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             conn.register("_scored", out)
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _scored LIMIT 0")
             conn.execute(f"DELETE FROM {table} WHERE {spec.date_column} >= $s AND "
-                         f"{spec.date_column} < $e", {"s": start, "e": end})  # fmt: skip
+                         f"{spec.date_column} < $e", {"s": start, "e": end})
             conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _scored")
             conn.unregister("_scored")
         return dg.MaterializeResult(
             metadata={"dagster/row_count": len(out), "model_version": current["version"],
                       "mean_prediction": float(out["prediction"].mean()) if len(out) else None}
             | ({"cluster": dg.MetadataValue.json(where)} if where is not None else {})
-        )  # fmt: skip
+        )
 
     return predictions
 
 
-def on_cluster(warehouse: WarehouseResource, spec: ModelSpec, conn, rows_in: str, start,
-               end) -> bool:  # fmt: skip
-    """Whether the run's window is scored on the settings' Dask cluster: one is configured
-    and the window has at least the spec's distributed-training threshold of rows (the rule
-    the evaluation's test window follows)."""
-    settings = warehouse.settings
-    threshold = cluster.training_rows(spec, settings.value("dask_training_rows"))
-    if not settings.value("dask_cluster") or not threshold:
-        return False
-    count = conn.execute(f"SELECT count(*) {rows_in}", {"s": start, "e": end}).fetchall()
-    return count[0][0] >= threshold
-
-
 def score_on_cluster(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                     served: ModelSpec, current: dict, conn, rows_sql: str, keys_sql: str,
-                     params: dict) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+                     compute: ComputeResource, served: ModelSpec, current: dict, conn,
+                     rows_sql: str, keys_sql: str,
+                     params: dict) -> tuple[pd.DataFrame, dict]:
     """The window's rows (`rows_sql`) scored slice by slice on the cluster, the same numbers
     as in this process, beside their keys (`keys_sql`, in the same order) read here. A
     cluster that cannot be reached or a lost worker fails the step before anything is
     written."""
     home = warehouse.home_path
     text = artifacts.load_model_text(home, current["artifact"]["sha256"])
-    try:
-        with cluster.connect(warehouse.settings.value("dask_cluster")) as client:
-            predictions, where = cluster.score_query(client, served, text, conn, rows_sql,
-                                                     params, artifacts.artifacts_root(home)
-                                                     / SCORING)  # fmt: skip
-    except (cluster.ClusterUnreachable, cluster.DistributedTrainingFailed) as exc:
-        raise dg.Failure(str(exc)) from exc
+    with compute.client() as client:
+        predictions, where = dask_steps.score_query(client, served, text, conn, rows_sql,
+                                                 params, artifacts.artifacts_root(home) / SCORING)
     out = conn.execute(keys_sql, params).df()
     out["prediction"] = predictions
     context.log.info(f"{served.name}: {len(out)} rows scored on the Dask cluster ({where})")

@@ -5,22 +5,11 @@ from datetime import timedelta
 
 import dagster as dg
 
-from unified_assets.defs.models.assets import key
-from unified_assets.defs.partitions import daily
-from unified_assets.defs.raw.sensors import SCORING_ASSETS, automation_on, scoring_keys
+from unified_assets.defs.jobs import key, schedule_status, scoring_keys
+from unified_assets.defs.jobs import nightly_scoring as nightly_scoring_job
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib.deployment import manifests
 from unified_assets.lib.models.specs import SPECS
-
-scoring_job = dg.define_asset_job(
-    "nightly_scoring", selection=dg.AssetSelection.assets(*SCORING_ASSETS), partitions_def=daily,
-    description="A day's predictions from each promoted model, and their monitoring.",
-)  # fmt: skip
-
-
-def automation_status() -> dg.DefaultScheduleStatus:
-    on = automation_on()
-    return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
 
 
 def _built(instance: dg.DagsterInstance, asset: dg.AssetKey, day: str) -> float | None:
@@ -32,9 +21,9 @@ def _built(instance: dg.DagsterInstance, asset: dg.AssetKey, day: str) -> float 
 
 
 @dg.schedule(
-    job=scoring_job,
+    job=nightly_scoring_job,
     cron_schedule="0 4 * * *",
-    default_status=automation_status(),
+    default_status=schedule_status(),
     description="At 04:00, the backstop for yesterday: every model with a promoted manifest "
     "whose features hold the day but whose predictions and monitoring of it are missing or "
     "older than the features (the landing run scores a day as it arrives, so this usually "
@@ -61,4 +50,4 @@ def nightly_scoring(context: dg.ScheduleEvaluationContext, warehouse: WarehouseR
     return dg.RunRequest(
         run_key=f"score:{day}", partition_key=day, asset_selection=selection,
         tags={"unified_assets/trigger": "nightly_scoring"},
-    )  # fmt: skip
+    )

@@ -38,7 +38,7 @@ def build(
         ]
         return publish(context, tx, spec.target, start, end, key=spec.key, metadata=totals,
             extra_results=results, settings=quality,
-        )  # fmt: skip
+        )
 
 
 def _specs(spec: Curation, *extra: dg.AssetCheckSpec) -> list[dg.AssetCheckSpec]:
@@ -124,11 +124,11 @@ def dim_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
           ["warehouse", "dim_plane"]],
     check_specs=_fact_specs(curated.FLIGHTS, checks.referential_spec()),
     **_FACT,
-)  # fmt: skip
+)
 def fct_flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """One row per scheduled flight: typed times, delays, cancelled and diverted flags."""
     return build(context, warehouse, curated.FLIGHTS,
-                 extra=[_conflicts(curated.FLIGHTS), checks.referential_integrity])  # fmt: skip
+                 extra=[_conflicts(curated.FLIGHTS), checks.referential_integrity])
 
 
 @dg.asset(
@@ -140,4 +140,4 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 def fct_weather_hourly(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """One row per origin and hour: temperature, wind, visibility, pressure, precipitation."""
     return build(context, warehouse, curated.WEATHER,
-                 extra=[_conflicts(curated.WEATHER), checks.hour_coverage])  # fmt: skip
+                 extra=[_conflicts(curated.WEATHER), checks.hour_coverage])

@@ -19,7 +19,7 @@ def conservation_spec(table: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "conservation", asset=asset_key(table), blocking=True,
         description="Per partition: rows in raw = rows curated + quarantined + duplicates.",
-    )  # fmt: skip
+    )
 
 
 def quarantine_share_spec(table: str) -> dg.AssetCheckSpec:
@@ -27,7 +27,7 @@ def quarantine_share_spec(table: str) -> dg.AssetCheckSpec:
         "quarantine_share", asset=asset_key(table), blocking=True,
         description="No partition loses more than its allowed share of rows to quarantine "
         "(UNIFIED_ASSETS_MAX_QUARANTINE_SHARE, default 5%): a broken file stops the graph.",
-    )  # fmt: skip
+    )
 
 
 def conservation(conn, table: str, start: date | None, end: date | None) -> dg.AssetCheckResult:
@@ -69,7 +69,7 @@ def referential_spec() -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "referential_integrity", asset=asset_key("warehouse.fct_flights"), blocking=False,
         description="Carriers, airports and tail numbers that the dimensions do not know.",
-    )  # fmt: skip
+    )
 
 
 def referential_integrity(conn: duckdb.DuckDBPyConnection, start: date, end: date):
@@ -87,7 +87,7 @@ def coverage_spec() -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "hour_coverage", asset=asset_key("warehouse.fct_weather_hourly"), blocking=False,
         description="Every origin has a reading for every hour of every day.",
-    )  # fmt: skip
+    )
 
 
 def hour_coverage(conn: duckdb.DuckDBPyConnection, start: date, end: date):
@@ -109,9 +109,9 @@ def conflicting_duplicates_spec(table: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "conflicting_duplicates", asset=asset_key(table), blocking=False,
         description="Rows that share a natural key but differ in value: one is kept (the most "
-        "complete, see lib/warehouse/transforms.py), the others are counted as duplicates and reported "
-        "here with their keys and differing values.",
-    )  # fmt: skip
+        "complete, see lib/warehouse/transforms.py), the others are counted as duplicates and "
+        "reported here with their keys and differing values.",
+    )
 
 
 def conflicting_duplicates(conn, table: str, start: date | None, end: date | None):

@@ -12,7 +12,6 @@ pickle.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -25,10 +24,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib.raw.landing import write_atomic
+from unified_assets.lib.core.files import (
+    ArtifactIntegrityError,
+    read_verified,
+    sha256_bytes,
+    write_atomic,
+)
 
 ARTIFACTS = "artifacts"
 MODELS = "models"
@@ -39,9 +44,6 @@ TRACKED_LIBRARIES = ("lightgbm", "duckdb", "pandas", "numpy", "dagster", "pander
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _KIND = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
-
-class ArtifactIntegrityError(RuntimeError):
-    """A stored artifact does not match its content address, or lacks its metadata."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,6 @@ class ArtifactRef:
 def artifacts_root(home: Path) -> Path:
     return Path(home) / ARTIFACTS
 
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _checked_sha(sha256: str) -> str:
@@ -129,10 +128,10 @@ def save_model(home: Path, model_text: str, metadata: dict) -> ArtifactRef:
     if not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict, not {type(metadata)}")
     data = model_text.encode("utf-8")
-    sha = _sha256(data)
+    sha = sha256_bytes(data)
     ref = _ref(home, sha)
     if ref.model_path.exists():
-        stored = _sha256(ref.model_path.read_bytes())
+        stored = sha256_bytes(ref.model_path.read_bytes())
         if stored != sha:
             raise ArtifactIntegrityError(
                 f"stored model {ref.model_path} is corrupt: expected sha256 {sha}, "
@@ -174,7 +173,7 @@ def load_reference_with_sample(home: Path, sha256: str, key: str) -> dict | None
     sample = (reference or {}).get("sample")
     if sample:
         path = artifacts_root(home) / sample["file"]
-        data = _verified(path, sample["sha256"], "drift sample")
+        data = read_verified(path, sample["sha256"], "drift sample")
         reference[key] = pd.read_parquet(io.BytesIO(data))
     return reference
 
@@ -192,28 +191,20 @@ def load_metadata(home: Path, sha256: str) -> dict:
     return metadata
 
 
-def _verified(path: Path, sha256: str, what: str) -> bytes:
-    """A stored file's bytes, refused unless they still hash to `sha256`."""
-    if not path.exists():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    data = path.read_bytes()
-    actual = _sha256(data)
-    if actual != sha256:
-        raise ArtifactIntegrityError(
-            f"{what} {path} failed its integrity check: expected sha256 {sha256}, "
-            f"actual {actual}"
-        )
-    return data
-
 
 def load_model_text(home: Path, sha256: str) -> str:
     """The model's text, verified against its sha256 and checked to have its metadata."""
     path = model_path(home, sha256)
-    data = _verified(path, sha256, "model artifact")
+    data = read_verified(path, sha256, "model artifact")
     meta = metadata_path(home, sha256)
     if not meta.exists():
         raise ArtifactIntegrityError(f"model artifact {path} has no metadata file {meta}")
     return data.decode("utf-8")
+
+
+def load_model(home: Path, sha256: str) -> lgb.Booster:
+    """A model from the store, verified by sha256 (LightGBM's text format, never unpickled)."""
+    return lgb.Booster(model_str=load_model_text(home, sha256))
 
 
 def snapshot_frame(home: Path, frame: pd.DataFrame, kind: str) -> tuple[Path, str]:
@@ -228,7 +219,7 @@ def snapshot_frame(home: Path, frame: pd.DataFrame, kind: str) -> tuple[Path, st
     tmp = _temp_name(folder / f"{kind}.parquet")
     try:
         frame.to_parquet(tmp, engine="pyarrow", index=False)
-        sha = _sha256(tmp.read_bytes())
+        sha = sha256_bytes(tmp.read_bytes())
         target = folder / f"{kind}-{sha}.parquet"
         publish_new(tmp, target)
     finally:
@@ -262,7 +253,7 @@ def save_handoff(home: Path, key_path: Sequence[str], value: dict) -> tuple[Path
     if not isinstance(value, dict):
         raise TypeError(f"a hand-off must be a dict, not {type(value).__name__}")
     data = (json.dumps(value, indent=2, sort_keys=True, default=_plain) + "\n").encode("utf-8")
-    sha = _sha256(data)
+    sha = sha256_bytes(data)
     path = handoff_path(home, key_path, sha)
     if not write_new(path, data):
         load_handoff(home, key_path, sha)  # already stored: it must still be those bytes
@@ -271,7 +262,7 @@ def save_handoff(home: Path, key_path: Sequence[str], value: dict) -> tuple[Path
 
 def load_handoff(home: Path, key_path: Sequence[str], sha256: str) -> dict:
     """A stored hand-off, refused unless its bytes still hash to `sha256`."""
-    return json.loads(_verified(handoff_path(home, key_path, sha256), sha256, "hand-off"))
+    return json.loads(read_verified(handoff_path(home, key_path, sha256), sha256, "hand-off"))
 
 
 def code_version() -> str:

@@ -41,13 +41,13 @@ def warehouse_path(home: Path) -> Path:
             if moved.exists():
                 moved.rename(path.with_name(path.name + suffix))
         log.warning("moved the warehouse %s to %s (the old name clashed with the schema "
-                    "`warehouse`)", old, path)  # fmt: skip
+                    "`warehouse`)", old, path)
     return path
 
 
 @dataclass(frozen=True)
 class QualitySettings:
-    """Weights of the DQ score (KPIS.md) and the quarantine share a partition may lose."""
+    """Weights of the DQ score (docs/kpis.md) and the quarantine share a partition may lose."""
 
     alpha: float = 1.0  # completeness
     beta: float = 1.0  # accuracy

@@ -15,6 +15,7 @@ import duckdb
 LAYERS = ("raw", "warehouse", "marts", "features", "serving", "monitoring")
 LOCK_ERROR = "Could not set lock on file"
 FIRST_WAIT_S, LONGEST_WAIT_S = 0.05, 2.0
+LOCK_TIMEOUT_S = 120.0  # how long a connect waits for another process's lock, by default
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def lock_holder(message: str) -> str:
 
 
 def connect(
-    database: Path, read_only: bool = False, timeout_s: float = 120.0
+    database: Path, read_only: bool = False, timeout_s: float = LOCK_TIMEOUT_S
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, waiting (bounded, jittered backoff) while another process holds it.
 
@@ -82,7 +83,7 @@ def connect(
                 log.warning(
                     "%s is locked by %s; waiting up to %g s to open it (%s)",
                     database, lock_holder(str(exc)), timeout_s, mode,
-                )  # fmt: skip
+                )
             time.sleep(min(backoff(attempt, rng), left))
             attempt += 1
 

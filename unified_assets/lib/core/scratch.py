@@ -22,7 +22,7 @@ ROOM = 2 * 2**30  # free memory-backed space needed: a replayed year's instance 
 
 @contextmanager
 def in_memory(folder: Path, memory: Path = MEMORY, room: int = ROOM,
-              existing: bool = False) -> Iterator[bool]:  # fmt: skip
+              existing: bool = False) -> Iterator[bool]:
     """Keep `folder` in memory until the block ends, then move it to disk.
 
     Without `existing`, the folder must not exist yet; with it, a folder already there is

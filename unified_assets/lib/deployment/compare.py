@@ -86,7 +86,7 @@ def delong(y, a, b) -> DeLong:
     m, n = int(positive.sum()), int((~positive).sum())
     if m < 2 or n < 2:
         raise ValueError(f"DeLong needs at least two rows of each class, got {m} positive and "
-                         f"{n} negative")  # fmt: skip
+                         f"{n} negative")
     aucs, v10, v01 = [], [], []
     for score in (a, b):
         overall = _midranks(score)
@@ -152,7 +152,7 @@ class _WeightedAuc:
 
 
 def _scorer(metric: str | Callable, y: np.ndarray, preds: list[np.ndarray]
-            ) -> Callable[[np.ndarray], np.ndarray]:  # fmt: skip
+            ) -> Callable[[np.ndarray], np.ndarray]:
     """row indices (replicates x n) -> the metric of each model on them (replicates x 2)."""
     if callable(metric):
         return lambda idx: np.array([[metric(y[i], p[i]) for p in preds] for i in idx], float)
@@ -171,7 +171,7 @@ def _scorer(metric: str | Callable, y: np.ndarray, preds: list[np.ndarray]
         return by_auc
     if metric in ("mae", "rmse", "brier"):
         losses = np.column_stack([np.abs(y - p) if metric == "mae" else (y - p) ** 2
-                                  for p in preds])  # fmt: skip
+                                  for p in preds])
 
         def by_loss(idx: np.ndarray) -> np.ndarray:
             # a replicate's mean loss: its row counts against the rows' losses, both models
@@ -181,12 +181,12 @@ def _scorer(metric: str | Callable, y: np.ndarray, preds: list[np.ndarray]
 
         return by_loss
     raise ValueError(f"no vectorized metric {metric!r}; expected one of "
-                     f"{sorted(_HIGHER_IS_BETTER)} or a callable")  # fmt: skip
+                     f"{sorted(_HIGHER_IS_BETTER)} or a callable")
 
 
 def paired_bootstrap(y, challenger, champion, metric: str | Callable = "mae", *,
                      confidence: float = 0.95, replicates: int = REPLICATES, seed: int = SEED,
-                     higher_is_better: bool | None = None) -> Interval:  # fmt: skip
+                     higher_is_better: bool | None = None) -> Interval:
     """Percentile bootstrap of the metric difference between two models on the same rows.
 
     Each replicate draws n row indices with replacement, once, and both models are scored on
@@ -232,7 +232,7 @@ def paired_bootstrap(y, challenger, champion, metric: str | Callable = "mae", *,
         lower = upper = math.nan
     return Interval(name, float(observed[0]), float(observed[1]),
                     float(sign * (observed[0] - observed[1])), float(lower), float(upper),
-                    confidence, replicates, int(len(diff)), seed)  # fmt: skip
+                    confidence, replicates, int(len(diff)), seed)
 
 
 # -- the decision ------------------------------------------------------------------------------
@@ -301,13 +301,13 @@ def cannot_compare(task: str, y, *predictions) -> str | None:
         positives, negatives = int((y == 1).sum()), int((y == 0).sum())
         if positives < 2 or negatives < 2:
             return (f"the test rows have {positives} positive and {negatives} negative labels: "
-                    "AUC needs at least two of each")  # fmt: skip
+                    "AUC needs at least two of each")
     return None
 
 
 def non_inferiority(task: str, y, challenger, champion, margin: float,
                     confidence: float = 0.95, *, replicates: int = REPLICATES,
-                    seed: int = SEED) -> Comparison:  # fmt: skip
+                    seed: int = SEED) -> Comparison:
     """Challenger against champion on the same rows: promote when the one-sided lower
     confidence bound of (challenger - champion, positive = better) is at least -margin.
 
@@ -334,7 +334,7 @@ def non_inferiority(task: str, y, challenger, champion, margin: float,
         values, method, rep, used_seed = (test.auc_a, test.auc_b), "delong", None, None
     else:
         interval = paired_bootstrap(y, challenger, champion, "mae", confidence=confidence,
-                                    replicates=replicates, seed=seed)  # fmt: skip
+                                    replicates=replicates, seed=seed)
         difference, lower, upper = interval.difference, interval.lower, interval.upper
         values, method = (interval.challenger, interval.champion), "paired_bootstrap"
         rep, used_seed = replicates, seed
@@ -345,4 +345,4 @@ def non_inferiority(task: str, y, challenger, champion, margin: float,
         upper=float(upper), width=float(upper - lower), confidence=confidence,
         margin=float(margin), promote=bool(lower >= -margin - _EPS), p_value=p_value, se=se,
         replicates=rep, seed=used_seed, min_rows=min_rows, enough_rows=n >= min_rows,
-    )  # fmt: skip
+    )

@@ -1,4 +1,4 @@
-"""The deployment gate: KPIs (shared KPIS.md) and the five gates a challenger must pass.
+"""The deployment gate: KPIs (docs/kpis.md) and the five gates a challenger must pass.
 
 Pure functions, no I/O. The primary metric is AUC for classifiers (higher is better) and MAE
 for regressors and forecasters (lower is better); `Gates.higher_is_better` says which. The
@@ -84,10 +84,10 @@ class Gates:
     def __post_init__(self):
         if not self.champion_tolerance >= 0:
             raise ValueError(f"champion_tolerance (the margin) must be >= 0, "
-                             f"not {self.champion_tolerance}")  # fmt: skip
+                             f"not {self.champion_tolerance}")
         if not 0.5 < self.champion_confidence < 1:
             raise ValueError(f"champion_confidence must be within (0.5, 1), "
-                             f"not {self.champion_confidence}")  # fmt: skip
+                             f"not {self.champion_confidence}")
 
 
 def _fmt(value: float | None) -> str:
@@ -95,7 +95,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _metric_floor(gates: Gates, primary: float, champion: Comparison | None = None
-                  ) -> GateResult:  # fmt: skip
+                  ) -> GateResult:
     """The primary metric at or beyond its floor; or, in a window where the serving champion,
     scored on the same rows, misses the floor too, passed: the floor then says nothing about
     which of the two to serve, and the champion gate decides (a hard fortnight, such as July's
@@ -108,13 +108,13 @@ def _metric_floor(gates: Gates, primary: float, champion: Comparison | None = No
     comparison = ">=" if gates.higher_is_better else "<="
     passed = meets(primary)
     detail = (f"primary metric {_fmt(primary)} {'meets' if passed else 'misses'} the floor "
-              f"({comparison} {_fmt(gates.metric_floor)})")  # fmt: skip
+              f"({comparison} {_fmt(gates.metric_floor)})")
     if not passed and champion is not None and not meets(champion.champion):
         passed = not math.isnan(champion.champion)
         detail += (f"; so does the champion on the same {champion.n:,} rows "
                    f"({_fmt(champion.champion)}): the champion gate decides between them")
     return GateResult("metric_floor", bool(passed), primary, gates.metric_floor, comparison,
-                      detail)  # fmt: skip
+                      detail)
 
 
 def _signed(value: float) -> str:
@@ -128,23 +128,23 @@ def _champion(gates: Gates, champion: Comparison | None) -> GateResult:
     margin = gates.champion_tolerance
     if champion is None:
         return GateResult("champion", True, None, -margin, ">=",
-                          "no champion: nothing to compare against")  # fmt: skip
+                          "no champion: nothing to compare against")
     if not (math.isclose(champion.margin, margin, abs_tol=_EPS)
-            and math.isclose(champion.confidence, gates.champion_confidence)):  # fmt: skip
+            and math.isclose(champion.confidence, gates.champion_confidence)):
         return GateResult(
             "champion", False, None, -margin, "comparable",
             f"the evaluation compared at margin {_fmt(champion.margin)} and confidence "
             f"{champion.confidence:.0%}, the gate asks for {_fmt(margin)} at "
             f"{gates.champion_confidence:.0%}: evaluate again",
-        )  # fmt: skip
+        )
     lower = champion.lower
     passed = lower >= -margin - _EPS  # NaN: not shown, not passed
     how = ("DeLong" if champion.method == "delong" else
-           f"paired bootstrap, {champion.replicates} replicates")  # fmt: skip
+           f"paired bootstrap, {champion.replicates} replicates")
     if champion.p_value is not None:
         how += f", p={champion.p_value:.4f}"
     verdict = ("not worse beyond the margin" if passed else
-               "may be worse by more than the margin: the champion stays")  # fmt: skip
+               "may be worse by more than the margin: the champion stays")
     detail = (
         f"challenger {champion.metric.upper()} {_fmt(champion.challenger)} vs champion "
         f"{_fmt(champion.champion)} on the same {champion.n:,} rows: difference "

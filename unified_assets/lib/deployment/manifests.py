@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from unified_assets.lib.core.artifacts import write_new
+from unified_assets.lib.core.files import write_atomic
 from unified_assets.lib.deployment import compare, gates
+from unified_assets.lib.models.handoffs import Evaluation, ModelRef, TrainingSet
 from unified_assets.lib.models.specs import ModelSpec
-from unified_assets.lib.raw.landing import write_atomic
 
 DEPLOYMENTS = "deployments"
 CURRENT = "current.json"
@@ -202,28 +203,23 @@ def rollback(home: Path, model: str, reason: str = "manual rollback") -> dict:
 # smoke sample). The functions below turn them into the manifest.
 
 METRIC_KEYS = ("primary_metric", "primary", "valid_primary", "valid_baseline", "v_val",
-               "worst_slice", "worst_slice_gap")  # fmt: skip
+               "worst_slice", "worst_slice_gap")
 
 
 class StaleHandoff(ValueError):
     """The documents a step received do not belong to one candidate."""
 
 
-def dataset_hashes(training_set: dict) -> dict[str, str]:
-    """split -> sha256 of its snapshot."""
-    return {name: ref["sha256"] for name, ref in training_set["splits"].items()}
-
-
-def check_same_candidate(model_name: str, training_set: dict, model: dict,
-                         evaluation: dict | None = None) -> None:  # fmt: skip
+def check_same_candidate(model_name: str, training_set: TrainingSet, model: ModelRef,
+                         evaluation: Evaluation | None = None) -> None:
     """Refuse a model trained on other datasets than `training_set` (the training set was
     replaced after the model was trained), and an evaluation of another model."""
-    if model["datasets"] != dataset_hashes(training_set):
+    if model.datasets != training_set.dataset_hashes():
         raise StaleHandoff(f"{model_name}: the training set changed after model "
-                           f"{model['sha256'][:12]} was trained: train it again")  # fmt: skip
-    if evaluation is not None and evaluation["model_sha256"] != model["sha256"]:
-        raise StaleHandoff(f"{model_name}: the evaluation is of {evaluation['model_sha256'][:12]}"
-                           f", the model is {model['sha256'][:12]}: evaluate it first")  # fmt: skip
+                           f"{model.sha256[:12]} was trained: train it again")
+    if evaluation is not None and evaluation.model_sha256 != model.sha256:
+        raise StaleHandoff(f"{model_name}: the evaluation is of {evaluation.model_sha256[:12]}"
+                           f", the model is {model.sha256[:12]}: evaluate it first")
 
 
 def feature_efficiency(selected_features: list[str], registered: set[str]) -> dict:
@@ -231,34 +227,34 @@ def feature_efficiency(selected_features: list[str], registered: set[str]) -> di
     gain in the trained model, over all the table's registered features."""
     selected = [f for f in selected_features if f in registered]
     return {"fee": gates.fee(len(selected), len(registered)), "selected": len(selected),
-            "generated": len(registered)}  # fmt: skip
+            "generated": len(registered)}
 
 
-def readiness(training_set: dict, fee: float, evaluation: dict) -> float:
+def readiness(training_set: TrainingSet, fee: float, evaluation: Evaluation) -> float:
     """AMDR = min(input DQ, FEE, V_val); an unknown input DQ counts as 0."""
-    input_dq = training_set["input_dq_min"]
-    return gates.amdr(input_dq if input_dq is not None else 0.0, fee, evaluation["v_val"])
+    input_dq = training_set.input_dq_min
+    return gates.amdr(input_dq if input_dq is not None else 0.0, fee, evaluation.v_val)
 
 
-def champion_comparison(evaluation: dict) -> compare.Comparison | None:
+def champion_comparison(evaluation: Evaluation) -> compare.Comparison | None:
     """The evaluation's comparison of challenger and champion on the same rows, or None."""
-    champion = evaluation["champion"]
+    champion = evaluation.champion
     if not champion or champion.get("comparison") is None:
         return None
     return compare.Comparison.from_dict(champion["comparison"])
 
 
-def gate_results(rules: gates.Gates, evaluation: dict, amdr: float, smoke_ok: bool,
-                 smoke_detail: str) -> list[gates.GateResult]:  # fmt: skip
+def gate_results(rules: gates.Gates, evaluation: Evaluation, amdr: float, smoke_ok: bool,
+                 smoke_detail: str) -> list[gates.GateResult]:
     """The five gates on the evaluation. A champion that exists but could not be scored on
     the challenger's window (or was not compared with it) fails the champion gate: no
     comparison is no pass, and the challenger waits until it can be compared."""
-    champion = evaluation["champion"]
+    champion = evaluation.champion
     comparison = champion_comparison(evaluation)
     results = gates.evaluate(
-        rules, evaluation["primary"], comparison, amdr, evaluation["worst_slice_gap"], smoke_ok,
+        rules, evaluation.primary, comparison, amdr, evaluation.worst_slice_gap, smoke_ok,
         smoke_detail,
-    )  # fmt: skip
+    )
     if champion and comparison is None:
         if champion.get("note"):
             why = f"could not be scored: {champion['note']}"
@@ -270,15 +266,15 @@ def gate_results(rules: gates.Gates, evaluation: dict, amdr: float, smoke_ok: bo
                 f"champion {champion['version'][:12]} {why}",
             )
             for r in results
-        ]  # fmt: skip
+        ]
     return results
 
 
 def assemble(
     spec: ModelSpec,
-    training_set: dict,
-    model: dict,
-    evaluation: dict,
+    training_set: TrainingSet,
+    model: ModelRef,
+    evaluation: Evaluation,
     *,
     registered: set[str],
     smoke: tuple[bool, str],
@@ -295,21 +291,20 @@ def assemble(
     model, `previous` the current champion's manifest, `assets` the chain's asset keys.
     """
     check_same_candidate(spec.name, training_set, model, evaluation)
-    fee = feature_efficiency(model["selected_features"], registered)
+    fee = feature_efficiency(model.selected_features, registered)
     amdr = readiness(training_set, fee["fee"], evaluation)
     results = gate_results(spec.gates, evaluation, amdr, *smoke)
     status, reasons = gates.decide(results)
-    champion = evaluation["champion"]
+    champion = evaluation.champion
     comparison = champion_comparison(evaluation)
     document = {
         "model": spec.name,
-        "version": model["sha256"],
+        "version": model.sha256,
         "status": status,
         "reasons": reasons,
         "task": spec.task,
         "decided_at": decided_at,
-        "artifact": {"sha256": model["sha256"], "path": model["path"],
-                     "format": "lightgbm-text"},  # fmt: skip
+        "artifact": {"sha256": model.sha256, "path": model.path, "format": "lightgbm-text"},
         "features": {
             "names": list(spec.features),
             "categorical": list(spec.categorical),
@@ -318,23 +313,23 @@ def assemble(
             "residual_of": spec.residual_of,
         },
         "label": spec.label,
-        "threshold": evaluation["threshold"],
-        "metrics": {k: v for k, v in evaluation.items() if k in METRIC_KEYS}
-        | {"test": {k: v for k, v in evaluation["metrics"].items() if k != "calibration"}},
+        "threshold": evaluation.threshold,
+        "metrics": {k: getattr(evaluation, k) for k in METRIC_KEYS}
+        | {"test": {k: v for k, v in evaluation.metrics.items() if k != "calibration"}},
         "gates": [r.as_dict() for r in results],
         "amdr": {
             "value": amdr,
-            "input_dq": training_set["input_dq_min"],
-            "input_dq_by_table": training_set["input_dq"],
+            "input_dq": training_set.input_dq_min,
+            "input_dq_by_table": training_set.input_dq,
             "fee": fee["fee"],
             "selected_features": fee["selected"],
             "generated_features": fee["generated"],
-            "v_val": evaluation["v_val"],
+            "v_val": evaluation.v_val,
             "dq_weights": dq_weights,
         },
-        "lineage": training_set["lineage"]
-        | {"datasets": dataset_hashes(training_set), "assets": list(assets)},
-        "windows": {n: r["window"] for n, r in training_set["splits"].items()},
+        "lineage": training_set.lineage
+        | {"datasets": training_set.dataset_hashes(), "assets": list(assets)},
+        "windows": {n: list(r.window) for n, r in training_set.splits.items()},
         "code_version": model_metadata.get("code_version"),
         "trained_at": model_metadata.get("trained_at"),
         "previous_champion": previous["version"] if previous else None,

@@ -1,7 +1,8 @@
 """The leakage audit: could each feature value really have been known at its row's cutoff?
 
-The feature tables say when each value was known (an as-of column per feature). This audit does
-not trust them: it goes back to the events in the warehouse, the actual departure (local time
+The feature tables say when each value was known (an as-of column per feature), and
+`leakage_report` checks each of those against its row's cutoff. The audit (`audit`) does not
+trust them: it goes back to the events in the warehouse, the actual departure (local time
 at the origin), the actual arrival (local time at the destination) and the weather hour, puts
 them in UTC with each airport's own time zone, and checks every feature value of a row against
 what had happened by that row's cutoff. It shares no SQL with the feature builders, so a wrong
@@ -30,13 +31,8 @@ from datetime import date
 
 import duckdb
 
-from unified_assets.lib.features.features import (
-    OUTCOME_LAG_MINUTES,
-    REGISTRY,
-    WINDOW_COLUMN,
-    Feature,
-    features_of,
-)
+from unified_assets.lib.features.catalog import REGISTRY, Feature, features_of
+from unified_assets.lib.features.tables import OUTCOME_LAG_MINUTES, WINDOW_COLUMN
 
 SAMPLE = 5
 TOLERANCE = 1e-9
@@ -51,8 +47,6 @@ _EVENTS = """
     LEFT JOIN warehouse.dim_airport o ON o.faa = f.origin
     LEFT JOIN warehouse.dim_airport d ON d.faa = f.dest"""
 
-_KEY = ("flight_date", "carrier", "flight", "origin", "sched_dep_ts")
-
 
 @dataclass
 class Finding:
@@ -66,7 +60,7 @@ class Finding:
 
     def as_dict(self) -> dict:
         return {"feature": self.feature, "rule": self.rule, "rows": self.rows,
-                "violations": self.violations}  # fmt: skip
+                "violations": self.violations}
 
 
 def _window(column: str, start: date | None, end: date | None) -> tuple[str, dict]:
@@ -137,7 +131,7 @@ def _history(name: str, day: str, mean_days: int | None = None) -> str:
     """Departures of an origin on a day (or their mean over `mean_days` loaded days up to the
     feature day), counted from the flights that had left by the row's cutoff."""
     span = (f"d.day BETWEEN q.feature_date - {mean_days - 1} AND q.feature_date" if mean_days
-            else f"d.day = {day}")  # fmt: skip
+            else f"d.day = {day}")
     return f"""
     SELECT r.*, abs(r.{name} - k.v) <= {TOLERANCE} AS ok
     FROM rows r LEFT JOIN (
@@ -216,7 +210,7 @@ def _lookback_days(table: str, registry: dict[str, Feature]) -> int:
 
 def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict,
            since: date | None, until: date | None, features: list[Feature]
-           ) -> list[str]:  # fmt: skip
+           ) -> list[str]:
     """The intermediates the features' rules read, as temporary tables: the flights' events
     scheduled from `since` through `until` (the day after the audited window: a flight
     scheduled just after midnight can leave before it; None: no bound), the known outcomes,
@@ -225,10 +219,10 @@ def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict
     less the 3-hour window: a live feature is a difference of two totals inside it, whatever
     they started from."""
     bounds = {name: value for name, value in (("since", since), ("until", until))
-              if value is not None}  # fmt: skip
+              if value is not None}
     limits = {"since": "f.flight_date >= $since", "until": "f.flight_date <= $until"}
     events = _EVENTS + (" WHERE " + " AND ".join(limits[name] for name in bounds) if bounds
-                        else "")  # fmt: skip
+                        else "")
     day = ", CAST(timezone('America/New_York', timezone('UTC', r.cutoff_utc)) AS DATE) AS day"
     queries = {
         "events": (events, bounds),
@@ -238,26 +232,56 @@ def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict
             WHERE NOT is_cancelled AND NOT is_diverted AND arr_delay_min IS NOT NULL
                 AND landed_utc IS NOT NULL""", {}),
         "rows": (f"SELECT r.*{day} FROM {table} r WHERE {where}", params),
-    }  # fmt: skip
+    }
     for grain in ("origin", "carrier"):
         queries[f"running_{grain}"] = (f"""SELECT {grain} AS g, departed_utc AS t,
             sum(dep_delay_min) OVER w AS s, count(*) OVER w AS n
             FROM leak_events WHERE dep_delay_min IS NOT NULL AND departed_utc IS NOT NULL
                 AND departed_utc >= (SELECT min(cutoff_utc) FROM leak_rows) - INTERVAL 4 HOUR
-            WINDOW w AS (PARTITION BY {grain} ORDER BY departed_utc)""", {})  # fmt: skip
+            WINDOW w AS (PARTITION BY {grain} ORDER BY departed_utc)""", {})
     weather = [f.name for f in features if _rule(f)[0] == "weather"]
     if weather:
         queries["weather"] = (f"""SELECT r.*, {", ".join(f"w.{c} AS w_{c}" for c in weather)}
             FROM leak_rows r ASOF LEFT JOIN (
                 SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS ended_utc, {", ".join(weather)}
                 FROM warehouse.fct_weather_hourly
-            ) w ON w.origin = r.origin AND r.cutoff_utc >= w.ended_utc""", {})  # fmt: skip
+            ) w ON w.origin = r.origin AND r.cutoff_utc >= w.ended_utc""", {})
     needed = {name for f in features for name in NEEDS.get(_rule(f)[0], ())}
     staged = [name for name in STAGED if name in needed]
     for name in staged:
         sql, values = queries[name]
         conn.execute(f"CREATE OR REPLACE TEMP TABLE leak_{name} AS {sql}", values)
     return staged
+
+
+def leakage_report(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    start: date | None = None,
+    end: date | None = None,
+    registry: dict[str, Feature] = REGISTRY,
+) -> dict[str, int]:
+    """Per registered feature of `table`: rows in [start, end) whose value is not NULL and whose
+    as_of column is after cutoff_utc. All zeros on a point-in-time correct table."""
+    feats = features_of(table, registry)
+    if not feats:
+        return {}
+    column = WINDOW_COLUMN[table]
+    where, params = [], {}
+    if start is not None:
+        where.append(f"{column} >= $start")
+        params["start"] = start
+    if end is not None:
+        where.append(f"{column} < $end")
+        params["end"] = end
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE {f.name} IS NOT NULL AND {f.as_of} > cutoff_utc)" for f in feats
+    )
+    sql = f"SELECT {counts} FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    (row,) = conn.execute(sql, params).fetchall()
+    return {f.name: int(n) for f, n in zip(feats, row, strict=True)}
 
 
 def audit(
@@ -287,7 +311,8 @@ def audit(
             if finding.rule == "unaudited" and finding.rows:
                 finding.violations = finding.rows
                 finding.sample = [{"reason": f"no audit rule for the as-of column "
-                                   f"{feature.as_of!r}: add one to lib/features/leakage.py"}]  # fmt: skip
+                                   f"{feature.as_of!r}: add one to "
+                                   "lib/features/leakage.py"}]
             elif finding.violations and query is not None:
                 finding.sample = _sample(conn, table, feature, f"{ctes}, {query}")
     finally:
@@ -302,12 +327,12 @@ def _audited(feature: Feature, name: str = "audited") -> str | None:
     if query is None:
         return None
     query = query.replace("e.landed_utc + lag",
-                          f"e.landed_utc + to_minutes({OUTCOME_LAG_MINUTES})")  # fmt: skip
+                          f"e.landed_utc + to_minutes({OUTCOME_LAG_MINUTES})")
     return f"{name} AS (SELECT * FROM ({query}) WHERE {feature.name} IS NOT NULL)"
 
 
 def _count(conn: duckdb.DuckDBPyConnection, features: list[Feature], ctes: str
-           ) -> list[Finding]:  # fmt: skip
+           ) -> list[Finding]:
     """Each feature's rows with a value and its violations (none counted for a feature
     without an audit query: the caller decides), from one statement over the staged rows."""
     parts, counts = [], []
@@ -318,7 +343,7 @@ def _count(conn: duckdb.DuckDBPyConnection, features: list[Feature], ctes: str
             continue
         parts.append(query)
         counts.append(f"SELECT {i} AS i, count(*) AS n, count(*) FILTER "
-                      f"(WHERE NOT coalesce(ok, FALSE)) AS bad FROM audited_{i}")  # fmt: skip
+                      f"(WHERE NOT coalesce(ok, FALSE)) AS bad FROM audited_{i}")
     found = dict.fromkeys(range(len(features)), (0, 0))
     if counts:
         sql = ", ".join([ctes, *parts]) + " " + " UNION ALL ".join(counts)
@@ -327,13 +352,13 @@ def _count(conn: duckdb.DuckDBPyConnection, features: list[Feature], ctes: str
 
 
 def _sample(conn: duckdb.DuckDBPyConnection, table: str, feature: Feature, audited: str
-            ) -> list[dict]:  # fmt: skip
+            ) -> list[dict]:
     """Up to SAMPLE rows of a feature's violations, by their keys."""
     keys = [c for c in ("flight_date", "carrier", "flight", "origin", "feature_date",
-                        "tailnum", "cutoff_utc") if c in _columns(conn, table)]  # fmt: skip
+                        "tailnum", "cutoff_utc") if c in _columns(conn, table)]
     cols = ", ".join([*keys, feature.name])
     cur = conn.execute(f"{audited} SELECT {cols} FROM audited WHERE NOT coalesce(ok, FALSE) "
-                       f"ORDER BY ALL LIMIT {SAMPLE}")  # fmt: skip
+                       f"ORDER BY ALL LIMIT {SAMPLE}")
     names = [d[0] for d in cur.description]
     return [{n: str(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
 
@@ -342,4 +367,4 @@ def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     schema, name = table.split(".")
     return {r[0] for r in conn.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = $s "
-        "AND table_name = $t", {"s": schema, "t": name}).fetchall()}  # fmt: skip
+        "AND table_name = $t", {"s": schema, "t": name}).fetchall()}

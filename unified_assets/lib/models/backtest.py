@@ -54,7 +54,7 @@ def month_starts(first: date, last: date) -> list[date]:
 def monthly_retraining(
     conn: duckdb.DuckDBPyConnection, spec: ModelSpec, rows: pd.DataFrame, day_column: str,
     rolling: Rolling, budget: int, held_out_days: int = 0, refit: bool = False,
-) -> Schedule:  # fmt: skip
+) -> Schedule:
     """Predictions for `rows` (dated by `day_column`) from models retrained on the 1st of each
     month on what was known that morning: labels up to `label_lag_days` before the day.
     `rolling` gives the span and recency weights; validation is the `CALENDAR_VALID_DAYS`
@@ -87,7 +87,7 @@ def monthly_retraining(
             known = training.load_split(conn, spec, (train_start, known_end))
             text = training.refit(spec, trained, known,
                                   rolling.weights(known[spec.date_column], known_end))
-        seconds = time.perf_counter() - started  # fmt: skip
+        seconds = time.perf_counter() - started
         booster = lgb.Booster(model_str=text)  # as the platform saves it
         predictions[in_month] = training.predict(booster, spec, rows[in_month])
         schedule.trainings.append({"month": str(month)[:7], "as_of": str(as_of),

@@ -65,7 +65,7 @@ def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
         {"bin": int(b), "rows": int(r.rows), "predicted": round(float(r.predicted), 4),
          "observed": round(float(r.observed), 4)}
         for b, r in table.iterrows()
-    ]  # fmt: skip
+    ]
 
 
 def mae(y: np.ndarray, pred: np.ndarray) -> float:
@@ -79,7 +79,7 @@ def rmse(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def skill(error: float, baseline_error: float) -> float:
-    """1 - error / baseline error, floored at 0 (KPIS.md's V_val for regressors)."""
+    """1 - error / baseline error, floored at 0 (V_val for regressors, docs/kpis.md)."""
     if not baseline_error or math.isnan(baseline_error):
         return 0.0
     return max(0.0, 1.0 - error / baseline_error)
@@ -91,7 +91,7 @@ def primary(task: str, y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def metrics(task: str, y: np.ndarray, pred: np.ndarray, baseline: np.ndarray,
-            threshold: float | None = None) -> dict:  # fmt: skip
+            threshold: float | None = None) -> dict:
     """Every metric of the task, the naive baseline's, and the skill over it."""
     if task == "binary":
         threshold = 0.5 if threshold is None else threshold
@@ -121,7 +121,7 @@ def metrics(task: str, y: np.ndarray, pred: np.ndarray, baseline: np.ndarray,
 
 
 def slices(task: str, frame: pd.DataFrame, columns: tuple[str, ...], label: str,
-           prediction: str = "prediction") -> tuple[list[dict], float, str]:  # fmt: skip
+           prediction: str = "prediction") -> tuple[list[dict], float, str]:
     """The primary metric per slice value, and the worst slice's gap to the whole.
 
     The gap is in the metric's own units, oriented so that bigger is worse: overall AUC minus
@@ -137,7 +137,7 @@ def slices(task: str, frame: pd.DataFrame, columns: tuple[str, ...], label: str,
             else:
                 gap = (value_metric - overall) / overall if overall else 0.0
             rows.append({"column": column, "value": str(value), "rows": int(len(part)),
-                         "metric": value_metric, "gap": gap})  # fmt: skip
+                         "metric": value_metric, "gap": gap})
             if len(part) >= MIN_SLICE_ROWS and not math.isnan(gap) and gap > worst_gap:
                 worst_gap, worst = gap, f"{column}={value}"
     return rows, worst_gap, worst

@@ -58,10 +58,10 @@ class Rolling:
         parts = [p.strip().lower() for p in text.split(",")]
         parts[0] = "0" if parts[0] == "all" else parts[0]
         if (len(parts) not in (3, 4) or not all(p.isdigit() for p in parts)
-                or int(parts[1]) <= 0 or int(parts[2]) <= 0):  # fmt: skip
+                or int(parts[1]) <= 0 or int(parts[2]) <= 0):
             raise ValueError(f"rolling days {text!r}: expected train,valid,test[,half_life] "
                              "day counts, train 0 or 'all' for every day, valid and test "
-                             "positive")  # fmt: skip
+                             "positive")
         return cls(*(int(p) for p in parts))
 
     def weights(self, days: pd.Series, end: date) -> np.ndarray | None:
@@ -108,7 +108,7 @@ class ModelSpec:
         return self.task == "binary"
 
     def windows(self, as_of: date | None = None, rolling: Rolling | None = None
-                ) -> dict[str, Window]:  # fmt: skip
+                ) -> dict[str, Window]:
         """train/valid/test windows: the spec's fixed ones, or trailing ones ending with the
         day `as_of` (inclusive), as a retraining uses them (`rolling` overrides the spec's)."""
         if as_of is None:
@@ -123,12 +123,12 @@ class ModelSpec:
         if train_start >= valid_start:
             raise ValueError(f"{self.name}: no training days before {valid_start} (as of {as_of})")
         return {"train": (train_start, valid_start), "valid": (valid_start, test_start),
-                "test": (test_start, end)}  # fmt: skip
+                "test": (test_start, end)}
 
 
 _FLIGHT_KEY = ("flight_date", "carrier", "flight", "origin", "sched_dep_ts")
 # `month` is generated but not used: with a month-based split, test months never occur in
-# training (see PITFALLS.md); features that generalise across seasons are preferred.
+# training; features that generalise across seasons are preferred.
 _FLIGHT_FEATURES = (
     "sched_hour", "day_of_week", "days_to_holiday", "carrier", "origin", "dest", "distance_mi",
     "plane_age_years", "seats", "engine", "temp_f", "dewp_f", "humid_pct", "wind_speed_mph",
@@ -137,7 +137,7 @@ _FLIGHT_FEATURES = (
     "route_late_rate_7d", "route_late_rate_28d", "carrier_flights_28d",
     "origin_hour_departures", "prev_arr_delay_min", "has_prev_flight", "prev_dep_delay_min",
     "origin_dep_delay_3h", "origin_departures_3h", "carrier_dep_delay_3h",
-)  # fmt: skip
+)
 _FLIGHT_CATEGORICAL = ("carrier", "origin", "dest", "engine")
 
 DELAY_CLASSIFIER = ModelSpec(
@@ -160,7 +160,7 @@ DELAY_CLASSIFIER = ModelSpec(
         amdr_threshold=0.6,
         max_slice_gap=0.15,
         higher_is_better=True,
-    ),  # fmt: skip
+    ),
     baseline_groups=("carrier", "origin"),
 )
 
@@ -182,7 +182,7 @@ ARRIVAL_DELAY_REGRESSOR = ModelSpec(
         amdr_threshold=0.02,
         max_slice_gap=1.0,
         higher_is_better=False,
-    ),  # fmt: skip
+    ),
     baseline_groups=("carrier", "origin"),
 )
 
@@ -204,7 +204,7 @@ DEPARTURES_FORECASTER = ModelSpec(
         "departures_mean_28d",
         "target_day_of_week",
         "target_days_to_holiday",
-    ),  # fmt: skip
+    ),
     categorical=("origin",),
     params=_BASE
     | {
@@ -212,19 +212,19 @@ DEPARTURES_FORECASTER = ModelSpec(
         "metric": "l1",
         "min_data_in_leaf": 10,
         "num_leaves": 7,
-    },  # fmt: skip
+    },
     search_space={
         "learning_rate": (0.03, 0.05, 0.1),
         "num_leaves": (4, 7, 15),
         "min_data_in_leaf": (5, 10, 20),
-    },  # fmt: skip
+    },
     gates=Gates(
         metric_floor=60.0,
         champion_tolerance=2.0,
         amdr_threshold=0.0,
         max_slice_gap=1.0,
         higher_is_better=False,
-    ),  # fmt: skip
+    ),
     slice_columns=("origin",),
     baseline_column="departures_lag7",
     label_lag_days=7,

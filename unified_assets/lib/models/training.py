@@ -112,7 +112,7 @@ def _score(spec: ModelSpec, y: np.ndarray, pred: np.ndarray) -> float:
 
 def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
           seed: int = 13, budget: int = 0, weights: np.ndarray | None = None
-          ) -> Trained:  # fmt: skip
+          ) -> Trained:
     """Search `budget` parameter sets (the spec's base first), each early-stopped on the
     validation window; keep the best by the primary metric. Deterministic for the same inputs."""
     if train_frame.empty or valid_frame.empty:
@@ -128,7 +128,7 @@ def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
     trials = []
     for number, params in enumerate(trial_params(spec, budget, seed)):
         booster, full, record = fit_trial(spec, number, params, seed, x_train, y_train, weights,
-                                          x_valid, y_valid, valid_offset)  # fmt: skip
+                                          x_valid, y_valid, valid_offset)
         trials.append(record)
         if better(spec, record["valid_score"], best and best.valid_score):
             best = Trained(booster, full, record["best_iteration"], record["valid_score"])
@@ -137,7 +137,7 @@ def train(spec: ModelSpec, train_frame: pd.DataFrame, valid_frame: pd.DataFrame,
 
 
 def refit(spec: ModelSpec, trained: Trained, frame: pd.DataFrame,
-          weights: np.ndarray | None = None) -> str:  # fmt: skip
+          weights: np.ndarray | None = None) -> str:
     """The model text of `trained`'s parameters and best number of rounds, trained again on
     `frame` (more days than it was early-stopped on): nothing left to stop on."""
     x, y, _ = inputs(spec, frame)
@@ -161,7 +161,7 @@ def better(spec: ModelSpec, score: float, best: float | None) -> bool:
 def _one_tree() -> str:
     """A one-tree model: a handle on LightGBM's process-wide functions."""
     data = lgb.Dataset(np.arange(8.0).reshape(-1, 1), label=[0, 1] * 4,
-                       params={"verbose": -1, "min_data_in_bin": 1})  # fmt: skip
+                       params={"verbose": -1, "min_data_in_bin": 1})
     params = {"verbose": -1, "num_threads": 1, "min_data_in_leaf": 1}
     return lgb.train(params, data, num_boost_round=1).model_to_string()
 
@@ -176,20 +176,20 @@ def free_network() -> None:
 def fit_trial(spec: ModelSpec, number: int, params: dict, seed: int, x_train: pd.DataFrame,
               y_train: np.ndarray, weights: np.ndarray | None, x_valid: pd.DataFrame,
               y_valid: np.ndarray, valid_offset: np.ndarray
-              ) -> tuple[lgb.Booster, dict, dict]:  # fmt: skip
+              ) -> tuple[lgb.Booster, dict, dict]:
     """One trial of the search: a LightGBM training early-stopped on the validation window.
     Returns the booster, the full parameters and the trial's record."""
     started = time.perf_counter()
     free_network()  # in this thread: LightGBM keeps its network per thread
     full = params | {"seed": seed, "deterministic": True, "force_row_wise": True,
-                     "verbose": -1, "num_threads": 2}  # fmt: skip
+                     "verbose": -1, "num_threads": 2}
     train_set = lgb.Dataset(x_train, y_train, weight=weights, free_raw_data=False,
-                            categorical_feature=list(spec.categorical))  # fmt: skip
+                            categorical_feature=list(spec.categorical))
     valid_set = lgb.Dataset(x_valid, y_valid - valid_offset, reference=train_set)
     booster = lgb.train(
         full, train_set, num_boost_round=spec.num_boost_round, valid_sets=[valid_set],
         callbacks=[lgb.early_stopping(spec.early_stopping_rounds, verbose=False)],
-    )  # fmt: skip
+    )
     iteration = booster.best_iteration or booster.current_iteration()
     raw = booster.predict(x_valid, num_iteration=iteration)
     score = _score(spec, y_valid, raw + valid_offset)

@@ -1,1 +1,2 @@
-"""monitoring layer: drift, label-free estimates, model health, retraining decisions, KPIs, reports."""
+"""monitoring layer: drift, label-free estimates, model health, retraining decisions, KPIs,
+reports."""

@@ -119,7 +119,7 @@ def fit_estimator(task: str, y: np.ndarray, prediction: np.ndarray) -> dict | No
             "auc": round(auc(y, prediction), 6),
             "estimated_auc": round(expected_auc(prediction,
                                                 isotonic_apply(calibration, prediction)), 6),
-        },  # fmt: skip
+        },
     }
 
 
@@ -136,7 +136,7 @@ def estimate(estimator: dict | None, prediction: np.ndarray) -> dict | None:
     if math.isnan(value):
         return None
     return {"metric": estimator["metric"], "method": METHOD, "value": value,
-            "rows": int(len(prediction))}  # fmt: skip
+            "rows": int(len(prediction))}
 
 
 def estimator_path(home: Path, sha256: str) -> Path:

@@ -1,4 +1,4 @@
-"""The platform's KPIs (shared KPIS.md), computed from its own tables, run history and
+"""The platform's KPIs (docs/kpis.md), computed from its own tables, run history and
 manifests. Plain functions over plain inputs; the scorecard asset gathers the inputs."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 LAYERS = ("raw", "warehouse", "marts", "features", "models", "deployment", "serving",
-          "monitoring")  # fmt: skip
+          "monitoring")
 PATH_LAYERS = ("raw", "warehouse", "features", "serving", "monitoring")  # landing -> prediction
 
 
@@ -53,12 +53,12 @@ def rel_cicd(decisions: list[dict], failed_runs: list[dict]) -> dict:
     decided = [d for d in decisions if d.get("status") in ("promoted", "rejected")]
     rollbacks = [d for d in decisions if d.get("status") == "rolled_back"]
     crashed = [r for r in failed_runs if not r.get("gate_rejection") and (
-        r.get("kind") == "retrain" or str(r.get("job", "")).startswith("retrain_"))]  # fmt: skip
+        r.get("kind") == "retrain" or str(r.get("job", "")).startswith("retrain_"))]
     attempts = len(decided) + len(crashed)
     failures = len(crashed) + len(rollbacks)
     value = None if attempts == 0 else max(0.0, 1 - failures / attempts)
     return {"value": value, "attempts": attempts, "failures": failures,
-            "crashed_runs": len(crashed), "rollbacks": len(rollbacks)}  # fmt: skip
+            "crashed_runs": len(crashed), "rollbacks": len(rollbacks)}
 
 
 def accuracy_gain(manifest: dict) -> float | None:
@@ -84,5 +84,5 @@ def enterprise_value(models: list[dict], settings: KpiSettings) -> dict:
         value = delta * acc * scal / m["cost_s"]
         total += value
         rows.append({"model": m["name"], "delta": delta, "acc": acc, "scal": scal,
-                     "cost_s": m["cost_s"], "ev": value})  # fmt: skip
+                     "cost_s": m["cost_s"], "ev": value})
     return {"value": total if rows else None, "models": rows}

@@ -3,7 +3,7 @@
 For day P: drift of the predictions scored for P against the serving model's training
 reference, the DQ of P's inputs, and realized performance of the scored day whose outcomes
 became known by the end of P (P minus the spec's label lag). Before those labels, the
-label-free estimate of P's metric (lib/monitoring/estimation.py) where the serving model has an estimator;
+label-free estimate of P's metric (estimation.py) where the serving model has an estimator;
 once they mature, the same estimate sits beside the realized value. The SQL runs in DuckDB; the
 scored day's rows (about a thousand) come into pandas for the statistics.
 """
@@ -21,10 +21,17 @@ import numpy as np
 import pandas as pd
 
 from unified_assets.lib.core.database import table_exists
-from unified_assets.lib.features.features import FEATURE_SOURCES
+from unified_assets.lib.features.tables import FEATURE_SOURCES
 from unified_assets.lib.models import evaluation
 from unified_assets.lib.models.specs import ModelSpec
-from unified_assets.lib.monitoring import drift, estimation
+from unified_assets.lib.monitoring import (
+    drift,
+    drift_calibration,
+    drift_classifier,
+    drift_stats,
+    estimation,
+)
+from unified_assets.lib.monitoring.drift_policy import DriftPolicy
 from unified_assets.lib.quality import validation
 
 DRIFT_TABLE = "monitoring.drift_daily"
@@ -56,7 +63,7 @@ def predictions_table(spec: ModelSpec) -> str:
 
 
 def scored_rows(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
-                end: date) -> pd.DataFrame:  # fmt: skip
+                end: date) -> pd.DataFrame:
     """Predictions served for days in [start, end), with the features they were computed
     from and the label (`_actual`, null until known); `_day` is the scored day. In key order:
     the drift classifier samples rows by position, so the same rows give the same verdict."""
@@ -75,7 +82,7 @@ def scored_rows(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
 
 
 def realized(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
-             end: date) -> pd.DataFrame:  # fmt: skip
+             end: date) -> pd.DataFrame:
     """Predictions of the scored days in [start, end) beside what really happened, where it
     is known; `_day` is the scored day.
 
@@ -120,11 +127,11 @@ def performance(spec: ModelSpec, frame: pd.DataFrame) -> dict | None:
     if "baseline" in frame and frame["baseline"].notna().all():
         baseline = evaluation.mae(y, frame["baseline"].to_numpy(dtype=float))
     return {"metric": "auc" if spec.task == "binary" else "mae", "value": value,
-            "baseline_value": baseline, "rows": len(frame)}  # fmt: skip
+            "baseline_value": baseline, "rows": len(frame)}
 
 
 def input_dq(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
-             end: date) -> dict[date, float]:  # fmt: skip
+             end: date) -> dict[date, float]:
     """Per day in [start, end): the lowest DQ among the curated tables behind the features."""
     if not table_exists(conn, validation.DQ_TABLE):
         return {}
@@ -138,13 +145,13 @@ def input_dq(conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date,
 
 
 def replace_days(conn: duckdb.DuckDBPyConnection, table: str, model: str, start: date, end: date,
-             rows: pd.DataFrame) -> None:  # fmt: skip
+             rows: pd.DataFrame) -> None:
     """Replace the model's rows of days [start, end) (caller's transaction)."""
     replace_rows(conn, table, _DDL[table], start, end, rows, model)
 
 
 def replace_rows(conn: duckdb.DuckDBPyConnection, table: str, ddl: str, start: date, end: date,
-                 rows: pd.DataFrame, model: str | None = None) -> None:  # fmt: skip
+                 rows: pd.DataFrame, model: str | None = None) -> None:
     """Replace a monitoring table's rows of days [start, end), of one model or of all
     (caller's transaction); the table is made from `ddl`, and a table made before one of its
     columns existed gets it."""
@@ -155,7 +162,7 @@ def replace_rows(conn: duckdb.DuckDBPyConnection, table: str, ddl: str, start: d
             conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}")
     which = "" if model is None else "model = $m AND "
     conn.execute(f"DELETE FROM {table} WHERE {which}day >= $s AND day < $e",
-                 {"s": start, "e": end} | ({} if model is None else {"m": model}))  # fmt: skip
+                 {"s": start, "e": end} | ({} if model is None else {"m": model}))
     if rows.empty:
         return
     conn.register("_monitoring_rows", rows)
@@ -163,7 +170,7 @@ def replace_rows(conn: duckdb.DuckDBPyConnection, table: str, ddl: str, start: d
         # the table's columns the rows have (a writer that predates a column leaves it null)
         columns = [c.split()[0] for c in ddl.split(", ") if c.split()[0] in rows]
         conn.execute(f"INSERT INTO {table} BY NAME SELECT {', '.join(columns)} "
-                     "FROM _monitoring_rows")  # fmt: skip
+                     "FROM _monitoring_rows")
     finally:
         conn.unregister("_monitoring_rows")
 
@@ -178,11 +185,11 @@ def _by_day(frame: pd.DataFrame) -> dict[date, pd.DataFrame]:
 
 def monitor_window(
     conn: duckdb.DuckDBPyConnection, spec: ModelSpec, start: date, end: date, reference_of,
-    policy: drift.DriftPolicy, now: datetime, estimator_of=None,
-) -> list[dict]:  # fmt: skip
+    policy: DriftPolicy, now: datetime, estimator_of=None,
+) -> list[dict]:
     """Measure and record every day P in [start, end) for one model: drift of the rows scored
     in the week ending with P against the training reference of the model version that scored
-    P (lib/monitoring/drift.py), the broken-feed warnings of that week's inputs, P's input DQ, and realized
+    P (drift.py), the broken-feed warnings of that week's inputs, P's input DQ, and realized
     performance of the day scored `label_lag_days` before P, whose outcomes are known by the
     end of P. Returns what was measured, per day.
 
@@ -199,10 +206,10 @@ def monitor_window(
     first = start - window
     # days since `first`, per row
     rank = ((scored_all["_day"].to_numpy(dtype="datetime64[D]") - np.datetime64(first, "D"))
-            .astype(int))  # fmt: skip
+            .astype(int))
     bounds = np.searchsorted(rank, np.arange((end - first).days + 1))  # a day's first row
     learned = learned_drift(scored_all, {d: f for d, f in scored.items() if d >= start}, rank,
-                            first, reference_of, policy)  # fmt: skip
+                            first, reference_of, policy)
     outcomes = _by_day(realized(conn, spec, start - lag, end - lag))
     dq = input_dq(conn, spec, start, end)
     faults = validation.feed_faults(conn, FEATURE_SOURCES[spec.table], start - window, end)
@@ -216,7 +223,7 @@ def monitor_window(
             at = (day - first).days
             trailing = scored_all.iloc[bounds[at + 1 - policy.window_days]:bounds[at + 1]]
             own = trailing[trailing["model_version"].astype(str) == version]
-            if reference is not None and drift.calibrated(reference, policy):
+            if reference is not None and drift_calibration.calibrated(reference, policy):
                 summary, rows = learned[day](own["prediction"].to_numpy(dtype=float))
             elif reference is not None:
                 # The fixed rule: the days before it that the same model version scored.
@@ -239,14 +246,14 @@ def monitor_window(
                     "drift_reasons": "; ".join(summary["reasons"]),
                     "inputs_broken": summary["inputs_broken"],
                     "input_faults": describe_faults(broken),
-                })  # fmt: skip
+                })
                 feature_rows += [r | {"model": spec.name, "day": day, "model_version": version,
                                       "input_faults": describe_faults(broken, r["feature"])}
-                                 for r in rows]  # fmt: skip
+                                 for r in rows]
         estimate = estimated(frame, estimator_of)
         if estimate is not None:
             estimate_rows.append({"model": spec.name, "day": day, "model_version": version,
-                                  "measured_at": now} | estimate)  # fmt: skip
+                                  "measured_at": now} | estimate)
         outcome = outcomes.get(day - lag, pd.DataFrame())
         result = performance(spec, outcome)
         if result is not None:
@@ -259,7 +266,7 @@ def monitor_window(
         measured.append({"day": day, "scored_rows": len(frame), "model_version": version,
                          "drift": summary, "features": rows, "input_dq": dq.get(day),
                          "performance": result,
-                         "outcome_scored_day": day - lag, "estimate": estimate})  # fmt: skip
+                         "outcome_scored_day": day - lag, "estimate": estimate})
     replace_days(conn, DRIFT_TABLE, spec.name, start, end, pd.DataFrame(drift_rows))
     replace_days(conn, FEATURE_DRIFT_TABLE, spec.name, start, end, pd.DataFrame(feature_rows))
     replace_days(conn, PERFORMANCE_TABLE, spec.name, start, end, pd.DataFrame(perf_rows))
@@ -268,7 +275,7 @@ def monitor_window(
 
 
 def learned_drift(scored_all: pd.DataFrame, scored: dict, rank: np.ndarray, first: date,
-                  reference_of, policy: drift.DriftPolicy) -> dict:  # fmt: skip
+                  reference_of, policy: DriftPolicy) -> dict:
     """For each day of `scored` whose model version has learned thresholds: a function of the
     predictions that version made in the day's trailing window giving the window's drift
     summary and feature rows (as `drift.day_drift`). The features' statistics of every window
@@ -288,39 +295,39 @@ def learned_drift(scored_all: pd.DataFrame, scored: dict, rank: np.ndarray, firs
     judged = {}
     for version, days in by_version.items():
         reference = reference_of(version)
-        if reference is None or not drift.calibrated(reference, policy):
+        if reference is None or not drift_calibration.calibrated(reference, policy):
             continue
         ends = np.array([(d - first).days for d in days])
         statistics = drift.sliding_statistics(reference, scored_all, rank, ends,
-                                              policy.window_days)  # fmt: skip
+                                              policy.window_days)
         windows = [(int(bounds[max(end + 1 - policy.window_days, 0)]), int(bounds[end + 1]))
-                   for end in ends]  # fmt: skip
+                   for end in ends]
         full = [bool(scored_in_window[end] >= policy.window_days) for end in ends]
         # the multivariate classifier of every full window at once (over processes for a
         # backfill): it is most of monitoring's time
-        aucs = iter(drift.multivariate_windows(
+        aucs = iter(drift_classifier.multivariate_windows(
             reference, scored_all, [w for w, f in zip(windows, full, strict=True) if f], policy,
             workers=os.cpu_count() or 1,
-        ))  # fmt: skip
+        ))
         for i, day in enumerate(days):
             judged[day] = partial(
                 _judge, reference, {n: (v[0][i], None if v[1] is None else v[1][i])
                                     for n, v in statistics.items()},
                 windows[i][1] - windows[i][0], full[i], policy,
                 next(aucs) if full[i] else (None, None),
-            )  # fmt: skip
+            )
     return judged
 
 
 def _judge(reference: dict, statistics: dict, rows_in_window: int, full: bool,
-           policy: drift.DriftPolicy, auc: tuple, predictions: np.ndarray
-           ) -> tuple[dict, list[dict]]:  # fmt: skip
+           policy: DriftPolicy, auc: tuple, predictions: np.ndarray
+           ) -> tuple[dict, list[dict]]:
     rows = [drift.feature_row(reference, name, psi, outside, (None, None), policy, full)
-            for name, (psi, outside) in statistics.items()]  # fmt: skip
-    prediction_psi = (drift.feature_psi(reference["prediction"], pd.Series(predictions))
-                      if len(predictions) else None)  # fmt: skip
+            for name, (psi, outside) in statistics.items()]
+    prediction_psi = (drift_stats.feature_psi(reference["prediction"], pd.Series(predictions))
+                      if len(predictions) else None)
     return drift.verdict(reference, rows, prediction_psi, *auc, policy, rows_in_window,
-                         full), rows  # fmt: skip
+                         full), rows
 
 
 def window_faults(faults: dict[date, dict[str, int]], first: date, last: date) -> dict:
@@ -340,7 +347,7 @@ def describe_faults(found: dict, feature: str | None = None) -> str | None:
     concerns = {c: cols for checks in validation.FEED_FAULTS.values() for c, cols in checks.items()}
     parts = [f"{check} ({', '.join(concerns.get(check, ()))}): {e['rows']} rows on "
              f"{', '.join(e['days'])}" for check, e in sorted(found.items())
-             if feature is None or feature in concerns.get(check, ())]  # fmt: skip
+             if feature is None or feature in concerns.get(check, ())]
     return "; ".join(parts) or None
 
 
@@ -353,7 +360,7 @@ def estimated(frame: pd.DataFrame, estimator_of) -> dict | None:
     if len(versions) != 1:
         return None
     return estimation.estimate(estimator_of(versions[0]),
-                               frame["prediction"].to_numpy(dtype=float))  # fmt: skip
+                               frame["prediction"].to_numpy(dtype=float))
 
 
 def estimates(conn: duckdb.DuckDBPyConnection, model: str) -> pd.DataFrame:
@@ -361,7 +368,7 @@ def estimates(conn: duckdb.DuckDBPyConnection, model: str) -> pd.DataFrame:
     if not table_exists(conn, ESTIMATE_TABLE):
         return pd.DataFrame(columns=["day", "model_version", "rows", "metric", "value"])
     return conn.execute(f"SELECT * FROM {ESTIMATE_TABLE} WHERE model = $m ORDER BY day",
-                        {"m": model}).df()  # fmt: skip
+                        {"m": model}).df()
 
 
 def history(conn: duckdb.DuckDBPyConnection, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -370,7 +377,7 @@ def history(conn: duckdb.DuckDBPyConnection, model: str) -> tuple[pd.DataFrame, 
     for table in (DRIFT_TABLE, PERFORMANCE_TABLE):
         if table_exists(conn, table):
             frames.append(conn.execute(f"SELECT * FROM {table} WHERE model = $m ORDER BY day",
-                                       {"m": model}).df())  # fmt: skip
+                                       {"m": model}).df())
         else:
             frames.append(pd.DataFrame())
     return frames[0], frames[1]
@@ -406,9 +413,9 @@ def record_kpis(conn: duckdb.DuckDBPyConnection, values: dict, now: datetime) ->
     """Append this scorecard's KPI values; returns every scorecard so far (caller's
     transaction)."""
     conn.execute(f"CREATE TABLE IF NOT EXISTS {KPI_TABLE} (measured_at TIMESTAMP, kpi VARCHAR, "
-                 "value DOUBLE)")  # fmt: skip
+                 "value DOUBLE)")
     rows = pd.DataFrame([{"measured_at": now, "kpi": k, "value": v} for k, v in values.items()
-                         if v is not None])  # fmt: skip
+                         if v is not None])
     if not rows.empty:
         conn.register("_kpi_rows", rows)
         try:

@@ -1,7 +1,7 @@
 """The online service's logged predictions in the warehouse, and what monitoring needs of them:
 per day, model and version, the traffic, its latency, unseen categories, the drift of the
 trailing week's online rows against the version's training reference (the batch monitor's rule,
-lib/monitoring/drift.py), the realized metric once the outcomes are known, and how far online scores stray
+drift.py), the realized metric once the outcomes are known, and how far online scores stray
 from the batch scores of the same flights by the same version (training-serving skew: it should
 be 0)."""
 
@@ -18,6 +18,7 @@ from unified_assets.lib.core.database import table_exists
 from unified_assets.lib.models.evaluation import auc, mae
 from unified_assets.lib.models.specs import SPECS
 from unified_assets.lib.monitoring import drift
+from unified_assets.lib.monitoring.drift_policy import DriftPolicy
 from unified_assets.lib.monitoring.model_health import replace_rows
 
 PREDICTIONS = "monitoring.online_predictions"
@@ -47,10 +48,10 @@ def _flatten(frame: pd.DataFrame) -> pd.DataFrame:
         "day": pd.to_datetime(frame["day"]).dt.date, "request_id": frame["request_id"],
         "received_at": pd.to_datetime(frame["received_at"], utc=True).dt.tz_localize(None),
         "model": frame["model"], "model_version": frame["model_version"],
-    })  # fmt: skip
+    })
     sources = {"flight_date": "flight_date", "carrier": "carrier", "flight": "flight",
                "origin": "origin", "dest": "dest", "sched_dep_ts": "sched_dep",
-               "feature_date": "feature_date"}  # fmt: skip
+               "feature_date": "feature_date"}
     for column, source in sources.items():
         out[column] = keys[source].to_numpy() if source in keys else None
     out["flight_date"] = pd.to_datetime(out["flight_date"]).dt.date
@@ -76,7 +77,7 @@ def _summary(conn: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.DataFram
                   "latency_p99_ms": float(np.percentile(per_request, 99)),
                   "unseen_share": float(part["unseen"].fillna("").ne("").mean()),
                   "metric": None, "realized": None, "labelled_rows": 0,
-                  "batch_matched_rows": 0, "max_batch_gap": None}  # fmt: skip
+                  "batch_matched_rows": 0, "max_batch_gap": None}
         if spec is not None:
             record |= _against_truth(conn, spec, part)
         out.append(record)
@@ -102,7 +103,7 @@ def _against_truth(conn: duckdb.DuckDBPyConnection, spec, part: pd.DataFrame) ->
                 f"WHERE f.{spec.label} IS NOT NULL"
             ).df()
             on = ("b.flight_date = o.flight_date AND b.carrier = o.carrier AND b.flight = o.flight "
-                  "AND b.origin = o.origin AND b.sched_dep_ts = o.sched_dep_ts")  # fmt: skip
+                  "AND b.origin = o.origin AND b.sched_dep_ts = o.sched_dep_ts")
         gap = (0, None)
         if table_exists(conn, batch):
             gap = conn.execute(
@@ -119,12 +120,12 @@ def _against_truth(conn: duckdb.DuckDBPyConnection, spec, part: pd.DataFrame) ->
         realized = mae(y, p)
     return {"metric": "auc" if spec.task == "binary" else "mae", "realized": realized,
             "labelled_rows": len(y), "batch_matched_rows": int(gap[0]),
-            "max_batch_gap": None if gap[1] is None else float(gap[1])}  # fmt: skip
+            "max_batch_gap": None if gap[1] is None else float(gap[1])}
 
 
 def record(conn: duckdb.DuckDBPyConnection, log_rows: pd.DataFrame, start: date, end: date,
-           reference_of=None, policy: drift.DriftPolicy | None = None
-           ) -> tuple[int, pd.DataFrame]:  # fmt: skip
+           reference_of=None, policy: DriftPolicy | None = None
+           ) -> tuple[int, pd.DataFrame]:
     """Replace the days [start, end) of the online tables with the logged rows; returns the
     rows written and the per day, model and version summary. `reference_of(version)` gives a
     served version's drift reference (None: no drift measured)."""
@@ -132,14 +133,14 @@ def record(conn: duckdb.DuckDBPyConnection, log_rows: pd.DataFrame, start: date,
     summary = _summary(conn, rows) if len(rows) else pd.DataFrame()
     replace_rows(conn, PREDICTIONS, _PREDICTION_COLUMNS, start, end, rows)
     if len(summary) and reference_of is not None:
-        judged = online_drift(conn, summary, reference_of, policy or drift.DriftPolicy())
+        judged = online_drift(conn, summary, reference_of, policy or DriftPolicy())
         summary = summary.merge(judged, on=["day", "model", "model_version"], how="left")
     replace_rows(conn, DAILY, _DAILY_COLUMNS, start, end, summary)
     return len(rows), summary
 
 
 def online_drift(conn: duckdb.DuckDBPyConnection, summary: pd.DataFrame, reference_of,
-                 policy: drift.DriftPolicy) -> pd.DataFrame:  # fmt: skip
+                 policy: DriftPolicy) -> pd.DataFrame:
     """For each day, model and version of `summary`: drift of the version's online rows of
     the trailing `window_days` days (from monitoring.online_predictions) against its training
     reference. Full windows are held to the learned thresholds; shorter ones only to the
@@ -153,18 +154,18 @@ def online_drift(conn: duckdb.DuckDBPyConnection, summary: pd.DataFrame, referen
             f"SELECT day, prediction, features FROM {PREDICTIONS} WHERE model = $m AND "
             "model_version = $v AND day > $d - $w AND day <= $d",
             {"m": model, "v": version, "d": day, "w": policy.window_days},
-        ).df()  # fmt: skip
+        ).df()
         features = pd.DataFrame([json.loads(f) for f in trailing["features"]])
         full = trailing["day"].nunique() >= policy.window_days
         result, _ = drift.day_drift(reference, features, trailing["prediction"].to_numpy(float),
-                                    policy, full_window=full)  # fmt: skip
+                                    policy, full_window=full)
         out.append({"day": day, "model": model, "model_version": version,
                     "drift_rows": result["rows"], "drift_rule": result["rule"],
                     "prediction_psi": result["prediction_psi"],
                     "drifted_features": result["drifted_features"],
                     "drifted_share": result["drifted_share"], "is_drift": result["is_drift"],
                     "drift_reasons": "; ".join(result["reasons"]),
-                    "top_features": ", ".join(result["top_features"])})  # fmt: skip
+                    "top_features": ", ".join(result["top_features"])})
     columns = ["day", "model", "model_version", "drift_rows", "drift_rule", "prediction_psi",
                "drifted_features", "drifted_share", "is_drift", "drift_reasons", "top_features"]
     return pd.DataFrame(out, columns=columns)

@@ -43,7 +43,7 @@ def monthly_metric(spec: ModelSpec, frame: pd.DataFrame, column: str) -> pd.Seri
     months = pd.to_datetime(frame["day"]).dt.to_period("M")
     return frame.groupby(months).apply(
         lambda g: evaluation.primary(spec.task, g["actual"].to_numpy(float),
-                                     g[column].to_numpy(float))  # fmt: skip
+                                     g[column].to_numpy(float))
     )
 
 
@@ -62,7 +62,7 @@ def policy_comparison(spec: ModelSpec, served: pd.DataFrame, events: list[dict],
     months = pd.to_datetime(served["day"]).dt.to_period("M")
     columns = {"automatic": "prediction", "calendar": "calendar", "frozen": "frozen"}
     table = pd.DataFrame({f"{name} {metric}": monthly_metric(spec, served, column)
-                          for name, column in columns.items()})  # fmt: skip
+                          for name, column in columns.items()})
     table["rows"] = served.groupby(months).size().reindex(table.index).fillna(0).astype(int)
     retrained = [e for e in events if e["reason"] != "bootstrap"]
     seconds = []
@@ -82,11 +82,11 @@ def policy_comparison(spec: ModelSpec, served: pd.DataFrame, events: list[dict],
         summary.append(row)
         differences.append({"period": f"{label}: automatic better than calendar by",
                             "rows": f"{len(part):,}",
-                            f"automatic {metric}": loop_against(spec, part)})  # fmt: skip
+                            f"automatic {metric}": loop_against(spec, part)})
     counts = {"period": "trainings (training seconds)", "rows": "",
               f"automatic {metric}": f"{len(retrained)} ({sum(seconds):.0f} s)",
               f"calendar {metric}": f"{len(calendar.trainings)} ({calendar.seconds:.0f} s)",
-              f"frozen {metric}": "0 (0 s)"}  # fmt: skip
+              f"frozen {metric}": "0 (0 s)"}
     return table, pd.DataFrame([*summary, counts, *differences]).fillna("")
 
 
@@ -110,18 +110,18 @@ def drift_latency(ledger, event: dict) -> dict | None:
     scoring = sum(r["seconds"] for r in day_runs if r["job"] == "nightly_scoring")
     total = 2 * SENSOR_INTERVAL_S + ingest + scoring + event["seconds"]
     return {"ingest_s": ingest, "scoring_s": scoring, "retrain_s": event["seconds"],
-            "total_s": total}  # fmt: skip
+            "total_s": total}
 
 
 def write_replay_report(home: Path, ledger, models: list[str], out_dir: Path,
-                        seconds: float, budget: int = 1) -> Path:  # fmt: skip
+                        seconds: float, budget: int = 1) -> Path:
     """Markdown and PNG plots in `out_dir`; returns the Markdown file."""
     plt = _plt()
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = ["# Replay report", "",
              f"Replayed with `unified-assets replay` into `{home}` in {seconds:.0f} s "
              f"({seconds / 60:.1f} min); {len(ledger.runs)} runs, "
-             f"{sum(not r['success'] for r in ledger.runs)} failed.", ""]  # fmt: skip
+             f"{sum(not r['success'] for r in ledger.runs)} failed.", ""]
     jobs = pd.DataFrame(ledger.runs)
     if not jobs.empty:
         summary = jobs.groupby("job")["seconds"].agg(["count", "mean", "sum"]).round(2)
@@ -138,7 +138,7 @@ def write_replay_report(home: Path, ledger, models: list[str], out_dir: Path,
 
 
 def _model_section(home, conn, spec: ModelSpec, ledger, out_dir: Path, plt,
-                   budget: int) -> list[str]:  # fmt: skip
+                   budget: int) -> list[str]:
     events = [e for e in ledger.retrainings if e["model"] == spec.name]
     lines = [f"## {spec.name}", ""]
     metric = "AUC" if spec.task == "binary" else "MAE"
@@ -149,7 +149,7 @@ def _model_section(home, conn, spec: ModelSpec, ledger, out_dir: Path, plt,
             "evidence": ", ".join(f"{k}={v}" for k, v in e["evidence"].items())[:120],
             "decision": e["status"], f"test {metric}": e["test_primary"],
             f"champion {metric}": e["champion_primary"], "run s": e["seconds"],
-        } for e in events])  # fmt: skip
+        } for e in events])
         lines += ["### Retrainings", "", table.to_markdown(index=False, floatfmt=".3f"), ""]
     # Drift by month
     drifts, perf = model_health.history(conn, spec.name)
@@ -159,17 +159,17 @@ def _model_section(home, conn, spec: ModelSpec, ledger, out_dir: Path, plt,
             scored_days=("day", "count"), drift_days=("is_drift", "sum"),
             mean_prediction_psi=("prediction_psi", "mean"),
             mean_drifted_share=("drifted_share", "mean"), mean_input_dq=("input_dq", "mean"),
-        )  # fmt: skip
+        )
         lines += ["### Drift by month", "", by_month.to_markdown(floatfmt=".3f"), ""]
         fig, ax = plt.subplots(figsize=(10, 3.5))
         ax.plot(pd.to_datetime(drifts["day"]), drifts["prediction_psi"], label="prediction PSI")
         ax.plot(pd.to_datetime(drifts["day"]), drifts["drifted_share"],
-                label="share of drifted features")  # fmt: skip
+                label="share of drifted features")
         for e in events:
             ax.axvline(pd.Timestamp(e["as_of"]), color="red" if e["status"] == "promoted"
-                       else "grey", linestyle="--", linewidth=0.8)  # fmt: skip
+                       else "grey", linestyle="--", linewidth=0.8)
         ax.set_title(f"{spec.name}: drift per scored day (red: promoted retraining, "
-                     "grey: rejected)")  # fmt: skip
+                     "grey: rejected)")
         ax.legend()
         fig.tight_layout()
         fig.savefig(out_dir / f"replay_{spec.name}_drift.png", dpi=90)
@@ -177,7 +177,7 @@ def _model_section(home, conn, spec: ModelSpec, ledger, out_dir: Path, plt,
         lines += [f"![drift](replay_{spec.name}_drift.png)", ""]
     # Realized metric: the loop's deployment against the frozen model and the calendar policy
     bootstrap = next((e for e in events if e["reason"] == "bootstrap"
-                      and e["status"] == "promoted"), None)  # fmt: skip
+                      and e["status"] == "promoted"), None)
     served = served_outcomes(conn, spec)
     if bootstrap and not served.empty:
         served["frozen"] = frozen_scores(home, spec, bootstrap["version"], served)
@@ -190,12 +190,12 @@ def _model_section(home, conn, spec: ModelSpec, ledger, out_dir: Path, plt,
                   f"{bootstrap['as_of']}); calendar = retrained on the 1st of each month on all "
                   f"labelled history with the same training code and budget ({budget}).", "",
                   table.to_markdown(floatfmt=".4f"), "",
-                  summary.to_markdown(index=False, floatfmt=".4f"), ""]  # fmt: skip
+                  summary.to_markdown(index=False, floatfmt=".4f"), ""]
         fig, ax = plt.subplots(figsize=(10, 3.5))
         x = [str(p) for p in table.index]
         for column, label in ((f"automatic {metric}", "automatic loop"),
                               (f"calendar {metric}", "monthly calendar"),
-                              (f"frozen {metric}", "frozen first model")):  # fmt: skip
+                              (f"frozen {metric}", "frozen first model")):
             ax.plot(x, table[column], marker="o", label=label)
         ax.set_ylabel(metric)
         ax.set_title(f"{spec.name}: realized {metric} by month")
@@ -207,33 +207,33 @@ def _model_section(home, conn, spec: ModelSpec, ledger, out_dir: Path, plt,
     elif not perf.empty:
         lines += ["### Realized performance", "",
                   f"Mean realized {metric}: {perf['value'].mean():.3f} over {len(perf)} days.",
-                  ""]  # fmt: skip
+                  ""]
     triggered = [e for e in events if e["reason"] in ("drift", "performance")]
     latencies = [drift_latency(ledger, e) for e in triggered if e["status"] == "promoted"]
     if latencies:
         totals = [x["total_s"] for x in latencies]
         med = {k: statistics.median(x[k] for x in latencies)
-               for k in ("ingest_s", "scoring_s", "retrain_s")}  # fmt: skip
+               for k in ("ingest_s", "scoring_s", "retrain_s")}
         lines += ["### From a drifted day's landing file to a promoted manifest", "",
                   f"Two daemon sensor intervals ({SENSOR_INTERVAL_S} s each, the worst case) plus "
                   f"the runs: median {statistics.median(totals):.0f} s, max {max(totals):.0f} s "
                   f"over {len(totals)} promoted retrainings (medians: ingest "
                   f"{med['ingest_s']:.1f} s, scoring {med['scoring_s']:.1f} s, retraining "
-                  f"{med['retrain_s']:.1f} s).", ""]  # fmt: skip
+                  f"{med['retrain_s']:.1f} s).", ""]
     return lines
 
 
 def scorecard_markdown(models: list[dict], latency: dict, dq: pd.DataFrame, rel: dict, ev: dict,
-                       now) -> str:  # fmt: skip
+                       now) -> str:
     """The scorecard as Markdown: one table per KPI family."""
     lines = [f"# KPI scorecard ({now:%Y-%m-%d %H:%M} UTC)", "",
-             "## Deployment readiness per model (FEE, V_val, AMDR)", ""]  # fmt: skip
+             "## Deployment readiness per model (FEE, V_val, AMDR)", ""]
     lines += [pd.DataFrame(models).to_markdown(index=False, floatfmt=".3f") if models
-              else "No promoted model yet.", ""]  # fmt: skip
+              else "No promoted model yet.", ""]
     lines += ["## Pipeline latency L_dp: one scored day's path, seconds by layer", ""]
     if latency:
         table = pd.DataFrame({m: v["by_layer_s"] | {"total": v["total_s"], "day": v["day"]}
-                              for m, v in latency.items()}).T  # fmt: skip
+                              for m, v in latency.items()}).T
         lines += [table.to_markdown(floatfmt=".2f"), "",
                   "Steps of range runs count their share (seconds / days in the range).", ""]
     lines += ["## Data quality DQ per table (last 7 partitions)", "",
@@ -242,7 +242,7 @@ def scorecard_markdown(models: list[dict], latency: dict, dq: pd.DataFrame, rel:
     lines += ["## CI/CD reliability Rel_cicd", "",
               f"**{shown}**: {rel['attempts']} deployment attempts, {rel['failures']} failures "
               f"({rel['crashed_runs']} crashed retraining runs, {rel['rollbacks']} rollbacks); "
-              "a challenger rejected by a gate is a correct outcome.", ""]  # fmt: skip
+              "a challenger rejected by a gate is a correct outcome.", ""]
     lines += ["## Enterprise value EV", ""]
     if ev["models"]:
         lines += [pd.DataFrame(ev["models"]).to_markdown(index=False, floatfmt=".4g"), "",

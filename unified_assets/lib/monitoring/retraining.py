@@ -2,7 +2,7 @@
 
 A model is retrained when its scored days have drifted for `drift_days` days in a row, or when
 its realized performance over the last matured days is past its floor, or, before the labels
-can say so, when the label-free estimate of its performance (lib/monitoring/estimation.py) over its last
+can say so, when the label-free estimate of its performance (estimation.py) over its last
 `estimate_days` scored days is; and, failing all evidence, when the serving model's data is
 `max_age_days` old, so the loop is never staler than a monthly calendar. A drift verdict
 needs `min_drift_rows` rows behind it (a forecaster's week of three origins says nothing). One
@@ -92,7 +92,7 @@ def estimated_mean(days: list[DayHealth], window: int) -> tuple[float | None, li
     last = days[-window:]
     version = days[-1].model_version
     if any(d.model_version != version or d.estimated is None or d.estimated_rows <= 0
-           for d in last):  # fmt: skip
+           for d in last):
         return None, []
     rows = sum(d.estimated_rows for d in last)
     return sum(d.estimated * d.estimated_rows for d in last) / rows, last
@@ -134,11 +134,11 @@ def decide(
             False, "", f"cooling down: last retraining asked on {last_retrain}"
             f"{' (rejected)' if last_rejected else ''}, {(latest - last_retrain).days} of "
             f"{wait} days",
-        )  # fmt: skip
+        )
     if days[-1].inputs_broken:
         # A model trained now would learn the broken feed: the response is to fix the feed.
         return Decision(False, "", f"inputs of the week up to {latest} come from a broken feed "
-                        "(another unit, a stuck sensor): fix the feed, no retraining")  # fmt: skip
+                        "(another unit, a stuck sensor): fix the feed, no retraining")
     streak = _drift_streak(days, policy.min_drift_rows)
     if policy.drift_days and len(streak) >= policy.drift_days:
         return Decision(True, "drift", f"{len(streak)} drifted days in a row up to {latest}", {
@@ -146,7 +146,7 @@ def decide(
             "days": [str(d.day) for d in streak],
             "prediction_psi": [round(d.prediction_psi or 0.0, 3) for d in streak],
             "drifted_share": [round(d.drifted_share or 0.0, 3) for d in streak],
-        })  # fmt: skip
+        })
     mean, matured = realized_mean(days, policy.performance_days)
     if mean is not None and len(matured) >= policy.min_performance_days:
         breached = mean < floor if higher_is_better else mean > floor
@@ -159,7 +159,7 @@ def decide(
                     "days": [str(matured[0].day), str(matured[-1].day)],
                     "model_version": (days[-1].model_version or "")[:12],
                 },
-            )  # fmt: skip
+            )
     verdict = realized_verdict(days, policy)
     estimate, estimated = estimated_mean(days, policy.estimate_days)
     if estimate is not None and verdict is None:
@@ -173,7 +173,7 @@ def decide(
                     "days": [str(estimated[0].day), str(estimated[-1].day)],
                     "model_version": (days[-1].model_version or "")[:12],
                 },
-            )  # fmt: skip
+            )
     shown = "n/a" if mean is None else f"{mean:.3f}"
     guess = "n/a" if estimate is None else f"{estimate:.3f}"
     healthy = f"drift streak {len(streak)}, realized {shown}, estimated {guess}"
@@ -182,5 +182,5 @@ def decide(
         return Decision(True, "age", f"the serving model's data is {age} days old (limit "
                         f"{policy.max_age_days}); {healthy}", {
                             "age_days": age, "max_age_days": policy.max_age_days,
-                            "model_version": (days[-1].model_version or "")[:12]})  # fmt: skip
+                            "model_version": (days[-1].model_version or "")[:12]})
     return Decision(False, "", f"healthy: {healthy}")

@@ -83,10 +83,10 @@ def _deployments(home: Path) -> list[str]:
         else:
             shown = f"test MAE {test['mae']:.2f} (baseline {test['baseline_mae']:.2f})"
         lines.append(f"  {name}: promoted {current['version'][:12]}, {shown}, "
-                     f"AMDR {current['amdr']['value']:.3f}; last decision: {last}")  # fmt: skip
+                     f"AMDR {current['amdr']['value']:.3f}; last decision: {last}")
         if shown_gates:
             lines.append(f"    gates of the last decision: {shown_gates}"
-                         + (f" ({reasons})" if reasons else ""))  # fmt: skip
+                         + (f" ({reasons})" if reasons else ""))
     return lines
 
 
@@ -124,7 +124,8 @@ def _flaws(conn: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]) -> li
                 "SELECT max(partition_date) FROM warehouse.ingest_audit "
                 "WHERE table_name = 'warehouse.fct_weather_hourly'"
             ).fetchall()[0][0]
-            missing = validation.missing_weather_hours(conn, first, max(last, landed) + timedelta(1))
+            missing = validation.missing_weather_hours(conn, first,
+                                                       max(last, landed) + timedelta(1))
             if missing:
                 lines.append(
                     f"  missing weather hours: {sum(m for _, _, m in missing)} over "

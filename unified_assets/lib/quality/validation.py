@@ -1,4 +1,4 @@
-"""Data quality: pandera validation outcomes and the DQ score of KPIS.md.
+"""Data quality: pandera validation outcomes and the DQ score (docs/kpis.md).
 
 DQ = (α·C + β·A + γ·V) / (α + β + γ) per table and partition, computed in DuckDB:
 - C, completeness: share of required cells present;
@@ -191,7 +191,7 @@ SPECS: dict[str, QualitySpec] = {
         accuracy=("arrived + cancelled + diverted = flights",),
         validity=("flights > 0", "on_time_rate IS NULL OR on_time_rate BETWEEN 0 AND 1"),
     ),
-}  # fmt: skip
+}
 
 
 def dq_score(c: float | None, a: float | None, v: float | None, s: QualitySettings) -> float | None:
@@ -404,13 +404,13 @@ def _feed_schema(table: str) -> pa.DataFrameSchema:
         name: pa.Column(checks=[c for c in column.checks if c.name in names], nullable=True)
         for name, column in schema.columns.items()
         if any(c.name in names for c in column.checks)
-    }  # fmt: skip
+    }
     checks = [c for c in schema.checks if c.name in names]
     return pa.DataFrameSchema(columns, checks=checks, name=f"{table} (feed faults)")
 
 
 def feed_faults(conn: duckdb.DuckDBPyConnection, tables, start: date,
-                end: date) -> dict[date, dict[str, int]]:  # fmt: skip
+                end: date) -> dict[date, dict[str, int]]:
     """Per day in [start, end): the rows of `tables` that fail a broken-feed warning, by
     warning (the same pandera checks the table's `quality` asset check runs)."""
     faults: dict[date, dict[str, int]] = {}
@@ -420,7 +420,7 @@ def feed_faults(conn: duckdb.DuckDBPyConnection, tables, start: date,
             continue
         column = SPECS[table].partition_column
         frame = conn.execute(f"SELECT * FROM {table} WHERE {column} >= $s AND {column} < $e",
-                             {"s": start, "e": end}).df()  # fmt: skip
+                             {"s": start, "e": end}).df()
         if frame.empty:
             continue
         try:

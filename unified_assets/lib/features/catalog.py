@@ -1,0 +1,173 @@
+"""The feature registry: every feature column the platform generates, what it means, its type,
+the curated tables it comes from, its owner, and the column holding when its value was known."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from unified_assets.lib.features.tables import (
+    COLUMNS,
+    DATE,
+    FLIGHT_FEATURES,
+    FLIGHTS,
+    GRAINS,
+    LIVE_HOURS,
+    ORIGIN_DAILY,
+    PLANE,
+    RATE_DAYS,
+    WEATHER,
+)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature column: what it is, where it comes from, and when its value was known."""
+
+    name: str
+    description: str
+    dtype: str  # "float" | "int" | "category" | "bool"
+    source_tables: tuple[str, ...]
+    owner: str
+    table: str  # FLIGHT_FEATURES or ORIGIN_DAILY
+    as_of: str  # the column holding when the value was known ("cutoff_utc": known in advance)
+
+
+OWNER = "ml-platform"
+DTYPES = ("float", "int", "category", "bool")
+
+
+def _flight(name: str, dtype: str, as_of: str, sources: tuple[str, ...], text: str) -> Feature:
+    return Feature(name, text, dtype, sources, OWNER, FLIGHT_FEATURES, as_of)
+
+
+def _daily(name: str, dtype: str, as_of: str, sources: tuple[str, ...], text: str) -> Feature:
+    return Feature(name, text, dtype, sources, OWNER, ORIGIN_DAILY, as_of)
+
+
+_F, _W, _P, _D = (FLIGHTS,), (WEATHER,), (PLANE,), (DATE,)
+_WEATHER_TEXT = {
+    "temp_f": "temperature (F)",
+    "dewp_f": "dew point (F)",
+    "humid_pct": "relative humidity (%)",
+    "wind_speed_mph": "wind speed (mph)",
+    "wind_gust_mph": "wind gust (mph)",
+    "precip_in": "precipitation (inches)",
+    "pressure_mb": "sea level pressure (millibars)",
+    "visib_mi": "visibility (miles)",
+}
+_GRAIN_TEXT = {"carrier": "the carrier", "origin": "the origin", "route": "the route"}
+
+_FEATURES: list[Feature] = [
+    _flight("carrier", "category", "cutoff_utc", _F, "Operating carrier code (schedule)."),
+    _flight("origin", "category", "cutoff_utc", _F, "Origin airport (schedule)."),
+    _flight("dest", "category", "cutoff_utc", _F, "Destination airport (schedule)."),
+    _flight("sched_hour", "int", "cutoff_utc", _F, "Scheduled local departure hour."),
+    _flight("day_of_week", "int", "cutoff_utc", _D, "ISO day of week of the flight date."),
+    _flight("month", "int", "cutoff_utc", _D, "Month of the flight date."),
+    _flight("days_to_holiday", "int", "cutoff_utc", _D, "Days to the nearest US holiday."),
+    _flight("distance_mi", "int", "cutoff_utc", _F, "Route distance in miles."),
+    _flight("plane_age_years", "int", "cutoff_utc", _F + _P, "Flight year minus the year built."),
+    _flight("seats", "int", "cutoff_utc", _P, "Seats of the plane (dim_plane)."),
+    _flight("engine", "category", "cutoff_utc", _P, "Engine type of the plane (dim_plane)."),
+    *(
+        _flight(
+            name,
+            "float",
+            "weather_as_of",
+            _W,
+            f"Origin {text}: latest reading known by the cutoff (an hour after its hour).",
+        )
+        for name, text in _WEATHER_TEXT.items()
+    ),
+    *(
+        _flight(
+            f"{grain}_late_rate_{days}d",
+            "float",
+            "rates_as_of",
+            _F,
+            f"Share of {_GRAIN_TEXT[grain]}'s arrived flights more than 15 min late, among "
+            f"outcomes known in the {days} New York days before the cutoff's day.",
+        )
+        for grain in GRAINS
+        for days in RATE_DAYS
+    ),
+    _flight(
+        "carrier_flights_28d",
+        "int",
+        "rates_as_of",
+        _F,
+        "Outcomes the 28-day carrier late rate saw.",
+    ),
+    _flight(
+        "origin_hour_departures",
+        "int",
+        "cutoff_utc",
+        _F,
+        "Flights scheduled out of the origin in the same local hour of the day (schedule).",
+    ),
+    _flight(
+        "prev_arr_delay_min",
+        "int",
+        "inbound_as_of",
+        _F,
+        "Arrival delay of the plane's latest earlier flight that day known by the cutoff.",
+    ),
+    _flight(
+        "has_prev_flight",
+        "bool",
+        "inbound_as_of",
+        _F,
+        "Whether an earlier flight of the plane that day was known by the cutoff.",
+    ),
+    _flight(
+        "prev_dep_delay_min",
+        "int",
+        "prev_dep_as_of",
+        _F,
+        "Departure delay of the plane's latest earlier flight that day that had left by the "
+        "cutoff (known when it leaves, before it lands).",
+    ),
+    _flight(
+        "origin_dep_delay_3h",
+        "float",
+        "live_as_of",
+        _F,
+        f"Mean departure delay at the origin over the {LIVE_HOURS} hours before the cutoff.",
+    ),
+    _flight(
+        "origin_departures_3h",
+        "int",
+        "live_as_of",
+        _F,
+        f"Departures from the origin in the {LIVE_HOURS} hours before the cutoff.",
+    ),
+    _flight(
+        "carrier_dep_delay_3h",
+        "float",
+        "live_as_of",
+        _F,
+        f"Mean departure delay of the carrier (all NYC origins) over the {LIVE_HOURS} hours "
+        "before the cutoff.",
+    ),
+    _daily("departures_d0", "int", "history_as_of", _F,
+           "Departures at the origin on day d that had left by its midnight."),
+    _daily("departures_d1", "int", "history_as_of", _F, "Departures on day d-1."),
+    _daily("departures_lag7", "int", "history_as_of", _F, "Departures on target-7 (NULL after d)."),
+    _daily(
+        "departures_lag14", "int", "history_as_of", _F, "Departures on target-14 (NULL after d)."
+    ),
+    _daily("departures_mean_7d", "float", "history_as_of", _F, "Mean departures, d-6 .. d."),
+    _daily("departures_mean_28d", "float", "history_as_of", _F, "Mean departures, d-27 .. d."),
+    _daily("target_day_of_week", "int", "cutoff_utc", _D, "ISO day of week of the target day."),
+    _daily("target_month", "int", "cutoff_utc", _D, "Month of the target day."),
+    _daily("target_days_to_holiday", "int", "cutoff_utc", _D, "Target day's days to a US holiday."),
+]
+
+REGISTRY: dict[str, Feature] = {f.name: f for f in _FEATURES}
+
+
+def features_of(table: str, registry: dict[str, Feature] | None = None) -> list[Feature]:
+    """The registered features of one feature table, in registry order."""
+    if table not in COLUMNS:
+        raise ValueError(f"unknown feature table {table!r}; known: {sorted(COLUMNS)}")
+    return [f for f in (registry or REGISTRY).values() if f.table == table]

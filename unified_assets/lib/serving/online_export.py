@@ -1,0 +1,124 @@
+"""The online store's batch export: what the point-in-time flight features are made of, per
+key, written from the warehouse with the SQL fragments of `lib/features/tables.py` into a new
+folder of Parquet files under `$UNIFIED_ASSETS_HOME/online/`, then published whole by replacing
+`online/store.json` atomically (`online_store.py` loads and serves it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from unified_assets.lib.core.database import table_exists
+from unified_assets.lib.features.tables import (
+    AIRPORT,
+    DATE,
+    DEP_UTC,
+    FLIGHTS,
+    GRAINS,
+    KNOWN_AT_UTC,
+    ORIGIN_DAILY,
+    PLANE,
+    RATE_DAYS,
+    SCHED_DEP_UTC,
+    WEATHER,
+    ny_date,
+    rate_ctes,
+)
+from unified_assets.lib.raw.landing import write_atomic
+from unified_assets.lib.serving.online_store import WEATHER_COLUMNS, online_root, pointer_path
+
+_FLIGHTS_SQL = f"""
+SELECT f.flight_date, f.carrier, f.flight, f.origin, f.dest, f.tailnum, f.sched_dep_ts,
+    {SCHED_DEP_UTC} AS sched_dep_utc, f.sched_hour, f.distance_mi, f.arr_delay_min,
+    CASE WHEN NOT f.is_cancelled AND NOT f.is_diverted AND f.arr_delay_min IS NOT NULL
+         THEN {KNOWN_AT_UTC} END AS known_at_utc,
+    f.dep_delay_min,
+    CASE WHEN f.dep_delay_min IS NOT NULL THEN {DEP_UTC} END AS dep_utc
+FROM {FLIGHTS} f LEFT JOIN {AIRPORT} a ON a.faa = f.dest
+ORDER BY f.flight_date, f.sched_dep_ts, f.carrier, f.flight, f.origin
+"""
+
+
+def _rates_sql() -> str:
+    """Every grain's 7- and 28-day late rates for every key and anchor day from the first
+    flight day to the day after the last: the CTEs of `features.flight_features` over a grid."""
+    ctes = ",".join(rate_ctes(name, keys) for name, keys in GRAINS.items())
+    selects = " UNION ALL ".join(
+        f"SELECT '{name}' AS grain, {keys[0]} AS key1, "
+        f"{keys[1] if len(keys) > 1 else 'NULL'} AS key2, anchor_day, "
+        f"{name}_late_rate_{RATE_DAYS[0]}d AS rate_short, "
+        f"{name}_late_rate_{RATE_DAYS[1]}d AS rate_long, "
+        f"{name}_flights_{RATE_DAYS[1]}d AS n_long "
+        f"FROM rate_{name}"
+        for name, keys in GRAINS.items()
+    )
+    return f"""
+    WITH days AS (
+        SELECT CAST(range AS DATE) AS anchor_day FROM range(
+            (SELECT min(flight_date) FROM {FLIGHTS}),
+            (SELECT max(flight_date) + 2 FROM {FLIGHTS}), INTERVAL 1 DAY)
+    ),
+    base AS MATERIALIZED (
+        SELECT k.*, d.anchor_day
+        FROM (SELECT DISTINCT carrier, origin, dest FROM {FLIGHTS}) k CROSS JOIN days d
+    ),
+    outcomes AS MATERIALIZED (
+        SELECT carrier, origin, dest, {ny_date("known_at_utc")} AS known_day,
+            (arr_delay_min > 15)::INTEGER AS late
+        FROM (
+            SELECT f.*, {KNOWN_AT_UTC} AS known_at_utc
+            FROM {FLIGHTS} f LEFT JOIN {AIRPORT} a ON a.faa = f.dest
+        )
+        WHERE NOT is_cancelled AND NOT is_diverted AND arr_delay_min IS NOT NULL
+            AND known_at_utc IS NOT NULL
+    ),
+    {ctes}
+    {selects}
+    """
+
+
+_EXPORTS = {
+    "flights": _FLIGHTS_SQL,
+    "weather": f"SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS known_utc, "
+    f"{', '.join(WEATHER_COLUMNS)} FROM {WEATHER} ORDER BY origin, known_utc",
+    "planes": f"SELECT tailnum, year_built, seats, engine FROM {PLANE}",
+    "dates": f"SELECT date, day_of_week, month, days_to_nearest_holiday FROM {DATE}",
+}
+
+
+def export(conn: duckdb.DuckDBPyConnection, home: Path) -> dict:
+    """Write the store from the warehouse into a new folder and point `online/store.json` at
+    it; older folders are removed. Returns the pointer (folder, files' sha256, days, rows)."""
+    root = online_root(home)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = root / f"store-{stamp}-{uuid.uuid4().hex[:8]}"
+    tmp = root / f".{folder.name}.tmp"
+    tmp.mkdir()
+    sqls = dict(_EXPORTS, rates=_rates_sql())
+    if table_exists(conn, ORIGIN_DAILY):
+        sqls["origin_daily"] = f"SELECT * FROM {ORIGIN_DAILY}"
+    files, rows = {}, {}
+    for name, sql in sqls.items():
+        path = tmp / f"{name}.parquet"
+        conn.execute(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
+        files[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        rows[name] = conn.execute(f"SELECT count(*) FROM '{path}'").fetchall()[0][0]
+    first, last = conn.execute(
+        f"SELECT min(flight_date), max(flight_date) FROM {FLIGHTS}"
+    ).fetchall()[0]
+    tmp.rename(folder)
+    pointer = {"folder": folder.name, "files": files, "rows": rows, "built_at": stamp,
+               "first_day": str(first) if first else None,
+               "last_day": str(last) if last else None}
+    write_atomic(pointer_path(home), (json.dumps(pointer, indent=2) + "\n").encode())
+    for old in root.glob("store-*"):
+        if old.is_dir() and old.name != folder.name:
+            shutil.rmtree(old, ignore_errors=True)
+    return pointer

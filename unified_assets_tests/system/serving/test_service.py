@@ -1,0 +1,357 @@
+"""The online prediction service end to end: a real `unified-assets serve` process on a free
+port, real HTTP (httpx), over a home built for two real weeks of January 2013 with two promoted
+versions of the delay classifier (a champion, then a challenger)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pandas as pd
+import pytest
+
+from unified_assets.defs.serving.online import online_parity
+from unified_assets.lib.core import artifacts
+from unified_assets.lib.deployment import manifests
+from unified_assets.lib.raw import landing
+from unified_assets.lib.serving import request_log
+from unified_assets_tests.support.reads import query, scalar
+from unified_assets_tests.support.runs import FEATURES_UP, all_assets, run_assets
+from unified_assets_tests.support.runs import train_and_deploy as deploy
+from unified_assets_tests.support.train_small import FEATURE_DAYS
+from unified_assets_tests.support.train_small import spec as small_spec
+
+# One worker of pytest-xdist runs the module: one built home, one service.
+pytestmark = pytest.mark.xdist_group("serving")
+
+MODEL = "delay_classifier"
+DAY = "2013-01-14"
+PREDICTIONS = dg.AssetKey(["serving", f"{MODEL}_predictions"])
+ONLINE_STORE = dg.AssetKey(["serving", "online_store"])
+ONLINE_PREDICTIONS = dg.AssetKey(["monitoring", "online_predictions"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served_home(tmp_path_factory) -> dict:
+    """Jan 1-14 features; the champion promoted, then the challenger; the online store; the
+    batch predictions of Jan 14 by the challenger."""
+    home = tmp_path_factory.mktemp("serving")
+    landing.land(home, through=date(2013, 1, 15))
+    assets = all_assets()
+    assert run_assets(home, assets, FEATURES_UP, *FEATURE_DAYS).success
+    assert deploy(home, small_spec("champion")).success
+    champion = manifests.current(home, MODEL)
+    assert deploy(home, small_spec("challenger")).success
+    challenger = manifests.current(home, MODEL)
+    assert challenger["version"] != champion["version"]
+    assert run_assets(home, assets, [ONLINE_STORE]).success
+    return {"home": home, "champion": champion, "challenger": challenger}
+
+
+@pytest.fixture(scope="module")
+def server(served_home):
+    """`unified-assets serve` on a free loopback port, ready."""
+    home, port = served_home["home"], _free_port()
+    env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home))
+    command = [sys.executable, "-m", "unified_assets.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=url, timeout=5) as client:
+        while True:
+            try:
+                if client.get("/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the service did not become ready in 60 s"
+            time.sleep(0.2)
+        yield {"url": url, "client": client, "home": home, **served_home}
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def _flights(home: Path, day: str, limit: int | None = None) -> list[dict]:
+    """The day's flights as the published schedule knows them, in key order."""
+    rows = query(home, "SELECT carrier, flight, origin, dest, sched_dep_ts, tailnum FROM "
+                 "warehouse.fct_flights WHERE flight_date = ? ORDER BY carrier, flight, origin, "
+                 f"sched_dep_ts {f'LIMIT {limit}' if limit else ''}", [day])  # fmt: skip
+    return [{"carrier": c, "flight": f, "origin": o, "dest": d, "sched_dep": s.isoformat(),
+             "tailnum": t} for c, f, o, d, s, t in rows]  # fmt: skip
+
+
+def _predict(client: httpx.Client, body: dict, model: str = MODEL) -> httpx.Response:
+    return client.post(f"/v1/models/{model}/predict", json=body)
+
+
+def test_a_prediction_field_by_field(server):
+    home = server["home"]
+    flight = _flights(home, DAY, limit=1)[0]
+    response = _predict(server["client"], {"flights": [flight], "request_id": "r-1",
+                                           "return_features": True})  # fmt: skip
+    assert response.status_code == 200
+    body = response.json()
+    current = server["challenger"]
+    assert body["model"] == MODEL and body["request_id"] == "r-1"
+    assert body["version"] == current["version"] == body["sha256"]
+    (item,) = body["predictions"]
+    assert item["key"]["carrier"] == flight["carrier"] and item["key"]["flight_date"] == DAY
+    assert 0.0 < item["prediction"] < 1.0
+    assert item["predicted_positive"] == (item["prediction"] >= current["threshold"])
+    assert item["unseen"] == [] and item["flags"] == []
+    # the features are the batch table's row for that flight, field by field
+    columns = list(item["features"])
+    (row,) = query(home, f"SELECT {', '.join(columns)}, cutoff_utc, weather_as_of, rates_as_of "
+                   "FROM features.flight_features WHERE flight_date = ? AND carrier = ? AND "
+                   "flight = ? AND origin = ? AND sched_dep_ts = ?",
+                   [DAY, flight["carrier"], flight["flight"], flight["origin"],
+                    flight["sched_dep"]])  # fmt: skip
+    for name, expected in zip(columns, row, strict=False):
+        got = item["features"][name]
+        if expected is None or isinstance(expected, str):
+            assert got == expected, name
+        else:
+            assert got == pytest.approx(float(expected), abs=1e-12), name
+    cutoff, weather_as_of, rates_as_of = row[len(columns) :]
+    assert item["cutoff_utc"] == cutoff.isoformat()
+    assert item["features_as_of"]["weather"] == weather_as_of.isoformat()
+    assert item["features_as_of"]["rates"] == rates_as_of.isoformat()
+    assert all(v is None or v <= item["cutoff_utc"] for v in item["features_as_of"].values())
+
+
+def test_every_flight_of_a_day_equals_the_batch_prediction(server):
+    """No training-serving skew: the day's batch predictions, then the same flights online."""
+    home = server["home"]
+    assert run_assets(home, all_assets(), [PREDICTIONS], DAY, DAY).success
+    # the store's check re-scored a sample of the batch day through the service code path
+    result = run_assets(home, all_assets() + [online_parity], [ONLINE_STORE])
+    assert result.success
+    (check,) = [e for e in result.get_asset_check_evaluations()
+                if e.check_name == "online_parity"]  # fmt: skip
+    assert check.passed and check.metadata["max_abs_gap"].value <= 1e-9
+    assert check.metadata["models"].value[MODEL]["rows"] > 0
+    batch = query(home, f"SELECT carrier, flight, origin, sched_dep_ts, prediction, model_version "
+                  f"FROM serving.{MODEL}_predictions WHERE flight_date = ? "
+                  "ORDER BY carrier, flight, origin, sched_dep_ts", [DAY])  # fmt: skip
+    flights = _flights(home, DAY)
+    assert len(batch) == len(flights) > 800
+    response = _predict(server["client"], {"flights": flights})
+    assert response.status_code == 200
+    body = response.json()
+    assert {b[5] for b in batch} == {body["version"]}
+    gaps = [abs(p["prediction"] - b[4]) for p, b in zip(body["predictions"], batch, strict=True)]
+    assert max(gaps) <= 1e-9
+
+
+def test_bad_input_gets_a_clear_answer(server):
+    client = server["client"]
+    flight = _flights(server["home"], DAY, limit=1)[0]
+    wrong = _predict(client, {"flights": [flight | {"origin": "jfk1"}]})
+    assert wrong.status_code == 422 and wrong.json()["field"] == "flights.0.origin"
+    late = _predict(client, {"flights": [flight | {"sched_dep": "tomorrow"}]})
+    assert late.status_code == 422 and late.json()["field"] == "flights.0.sched_dep"
+    neither = _predict(client, {"forecasts": [{"origin": "JFK", "target_date": DAY}]})
+    assert neither.status_code == 422 and neither.json()["field"] == "flights"
+    missing = _predict(client, {"features": [{"sched_hour": 5}]})
+    assert missing.status_code == 422 and missing.json()["field"].startswith("features.0.")
+    too_many = _predict(client, {"flights": [flight] * 10_001})
+    assert too_many.status_code == 413
+    assert _predict(client, {"flights": [flight]}, model="no_such_model").status_code == 404
+    unpromoted = _predict(client, {"flights": [flight]}, model="arrival_delay_regressor")
+    assert unpromoted.status_code == 503 and "no promoted model" in unpromoted.json()["detail"]
+    # an unseen carrier and destination are still scored, and named
+    odd = _predict(client, {"flights": [flight | {"carrier": "ZZ", "dest": "XYZ"}]})
+    assert odd.status_code == 200
+    (item,) = odd.json()["predictions"]
+    assert sorted(item["unseen"]) == ["carrier", "dest"] and 0 < item["prediction"] < 1
+    metrics = client.get("/metrics").text
+    assert (
+        'unified_assets_online_errors_total{model="delay_classifier",status="422"} 4.0' in metrics
+    )
+    assert 'unified_assets_online_errors_total{model="unknown",status="404"} 1.0' in metrics
+
+
+def test_a_large_request_does_not_hold_up_small_ones(server):
+    """A 10,000-flight request scores in a worker thread: single flights sent while it runs
+    are scored during its scoring, as the request log's times show (on the event loop none
+    could be: the loop would be busy with the big one)."""
+    home, url = server["home"], server["url"]
+    flight, day = _flights(home, DAY, limit=1)[0], _flights(home, DAY)
+    flights = (day * (10_000 // len(day) + 1))[:10_000]
+    with httpx.Client(base_url=url, timeout=60) as alone:
+        started = time.perf_counter()
+        assert _predict(alone, {"flights": flights, "request_id": "warm-up"}).status_code == 200
+        big_alone = time.perf_counter() - started
+
+    def send_big() -> None:
+        with httpx.Client(base_url=url, timeout=60) as own:
+            body = {"flights": flights, "request_id": "big-one"}
+            assert _predict(own, body).status_code == 200
+
+    sender = threading.Thread(target=send_big)
+    sender.start()
+    time.sleep(big_alone / 4)  # the big body is in and being scored
+    with httpx.Client(base_url=url, timeout=60) as small:
+        i = 0
+        while sender.is_alive():
+            body = {"flights": [flight], "request_id": f"beside-big-{i}"}
+            assert _predict(small, body).status_code == 200
+            i += 1
+    sender.join()
+    deadline = time.monotonic() + 10  # the log thread writes every 0.05 s
+    while True:
+        log = request_log.read_day(home, date.fromisoformat(DAY))
+        if (log["request_id"] == "big-one").sum() == 10_000 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    big = log[log["request_id"] == "big-one"].iloc[0]
+    scored_until = pd.Timestamp(big["received_at"])  # when the big one's scoring ended
+    scored_from = scored_until - pd.Timedelta(milliseconds=big["latency_ms"])
+    singles = pd.to_datetime(log.loc[log["request_id"].str.startswith("beside-big-"),
+                                     "received_at"])  # fmt: skip
+    during = singles[(singles > scored_from) & (singles < scored_until)]
+    assert len(during) >= 3, (len(singles), big["latency_ms"], big_alone)
+
+
+def test_models_health_ready_docs(server):
+    client = server["client"]
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["ready"] and ready["serving"] == {MODEL: server["challenger"]["version"]}
+    models = {m["model"]: m for m in client.get("/v1/models").json()["models"]}
+    assert models[MODEL]["version"] == server["challenger"]["version"]
+    assert models[MODEL]["test_metrics"]["auc"] == server["challenger"]["metrics"]["test"]["auc"]
+    assert models["departures_forecaster"]["version"] is None
+    assert client.get("/docs").status_code == 200
+    assert "/v1/models/{model}/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_rollback_and_promotion_under_load(server):
+    """A bounded load; a rollback, then the challenger promoted again: no request fails, each
+    names its version, each switch is seen within a few seconds."""
+    home, client = server["home"], server["client"]
+    champion, challenger = server["champion"]["version"], server["challenger"]["version"]
+    flights = _flights(home, DAY, limit=50)
+    seen: list[tuple[float, int, str | None]] = []
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        with httpx.Client(base_url=server["url"], timeout=10) as own:
+            i = 0
+            while not stop.is_set() and i < 2_000:
+                r = _predict(own, {"flights": [flights[(worker + i) % len(flights)]]})
+                seen.append((time.monotonic(), r.status_code, r.json().get("version")))
+                i += 1
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(load, w) for w in range(4)]
+        time.sleep(1.0)
+        rolled_at = time.monotonic()
+        manifests.rollback(home, MODEL, reason="test: rollback under load")
+        assert _wait_for(client, champion, 5), "rollback not seen within 5 s"
+        promoted_at = time.monotonic()
+        manifests.record(home, MODEL, manifests.current(home, MODEL) | {
+            k: v for k, v in server["challenger"].items() if not k.startswith("_")})  # fmt: skip
+        assert _wait_for(client, challenger, 5), "promotion not seen within 5 s"
+        time.sleep(0.5)
+        stop.set()
+        for f in futures:
+            f.result()
+    assert len(seen) > 50 and {s for _, s, _ in seen} == {200}
+    assert {v for _, _, v in seen} == {champion, challenger}
+    first_champion = min(t for t, _, v in seen if v == champion and t > rolled_at)
+    assert first_champion - rolled_at < 5
+    assert max(t for t, _, v in seen if v == challenger) > promoted_at
+    metrics = client.get("/metrics").text
+    assert f'unified_assets_online_model_version{{model="{MODEL}",version="{challenger}"}} 1.0' \
+        in metrics  # fmt: skip
+    assert 'unified_assets_online_reloads_total{model="delay_classifier"} 3.0' in metrics
+
+
+def _wait_for(client: httpx.Client, version: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if client.get("/ready").json()["serving"].get(MODEL) == version:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_tampered_artifact_is_refused_and_the_old_model_keeps_serving(server):
+    home, client = server["home"], server["client"]
+    challenger = server["challenger"]["version"]
+    champion_sha = server["champion"]["artifact"]["sha256"]
+    path = artifacts.model_path(home, champion_sha)
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"tree", b"TREE", 1))
+    try:
+        manifests.rollback(home, MODEL, reason="test: roll back onto a tampered artifact")
+        deadline = time.monotonic() + 5
+        while "refused_reloads_total{model=\"delay_classifier\"} 1.0" not in (
+                metrics := client.get("/metrics").text):  # fmt: skip
+            assert time.monotonic() < deadline, "the tampered artifact was not refused in 5 s"
+            time.sleep(0.05)
+        flight = _flights(home, DAY, limit=1)[0]
+        response = _predict(client, {"flights": [flight]})
+        assert response.status_code == 200 and response.json()["version"] == challenger
+        models = {m["model"]: m for m in client.get("/v1/models").json()["models"]}
+        assert "integrity check" in models[MODEL]["refused"]
+        assert "unified_assets_online_refused_reloads_total" in metrics
+    finally:
+        path.write_bytes(original)
+
+
+def test_online_log_read_back_by_the_monitoring_asset(server):
+    home, client = server["home"], server["client"]
+    flights = _flights(home, "2013-01-13", limit=20)
+    response = _predict(client, {"flights": flights, "request_id": "monitored"})
+    assert response.status_code == 200
+    log = home / "online" / "requests" / "2013-01-13.jsonl"
+    deadline = time.monotonic() + 5
+    while not log.exists() or "monitored" not in log.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(0.5)  # the writer's sync interval
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    mine = [line for line in lines if line["request_id"] == "monitored"]
+    assert len(mine) == 20 and {m["model_version"] for m in mine} == {response.json()["version"]}
+    assert set(mine[0]) >= {"request_id", "model_version", "features", "prediction", "latency_ms"}
+    result = run_assets(home, all_assets(), [ONLINE_PREDICTIONS], "2013-01-13", "2013-01-13")
+    assert result.success
+    assert scalar(home, "SELECT count(*) FROM monitoring.online_predictions WHERE request_id = "
+                  "'monitored'") == 20  # fmt: skip
+    (row,) = query(
+        home,
+        "SELECT rows, labelled_rows, realized, metric FROM "
+        "monitoring.online_daily WHERE day = '2013-01-13' AND model = ?",
+        [MODEL],
+    )
+    assert row[0] == len(lines) and row[1] > 0 and row[3] == "auc" and 0 <= row[2] <= 1
+    # drift of the online rows against the serving version's training reference: one day of
+    # traffic is a partial window, judged on its predictions' PSI only
+    (drifted,) = query(
+        home,
+        "SELECT drift_rows, drift_rule, prediction_psi, is_drift FROM monitoring.online_daily "
+        "WHERE day = '2013-01-13' AND model = ?",
+        [MODEL],
+    )
+    assert drifted[0] == len(lines) and drifted[1] in ("partial", "fixed")
+    assert drifted[2] is not None and drifted[2] >= 0 and drifted[3] in (True, False)
