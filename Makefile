@@ -27,10 +27,11 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/unified-assets build --through 2013-12-31
 
-# pytest-xdist: the tests on two workers (the machines have two cores); the modules that share one
-# server, cluster or template home stay on one worker (--dist loadgroup, `xdist_group` marks).
+# pytest-xdist: the tests on two workers (the machines have two cores), a module at a time
+# (--dist loadfile): a module's server, cluster or template home is built once, on one worker.
+# Modules are handed out in collection order (system/ first, the slowest among them early).
 PYTEST_WORKERS ?= 2
-XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## Lint, then every test: the unit tier (lib/) and the system tier (runs, sensors, the service,
 ## the UI in a browser, PostgreSQL, Dask, killed and concurrent processes, the command line).

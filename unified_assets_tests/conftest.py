@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import ast
 import os
-import shutil
-from collections.abc import Callable
-from datetime import date
-from pathlib import Path
 
-import pytest
-from filelock import FileLock
+# Before LightGBM's OpenMP runtime loads, here and in every process the tests start: the two
+# workers of pytest-xdist share two cores, and OpenMP threads that spin while they wait make a
+# small training on a busy machine many times slower (docs/performance.md). Results are the same.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from unified_assets.lib.raw import landing
+import shutil  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from datetime import date  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402
+
+from unified_assets.lib.raw import landing  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TIERS = ("unit", "system")
@@ -34,7 +40,7 @@ JANUARY_END = "2013-01-28"  # four weeks: the small models' windows (support/run
 # processes, the system tier's support (unit/conftest.py also refuses to start a process).
 NOT_IN_UNIT = ("dagster", "unified_assets.defs", "unified_assets.definitions",
                "unified_assets.cli", "unified_assets.replay", "unified_assets.online",
-               "unified_assets_tests.support.runs", "subprocess", "multiprocessing")  # fmt: skip
+               "unified_assets_tests.support.runs", "subprocess", "multiprocessing")
 
 
 def imported(path: Path) -> set[str]:
@@ -47,7 +53,21 @@ def imported(path: Path) -> set[str]:
     return names
 
 
+# pytest-xdist (make test: --dist loadfile --no-loadscope-reorder) hands the workers whole
+# modules in collection order: the longest first, so that both workers finish together.
+SLOWEST_FIRST = ("system/cli/test_replay.py", "system/postgres/", "system/concurrency/",
+                 "system/dask/", "system/models/", "system/monitoring/test_drift_shifts.py",
+                 "system/crash/", "system/ui/")
+
+
+def slowness_rank(item) -> int:
+    where = Path(item.path).resolve().relative_to(HERE).as_posix()
+    return next((i for i, part in enumerate(SLOWEST_FIRST) if where.startswith(part)),
+                len(SLOWEST_FIRST))
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=slowness_rank)  # stable: the rest keep their order, system/ before unit/
     checked = set()
     for item in items:
         path = Path(item.path).resolve()
@@ -90,7 +110,7 @@ def copy_of(template: Path, target: Path) -> Path:
 def landed_template(tmp_path_factory) -> Path:
     """Jan 1-3 2013 landed; tests copy it."""
     return shared_template(tmp_path_factory, "landed",
-                           lambda home: landing.land(home, through=FIRST_DAYS_END))  # fmt: skip
+                           lambda home: landing.land(home, through=FIRST_DAYS_END))
 
 
 @pytest.fixture
@@ -130,7 +150,7 @@ def featured_template(tmp_path_factory) -> Path:
     def build(home: Path) -> None:
         landing.land(home, through=date.fromisoformat(JANUARY_END))
         assert run_assets(home, data_and_feature_assets(), selection=FEATURES_UP,
-                          start="2013-01-01", end=JANUARY_END).success  # fmt: skip
+                          start="2013-01-01", end=JANUARY_END).success
 
     return shared_template(tmp_path_factory, "featured", build)
 

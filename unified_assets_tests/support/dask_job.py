@@ -26,5 +26,5 @@ def small_retraining_on_dask(home: str, address: str) -> dg.JobDefinition:
     Dask cluster at `address`, over the home folder `home` (the code location's own job)."""
     job = retraining_on_dask(SPEC, address)
     defs = dg.Definitions(assets=data_and_feature_assets() + build_model_assets(SPEC),
-                          resources=resources_for(Path(home)), jobs=[job])  # fmt: skip
+                          resources=resources_for(Path(home)), jobs=[job])
     return defs.resolve_job_def(job.name)

@@ -33,7 +33,7 @@ def build_window(home: Path, start: date, end: date, lead_minutes: int = 120) ->
                 ingest.replace_reference(conn, table, file, now)
             for table in landing.DAILY_TABLES:
                 files = [(ingest.inspect_file(landing.daily_file(home, table, d), home, conn), d)
-                         for d in days]  # fmt: skip
+                         for d in days]
                 ingest.replace_daily(conn, table, files, start, end, now)
         with database.transaction(conn):
             for spec in (curated.CARRIERS, curated.AIRPORTS, curated.PLANES):

@@ -107,7 +107,7 @@ class PostgresServer:
         self._run([
             str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
             "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "-N",
-        ])  # fmt: skip
+        ])
         pwfile.unlink()
         settings = [
             "listen_addresses = '127.0.0.1'",
@@ -124,7 +124,7 @@ class PostgresServer:
                 self._run([
                     str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l",
                     str(self.log_file), "-o", f"-p {self.port}", "-w", "-t", "60", "start",
-                ])  # fmt: skip
+                ])
                 break
             except RuntimeError:
                 if attempt == 2 or "address already in use" not in self.server_log().lower():
@@ -141,7 +141,7 @@ class PostgresServer:
             if pid_file.exists():
                 try:
                     self._run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir),
-                               "-m", "fast", "-w", "-t", "30", "stop"])  # fmt: skip
+                               "-m", "fast", "-w", "-t", "30", "stop"])
                 except (RuntimeError, subprocess.TimeoutExpired):
                     if pid_file.exists():
                         os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
@@ -167,7 +167,7 @@ class PostgresServer:
             [str(self.bin_dir / "psql"), "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
              "-d", uri, "-c", sql],
             capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        )
         if done.returncode:
             raise RuntimeError(f"psql failed: {done.stderr}")
         return [line.split("\t") for line in done.stdout.splitlines() if line]

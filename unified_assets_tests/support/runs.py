@@ -50,21 +50,18 @@ def run_assets(
     end: str | None = None,
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize `selection` of `assets` over the days start..end (if given), as one run."""
+    """Materialize `selection` of `assets` over the days start..end (if given), as one run, on
+    `instance`, else on an ephemeral instance disposed after the run (the result keeps its
+    events)."""
     tags = {}
     if start:
         tags = {
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
         }
-    return dg.materialize(
-        assets,
-        selection=selection,
-        resources=resources_for(home),
-        tags=tags,
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    # Without an instance, materialize() makes an ephemeral one and disposes of it.
+    return dg.materialize(assets, selection=selection, resources=resources_for(home), tags=tags,
+                          instance=instance, raise_on_error=False)
 
 
 def run(
@@ -105,7 +102,7 @@ def tick(defs: dg.Definitions, name: str, home: Path, instance: dg.DagsterInstan
     ) as context:
         result = sensor(context)
     requests = [] if isinstance(result, dg.SkipReason) or result is None else (
-        [result] if isinstance(result, dg.RunRequest) else list(result))  # fmt: skip
+        [result] if isinstance(result, dg.RunRequest) else list(result))
     return requests, result, context.cursor
 
 
@@ -124,9 +121,9 @@ def small(spec: specs.ModelSpec, **changes) -> specs.ModelSpec:
             test=(date(2013, 1, 16), date(2013, 1, 22)),
         )
     loose = dataclasses.replace(spec.gates, metric_floor=0.55 if spec.higher_is_better else 500,
-                                amdr_threshold=0.0, max_slice_gap=10.0)  # fmt: skip
+                                amdr_threshold=0.0, max_slice_gap=10.0)
     return dataclasses.replace(spec, **(windows | dict(budget=2, num_boost_round=150,
-                                                       gates=loose) | changes))  # fmt: skip
+                                                       gates=loose) | changes))
 
 
 def train_and_deploy(home: Path, spec: specs.ModelSpec) -> dg.ExecuteInProcessResult:

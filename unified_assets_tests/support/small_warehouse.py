@@ -71,7 +71,7 @@ def add_flight(
         "?, ?, ?, true)",
         [day, carrier, flight, tail, origin, dest, sched, dep, dep_delay, sched_arr, arr,
          arr_delay, air_time, 1000, hour, utc_hour, cancelled, diverted],
-    )  # fmt: skip
+    )
 
 
 def add_weather(conn, origin: str, utc: datetime, temp: float) -> None:
@@ -105,7 +105,7 @@ def fill_hand_built(conn) -> None:
     conn.execute("INSERT INTO warehouse.dim_airport VALUES ('BOS', 'America/New_York'), "
                  "('LAX', 'America/New_York'), ('MIA', 'America/New_York'), "
                  "('DEN', 'America/New_York'), ('JFK', 'America/New_York'), "
-                 "('LGA', 'America/New_York'), ('ORD', 'America/Chicago')")  # fmt: skip
+                 "('LGA', 'America/New_York'), ('ORD', 'America/Chicago')")
 
     # The flight under test, and one more in the same local hour at JFK (cancelled: still
     # scheduled), plus one at LGA in that hour (another origin).

@@ -37,7 +37,7 @@ def synthetic_days(first: date, n_days: int, seed: int, per_day: int = 400) -> p
             "capped": np.where(rng.uniform(size=per_day) < 0.8, 10.0,
                                rng.uniform(0, 10, per_day).round(1)),
             "day_of_week": (first + timedelta(days=i)).isoweekday(),
-        }))  # fmt: skip
+        }))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -46,14 +46,14 @@ def drift_reference(train: pd.DataFrame, policy: DriftPolicy) -> dict:
     sample of rows."""
     built, sample = drift.build_reference(train, FEATURES, CATEGORICAL,
                                           np.random.default_rng(2).uniform(size=2000),
-                                          train["day"], policy.window_days)  # fmt: skip
+                                          train["day"], policy.window_days)
     assert sample is not None and len(sample) == drift.SAMPLE_ROWS
     return built | {drift_classifier.SAMPLE: sample}
 
 
 # -- scores with known outcomes -------------------------------------------------------------------
 def sample(n: int, seed: int, shift: float = 0.0,
-           spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+           spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Scores and outcomes where P(late | score) = score = sigmoid(1.5 z - 1.2) exactly; the
     day's flights (z) may be riskier (`shift`) or more alike (`spread`)."""
     rng = np.random.default_rng(seed)
@@ -74,19 +74,19 @@ def monitor_four_days(conn: duckdb.DuckDBPyConnection) -> dict:
     # A table made before estimates existed keeps its rows and gains the column.
     conn.execute("CREATE TABLE monitoring.performance_daily (model VARCHAR, day DATE, "
                  "scored_day DATE, model_version VARCHAR, rows BIGINT, metric VARCHAR, "
-                 "value DOUBLE, baseline_value DOUBLE, measured_at TIMESTAMP)")  # fmt: skip
+                 "value DOUBLE, baseline_value DOUBLE, measured_at TIMESTAMP)")
     conn.execute("INSERT INTO monitoring.performance_daily VALUES ('delay_classifier', "
-                 "'2013-04-01', '2013-03-31', 'older', 900, 'auc', 0.7, NULL, now())")  # fmt: skip
+                 "'2013-04-01', '2013-03-31', 'older', 900, 'auc', 0.7, NULL, now())")
     first = date(2013, 5, 1)
     scored, flights = [], []
     for i, version in enumerate(["old", "old", "new", "new"]):  # "old": no estimator
         p, y = sample(3_000, seed=20 + i)
         day = first + timedelta(days=i)
         keys = pd.DataFrame({"flight_date": day, "carrier": "AA", "flight": np.arange(3_000),
-                             "origin": "JFK", "sched_dep_ts": pd.Timestamp(day)})  # fmt: skip
+                             "origin": "JFK", "sched_dep_ts": pd.Timestamp(day)})
         scored.append(keys.assign(prediction=p, model_version=version))
         flights.append(keys.assign(**{c: np.nan for c in spec.features if c not in keys},
-                                   is_late_15=y.astype(bool)))  # fmt: skip
+                                   is_late_15=y.astype(bool)))
     conn.register("_s", pd.concat(scored))
     conn.register("_f", pd.concat(flights))
     conn.execute("CREATE TABLE serving.delay_classifier_predictions AS SELECT * FROM _s")
@@ -102,6 +102,6 @@ def monitor_four_days(conn: duckdb.DuckDBPyConnection) -> dict:
     measured = model_health.monitor_window(
         conn, spec, first, first + timedelta(days=4), lambda version: None, DriftPolicy(),
         datetime(2013, 5, 5), estimator_of,
-    )  # fmt: skip
+    )
     return {"first": first, "scored": scored, "flights": flights, "measured": measured,
             "asked": asked}

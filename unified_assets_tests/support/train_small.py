@@ -33,7 +33,7 @@ def spec(variant: str) -> specs.ModelSpec:
     if variant == "challenger":
         gates = dataclasses.replace(base.gates, champion_tolerance=1.0)
         return small(specs.DELAY_CLASSIFIER, budget=1, gates=gates,
-                     params=base.params | {"num_leaves": 7}, **WINDOWS)  # fmt: skip
+                     params=base.params | {"num_leaves": 7}, **WINDOWS)
     raise SystemExit(f"unknown variant {variant!r}")
 
 

@@ -1,5 +1,6 @@
 """Fixtures of the system tier (the shared homes are in the conftest.py above)."""
 
+import dagster as dg
 import pytest
 
 
@@ -9,3 +10,10 @@ def defs():
     from unified_assets.definitions import defs
 
     return defs
+
+
+@pytest.fixture
+def instance():
+    """An ephemeral Dagster instance, disposed of after the test (with its temporary folder)."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance

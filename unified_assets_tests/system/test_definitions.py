@@ -10,13 +10,13 @@ def test_definitions_follow_the_layers():
     graph = defs.resolve_asset_graph()
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"raw", "warehouse", "marts", "features", "models", "deployment", "serving",
-                      "monitoring"}  # fmt: skip
+                      "monitoring"}
     landing = {k for k in graph.get_all_asset_keys() if not graph.get(k).is_executable}
     # the graph starts at the landing files (external assets, written by upstream systems)
     assert {k.to_user_string() for k in landing} == {
-        "landing/flights", "landing/weather", "landing/reference"}  # fmt: skip
+        "landing/flights", "landing/weather", "landing/reference"}
     assert graph.get(dg.AssetKey(["raw", "flights"])).parent_keys == {
-        dg.AssetKey(["landing", "flights"])}  # fmt: skip
+        dg.AssetKey(["landing", "flights"])}
     for key in graph.get_all_asset_keys() - landing:
         node = graph.get(key)
         assert key.path[0] == node.group_name  # key prefix = group = DuckDB schema

@@ -63,7 +63,7 @@ def _history_files(home: Path, model: str) -> list[Path]:
     return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
 
 
-def _stamp_after(home: Path, model: str) -> datetime:
+def stamp_after(home: Path, model: str) -> datetime:
     """Now, or one microsecond past the newest history entry if the clock has not moved on."""
     now = datetime.now(UTC)
     files = _history_files(home, model)
@@ -82,7 +82,7 @@ def _append_history(home: Path, model: str, entry: dict, status: str, version: s
     folder = history_dir(home, model)
     label = _UNSAFE.sub("_", str(version)[:12])
     for _ in range(100):
-        stamp = _stamp_after(home, model)
+        stamp = stamp_after(home, model)
         path = folder / f"{stamp.strftime(_STAMP)}-{status}-{label}.json"
         body = entry | {"recorded_at": stamp.isoformat()}
         if write_new(path, _dumps(body)):

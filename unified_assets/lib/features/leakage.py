@@ -146,7 +146,7 @@ def _history(name: str, day: str, mean_days: int | None = None) -> str:
     ) k USING (origin, feature_date)"""
 
 
-def _rule(feature: Feature) -> tuple[str, str | None]:
+def audit_rule(feature: Feature) -> tuple[str, str | None]:
     """The rule and the audit query (over `rows`, giving `ok` per row) of one feature."""
     name = feature.name
     if feature.as_of == "cutoff_utc":
@@ -193,13 +193,13 @@ NEEDS = {
 """The staged tables each rule reads (outcomes and running totals are made from events)."""
 
 
-def _lookback_days(table: str, registry: dict[str, Feature]) -> int:
+def lookback_days(table: str, registry: dict[str, Feature]) -> int:
     """How many days before its window an audited row's values can reach back: the longest
     rate or history window, plus three (a cutoff the evening before, a flight landing the
     day after its scheduled day, late by up to a day)."""
     longest = 1
     for feature in features_of(table, registry):
-        rule, _ = _rule(feature)
+        rule, _ = audit_rule(feature)
         tail = feature.name.rsplit("_", 1)[-1].rstrip("d")
         if rule in ("rates", "history") and tail.isdigit():
             longest = max(longest, int(tail))
@@ -239,14 +239,14 @@ def _stage(conn: duckdb.DuckDBPyConnection, table: str, where: str, params: dict
             FROM leak_events WHERE dep_delay_min IS NOT NULL AND departed_utc IS NOT NULL
                 AND departed_utc >= (SELECT min(cutoff_utc) FROM leak_rows) - INTERVAL 4 HOUR
             WINDOW w AS (PARTITION BY {grain} ORDER BY departed_utc)""", {})
-    weather = [f.name for f in features if _rule(f)[0] == "weather"]
+    weather = [f.name for f in features if audit_rule(f)[0] == "weather"]
     if weather:
         queries["weather"] = (f"""SELECT r.*, {", ".join(f"w.{c} AS w_{c}" for c in weather)}
             FROM leak_rows r ASOF LEFT JOIN (
                 SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS ended_utc, {", ".join(weather)}
                 FROM warehouse.fct_weather_hourly
             ) w ON w.origin = r.origin AND r.cutoff_utc >= w.ended_utc""", {})
-    needed = {name for f in features for name in NEEDS.get(_rule(f)[0], ())}
+    needed = {name for f in features for name in NEEDS.get(audit_rule(f)[0], ())}
     staged = [name for name in STAGED if name in needed]
     for name in staged:
         sql, values = queries[name]
@@ -300,7 +300,7 @@ def audit(
     where, params = _window(column, start, end)
     since = None
     if start is not None:
-        since = date.fromordinal(start.toordinal() - _lookback_days(table, registry))
+        since = date.fromordinal(start.toordinal() - lookback_days(table, registry))
     features = features_of(table, registry)
     staged = _stage(conn, table, where, params, since, end, features)
     ctes = "WITH " + ", ".join(f"{name} AS (SELECT * FROM leak_{name})" for name in staged)
@@ -323,7 +323,7 @@ def audit(
 
 def _audited(feature: Feature, name: str = "audited") -> str | None:
     """The CTE `name` of a feature with an audit query: its rows with a value, with `ok`."""
-    _, query = _rule(feature)
+    _, query = audit_rule(feature)
     if query is None:
         return None
     query = query.replace("e.landed_utc + lag",
@@ -348,7 +348,7 @@ def _count(conn: duckdb.DuckDBPyConnection, features: list[Feature], ctes: str
     if counts:
         sql = ", ".join([ctes, *parts]) + " " + " UNION ALL ".join(counts)
         found |= {i: (n, bad) for i, n, bad in conn.execute(sql).fetchall()}
-    return [Finding(f.name, _rule(f)[0], *found[i]) for i, f in enumerate(features)]
+    return [Finding(f.name, audit_rule(f)[0], *found[i]) for i, f in enumerate(features)]
 
 
 def _sample(conn: duckdb.DuckDBPyConnection, table: str, feature: Feature, audited: str

@@ -219,7 +219,7 @@ def train_distributed(client, spec: ModelSpec, train_ref: Snapshot, valid: pd.Da
     text = booster.model_to_string()
     booster = lgb.Booster(model_str=text)
     x_valid, _, offset = training.inputs(spec, valid)
-    score = training._score(spec, training.label(spec, valid),
+    score = training.validation_score(spec, training.label(spec, valid),
                             booster.predict(x_valid) + offset)
     record = {"trial": "distributed", "params": {k: v for k, v in params.items()
                                                  if k not in ("seed", "deterministic",

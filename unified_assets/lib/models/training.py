@@ -106,7 +106,7 @@ def _trial_params(spec: ModelSpec, budget: int, seed: int) -> list[dict]:
     return trials
 
 
-def _score(spec: ModelSpec, y: np.ndarray, pred: np.ndarray) -> float:
+def validation_score(spec: ModelSpec, y: np.ndarray, pred: np.ndarray) -> float:
     return auc(y, pred) if spec.task == "binary" else mae(y, pred)
 
 
@@ -192,7 +192,7 @@ def fit_trial(spec: ModelSpec, number: int, params: dict, seed: int, x_train: pd
     )
     iteration = booster.best_iteration or booster.current_iteration()
     raw = booster.predict(x_valid, num_iteration=iteration)
-    score = _score(spec, y_valid, raw + valid_offset)
+    score = validation_score(spec, y_valid, raw + valid_offset)
     record = {
         "trial": number,
         "params": params,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from unified_assets.lib.core import config
+from unified_assets.lib.core import config, database
 from unified_assets.lib.deployment import manifests
 from unified_assets.lib.quality import validation
 from unified_assets.lib.raw import landing
@@ -20,11 +20,11 @@ def status_report(home: Path) -> str:
         days = landing.landed_days(home, table)
         span = f"{days[0]} .. {days[-1]}" if days else "none"
         lines.append(f"landed {table}: {len(days)} days ({span})")
-    database = config.warehouse_path(home)
-    if not database.exists():
-        lines.append(f"no warehouse yet at {database}")
+    db_file = config.warehouse_path(home)
+    if not db_file.exists():
+        lines.append(f"no warehouse yet at {db_file}")
         return "\n".join(lines)
-    conn = database.connect(database, read_only=True)
+    conn = database.connect(db_file, read_only=True)
     try:
         tables = conn.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "

@@ -23,7 +23,7 @@ def materialize(home: Path, select: str, days: str) -> subprocess.CompletedProce
         [str(BIN / "dagster"), "asset", "materialize", "-m", "unified_assets.definitions",
          "--select", select, "--partition-range", days],
         home,
-    )  # fmt: skip
+    )
 
 
 def test_land_then_materialize_by_group_as_ci_does(tmp_path):

@@ -19,13 +19,13 @@ def test_a_few_weeks_replayed_retrain_and_grow_the_manifest_history(tmp_path):
     base = tmp_path / "data"
     env = dict(os.environ, UNIFIED_ASSETS_HOME=str(base), UNIFIED_ASSETS_ROLLING_DAYS="14,7,7",
                UNIFIED_ASSETS_RETRAIN_DRIFT_DAYS="1",
-               UNIFIED_ASSETS_RETRAIN_COOLDOWN_DAYS="5")  # fmt: skip
+               UNIFIED_ASSETS_RETRAIN_COOLDOWN_DAYS="5")
     env.pop("DAGSTER_HOME", None)
     done = subprocess.run(
         [str(BIN / "unified-assets"), "replay", "--start", "2013-01-01", "--end", "2013-02-18",
          "--bootstrap-end", "2013-02-04", "--budget", "1", "--models", "delay_classifier"],
         env=env, capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     home = base / "replay"
     ledger = json.loads((home / "replay_ledger.json").read_text())
@@ -51,7 +51,7 @@ def test_a_few_weeks_replayed_retrain_and_grow_the_manifest_history(tmp_path):
     assert query(home, "SELECT count(DISTINCT day) FROM monitoring.drift_daily")[0][0] == 15
     # realized AUC of each matured day (noisy: a blizzard day has a third of the flights)
     days, pooled = query(home, "SELECT count(*), sum(value * rows) / sum(rows) FROM "
-                               "monitoring.performance_daily WHERE metric = 'auc'")[0]  # fmt: skip
+                               "monitoring.performance_daily WHERE metric = 'auc'")[0]
     assert days == 14 and 0.55 < pooled < 0.85
 
     # the loop retrained on its own, said why, and each decision is in the manifest history
@@ -81,7 +81,7 @@ def test_a_few_weeks_replayed_retrain_and_grow_the_manifest_history(tmp_path):
     weeks = query(home, "SELECT count(DISTINCT measured_at) FROM monitoring.kpi_history")[0][0]
     assert weeks == 7  # the Mondays from Jan 7 to Feb 18, dated by their schedule
     kpi = dict(query(home, "SELECT kpi, value FROM monitoring.kpi_history "
-                           "WHERE measured_at = '2013-02-18 06:00:00'"))  # fmt: skip
+                           "WHERE measured_at = '2013-02-18 06:00:00'"))
     assert 0 < kpi["delay_classifier_amdr"] <= 1 and 0 < kpi["dq_min"] <= 1
     assert kpi["rel_cicd"] == 1.0 and kpi["ev"] > 0  # a gate's rejection is no failure
     assert kpi["delay_classifier_l_dp"] > 0
@@ -96,7 +96,7 @@ def test_a_replay_that_ends_before_the_first_model_still_reports(tmp_path):
     done = subprocess.run(
         [str(BIN / "unified-assets"), "replay", "--start", "2013-01-01", "--end", "2013-01-02"],
         env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     ledger = json.loads((base / "replay" / "replay_ledger.json").read_text())
     assert [r["partition"] for r in ledger["runs"] if r["job"] == "ingest_daily"] == [

@@ -31,15 +31,12 @@ from unified_assets_tests.support.programs import REPO
 from unified_assets_tests.support.reads import data_rows, query, scalar
 from unified_assets_tests.support.runs import POOL_LIMIT_1, run
 
-# One worker of pytest-xdist runs the module: one race for the warehouse at a time.
-pytestmark = pytest.mark.xdist_group("concurrency")
-
 DAYS = [date(2013, 1, d) for d in range(1, 5)]
 ROWS_JAN = (842, 943)  # flights on 2013-01-01 and 2013-01-02
 DAILY = ("raw/flights", "raw/weather", "warehouse/fct_flights", "warehouse/fct_weather_hourly")
 FLIGHTS = ("raw/flights", "warehouse/fct_flights")
 REFERENCE = ("raw/planes", "raw/airports", "raw/airlines", "warehouse/dim_carrier",
-             "warehouse/dim_airport", "warehouse/dim_plane")  # fmt: skip
+             "warehouse/dim_airport", "warehouse/dim_plane")
 WAITING = "waiting up to"  # the warning lib/core/database.py logs when it starts to wait
 POOL_BLOCKED = "Step blocked by limit for pool duckdb"  # Dagster's engine event
 
@@ -136,7 +133,7 @@ def python(*args: str, env: dict, **kwargs) -> subprocess.Popen:
 
 def materialize_args(day: date, selection=DAILY) -> list[str]:
     return ["-m", "dagster", "asset", "materialize", "-m", "unified_assets.definitions",
-            "--select", ",".join(selection), "--partition", str(day)]  # fmt: skip
+            "--select", ",".join(selection), "--partition", str(day)]
 
 
 def wait_for(condition, what: str, timeout_s: float = 180) -> None:
@@ -153,13 +150,13 @@ def diagnosis(home: Path, audit: list[tuple], logs: dict) -> dict:
     per day, and, per run, its log lines about the warehouse (lock waits, curation totals,
     step outcomes), in order."""
     facts = query(home, "SELECT flight_date::VARCHAR, count(*) FROM warehouse.fct_flights "
-                        "GROUP BY 1 ORDER BY 1")  # fmt: skip
+                        "GROUP BY 1 ORDER BY 1")
     marks = (WAITING, "warehouse.fct_", "STEP_SUCCESS", "STEP_FAILURE", "rolled back")
     runs = {
         str(day): [line[:300] for line in err.read_text().splitlines()
                    if any(m in line for m in marks)]
         for day, (_, err) in logs.items()
-    }  # fmt: skip
+    }
     return {"audit": audit, "fct_flights_per_day": facts, "runs": runs}
 
 
@@ -168,14 +165,14 @@ def four_days(home) -> Path:
     """Jan 1-4 landed, reference tables and dimensions built; no daily partition built yet."""
     landing.land(home, through=DAYS[-1])
     assert run(home, None, None, selection=[dg.AssetKey.from_user_string(k) for k in REFERENCE],
-               ).success  # fmt: skip
+               ).success
     return home
 
 
 def env_for(home: Path, dagster_home: Path) -> dict[str, str]:
     dagster_home.mkdir(parents=True, exist_ok=True)
     return dict(os.environ, UNIFIED_ASSETS_HOME=str(home), DAGSTER_HOME=str(dagster_home),
-                UNIFIED_ASSETS_LOCK_TIMEOUT_S="120")  # fmt: skip
+                UNIFIED_ASSETS_LOCK_TIMEOUT_S="120")
 
 
 @pytest.mark.parametrize(
@@ -205,17 +202,17 @@ def test_parallel_runs_write_different_days_of_the_same_tables(
     try:
         # A writer holds the file first, so every run below really meets the lock.
         holder = python("-c", HOLDER, str(db_file), "write", env=env,
-                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         procs.append(holder)
         assert holder.stdout.readline().strip() == "holding"
         reader = python("-c", READER, str(db_file), str(stop), env=env,
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         procs.append(reader)
         writers = {}
         for day, (out, err) in logs.items():
             with out.open("w") as o, err.open("w") as e:
                 writers[day] = python(*materialize_args(day, selection), env=env, stdout=o,
-                                      stderr=e)  # fmt: skip
+                                      stderr=e)
             procs.append(writers[day])
 
         def all_waiting() -> bool:
@@ -246,18 +243,18 @@ def test_parallel_runs_write_different_days_of_the_same_tables(
     # Every day's rows exactly once: raw equals its landing file, curated rows conserve them.
     expected = {str(day): data_rows(landing.daily_file(home, "flights", day)) for day in days}
     raw = dict(query(home, "SELECT partition_date::VARCHAR, count(*) FROM raw.flights "
-                           "GROUP BY 1"))  # fmt: skip
+                           "GROUP BY 1"))
     assert raw == expected
     if "raw/weather" in selection:
         weather = dict(query(home, "SELECT partition_date::VARCHAR, count(*) FROM raw.weather "
-                                   "GROUP BY 1"))  # fmt: skip
+                                   "GROUP BY 1"))
         assert weather == {str(d): data_rows(landing.daily_file(home, "weather", d))
-                           for d in days}  # fmt: skip
+                           for d in days}
         assert scalar(home, "SELECT count(*) - count(DISTINCT (origin, time_hour_utc)) "
-                            "FROM warehouse.fct_weather_hourly") == 0  # fmt: skip
+                            "FROM warehouse.fct_weather_hourly") == 0
     audit = query(home, "SELECT table_name, partition_date::VARCHAR, rows_in, curated, "
                         "quarantined, duplicates FROM warehouse.ingest_audit "
-                        "WHERE partition_date IS NOT NULL ORDER BY 1, 2")  # fmt: skip
+                        "WHERE partition_date IS NOT NULL ORDER BY 1, 2")
     curated_tables = [k for k in selection if k.startswith("warehouse/")]
     # one row per table and day, no more; if not, the message has the whole audit, the curated
     # rows per day and each run's own log of what its curation steps wrote and when
@@ -267,11 +264,11 @@ def test_parallel_runs_write_different_days_of_the_same_tables(
         if table == "warehouse.fct_flights":
             assert rows_in == expected[day]
     curated = dict(query(home, "SELECT flight_date::VARCHAR, count(*) FROM "
-                               "warehouse.fct_flights GROUP BY 1"))  # fmt: skip
+                               "warehouse.fct_flights GROUP BY 1"))
     assert curated == {day: c for t, day, _, c, _, _ in audit if t == "warehouse.fct_flights"}
     assert set(curated) == set(expected) and min(curated.values()) > 0
     assert scalar(home, "SELECT count(*) - count(DISTINCT (flight_date, carrier, flight, "
-                        "origin, sched_dep_ts)) FROM warehouse.fct_flights") == 0  # fmt: skip
+                        "origin, sched_dep_ts)) FROM warehouse.fct_flights") == 0
 
     # The reader never saw half a day: each read shows a day's rows all or none.
     polls = [json.loads(line) for line in reads.splitlines()]
@@ -289,7 +286,7 @@ def test_parallel_runs_write_different_days_of_the_same_tables(
         keys = [str(d) for d in days]
         for key in selection:
             status = instance.get_status_by_partition(dg.AssetKey.from_user_string(key), keys,
-                                                      daily)  # fmt: skip
+                                                      daily)
             assert status == dict.fromkeys(keys, dg.AssetPartitionStatus.MATERIALIZED), key
 
 
@@ -307,10 +304,10 @@ def test_a_writer_that_read_stale_state_and_waited_for_the_lock_loses_no_write(h
     env = dict(os.environ)
     err_b = tmp_path / "b.err"
     a = python("-c", STEPPED_WRITER, str(home), str(DAYS[0]), env=env,
-               stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     with err_b.open("w") as err:
         b = python("-c", STEPPED_WRITER, str(home), str(DAYS[1]), env=env,
-                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)  # fmt: skip
+                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
 
     def say(proc: subprocess.Popen, command: str) -> None:
         proc.stdin.write(command + "\n")
@@ -338,13 +335,14 @@ def test_a_writer_that_read_stale_state_and_waited_for_the_lock_loses_no_write(h
         for proc in (a, b):
             proc.stdin.close()
             proc.wait(timeout=60)
+            proc.stdout.close()
     audit = query(home, "SELECT partition_date, rows_in, curated, quarantined, duplicates "
                         "FROM warehouse.ingest_audit WHERE partition_date IS NOT NULL "
-                        "ORDER BY 1")  # fmt: skip
+                        "ORDER BY 1")
     assert audit == [(DAYS[0], ROWS_JAN[0], ROWS_JAN[0], 0, 0),
-                     (DAYS[1], ROWS_JAN[1], ROWS_JAN[1], 0, 0)], audit  # fmt: skip
+                     (DAYS[1], ROWS_JAN[1], ROWS_JAN[1], 0, 0)], audit
     facts = query(home, "SELECT flight_date, count(*) FROM warehouse.fct_flights GROUP BY 1 "
-                        "ORDER BY 1")  # fmt: skip
+                        "ORDER BY 1")
     assert facts == [(DAYS[0], ROWS_JAN[0]), (DAYS[1], ROWS_JAN[1])]
 
 
@@ -355,12 +353,12 @@ def test_a_run_blocked_past_its_lock_timeout_fails_with_the_holder_named(four_da
     env = env_for(home, tmp_path / "dagster_home") | {"UNIFIED_ASSETS_LOCK_TIMEOUT_S": "2"}
     db_file = config.warehouse_path(home)
     notebook = python("-c", HOLDER, str(db_file), "read", env=env,
-                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert notebook.stdout.readline().strip() == "holding"
         blocked = subprocess.run([sys.executable, *materialize_args(DAYS[0], ["raw/flights"])],
                                  env=env, cwd=REPO,
-                                 capture_output=True, text=True, timeout=300)  # fmt: skip
+                                 capture_output=True, text=True, timeout=300)
         # Readers share the file: a second reader is not blocked by the notebook.
         conn = database.connect(db_file, read_only=True, timeout_s=0)
         conn.close()
@@ -372,18 +370,18 @@ def test_a_run_blocked_past_its_lock_timeout_fails_with_the_holder_named(four_da
     assert "lock timeout 2 s" in blocked.stderr
     assert "UNIFIED_ASSETS_LOCK_TIMEOUT_S" in blocked.stderr
     assert scalar(home, "SELECT count(*) FROM information_schema.tables "
-                        "WHERE table_name = 'flights' AND table_schema = 'raw'") == 0  # fmt: skip
+                        "WHERE table_name = 'flights' AND table_schema = 'raw'") == 0
 
 
 def test_a_reader_waits_for_a_writer_then_gives_up_clearly(tmp_path):
     db_file = tmp_path / "unified_assets.duckdb"
     env = dict(os.environ)
     writer = python("-c", HOLDER, str(db_file), "write", env=env,
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert writer.stdout.readline().strip() == "holding"
         with pytest.raises(database.WarehouseLockedError,
-                           match=rf"\(read\): it is locked by PID {writer.pid} \("):  # fmt: skip
+                           match=rf"\(read\): it is locked by PID {writer.pid} \("):
             database.connect(db_file, read_only=True, timeout_s=0.5)
     finally:
         writer.communicate("release\n", timeout=30)
@@ -397,7 +395,7 @@ def test_a_held_warehouse_is_opened_once_for_the_block_then_released(tmp_path):
     db_file = tmp_path / "unified_assets.duckdb"
     reader = [sys.executable, "-c", "import sys; from pathlib import Path; "
               "from unified_assets.lib.core import database; database.connect(Path(sys.argv[1]), "
-              "read_only=True, timeout_s=0.3).close()", str(db_file)]  # fmt: skip
+              "read_only=True, timeout_s=0.3).close()", str(db_file)]
     with database.held(db_file):
         conn = database.connect(db_file)
         conn.execute("CREATE TABLE main.t AS SELECT 1 AS x")
@@ -419,7 +417,7 @@ def test_only_the_resource_opens_the_warehouse():
     package = REPO / "unified_assets"
     opened: dict[str, set[str]] = {
         "duckdb.connect": set(), "database.connect": set(), "database.held": set()
-    }  # fmt: skip
+    }
     writable = set()
     for path in package.rglob("*.py"):
         where = str(path.relative_to(package))
@@ -430,7 +428,7 @@ def test_only_the_resource_opens_the_warehouse():
                 if name in opened:
                     opened[name].add(where)
                     read_only = any(k.arg == "read_only" and ast.unparse(k.value) == "True"
-                                    for k in node.keywords)  # fmt: skip
+                                    for k in node.keywords)
                     if name == "database.connect" and not read_only:
                         writable.add(where)
     assert opened["duckdb.connect"] == {"lib/core/database.py"}
@@ -455,7 +453,7 @@ SLEEPING_HOLDER = textwrap.dedent(
 def test_a_writer_waits_for_the_lock_then_gives_a_clear_error(tmp_path):
     db_file = tmp_path / "unified_assets.duckdb"
     holder = subprocess.Popen([sys.executable, "-c", SLEEPING_HOLDER, str(db_file), "4"],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
         wrote = r"could not open .*unified_assets\.duckdb \(write\)"
@@ -466,4 +464,5 @@ def test_a_writer_waits_for_the_lock_then_gives_a_clear_error(tmp_path):
         conn.close()
     finally:
         holder.wait(timeout=30)
+        holder.stdout.close()
     assert holder.returncode == 0

@@ -48,7 +48,7 @@ def killed(point: str, module: str, *args: str, env: dict) -> subprocess.Complet
     done = subprocess.run(
         [sys.executable, "-m", "unified_assets_tests.support.killpoint", point, module, *args],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    )
     assert done.returncode == -9, done.stderr[-3000:]
     assert f"killpoint: {point}" in done.stderr
     return done
@@ -60,7 +60,7 @@ def fingerprint(home: Path) -> dict[tuple[str, str], tuple[int, int]]:
         for when, rows, digest in query(
             home, f"SELECT {day}::VARCHAR, count(*), sum(hash(t)::HUGEINT) FROM {table} t "
             "GROUP BY 1",
-        ):  # fmt: skip
+        ):
             prints[(table, when)] = (rows, digest)
     return prints
 
@@ -132,7 +132,7 @@ def test_a_partition_write_killed_then_run_again(pooled, point, selection):
     home, env = pooled
     before = fingerprint(home)
     killed(point, "dagster", "asset", "materialize", "-m", "unified_assets.definitions",
-           "--select", selection, "--partition", DAY, env=env)  # fmt: skip
+           "--select", selection, "--partition", DAY, env=env)
 
     after = fingerprint(home)
     if point == "raw-uncommitted":
@@ -157,13 +157,13 @@ def test_a_partition_write_killed_then_run_again(pooled, point, selection):
             slots = subprocess.run(
                 [sys.executable, "-m", "dagster", "instance", "concurrency", "get", "duckdb"],
                 env=env, capture_output=True, text=True, timeout=120,
-            )  # fmt: skip
+            )
             assert '"duckdb": 1 / 1 slots occupied' in slots.stdout, slots.stderr[-2000:]
         instance.delete_run(records[0].dagster_run.run_id)
 
         again = run(home, DAY, DAY, selection=[dg.AssetKey.from_user_string(k)
                                                for k in selection.split(",")],
-                    instance=instance)  # fmt: skip
+                    instance=instance)
         assert again.success
         status = instance.get_status_by_partition(dg.AssetKey(["raw", "flights"]), [DAY], daily)
         assert status == {DAY: dg.AssetPartitionStatus.MATERIALIZED}
@@ -176,9 +176,9 @@ def test_a_partition_write_killed_then_run_again(pooled, point, selection):
     assert final[("raw.flights", DAY)][0] == landed
     assert final[("warehouse.fct_flights", DAY)][0] == before[("warehouse.fct_flights", DAY)][0]
     assert scalar(home, "SELECT count(*) FROM warehouse.ingest_audit WHERE rows_in <> curated "
-                        "+ quarantined + duplicates") == 0  # fmt: skip
+                        "+ quarantined + duplicates") == 0
     assert scalar(home, "SELECT count(*) - count(DISTINCT (flight_date, carrier, flight, "
-                        "origin, sched_dep_ts)) FROM warehouse.fct_flights") == 0  # fmt: skip
+                        "origin, sched_dep_ts)) FROM warehouse.fct_flights") == 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def model_store(home: Path) -> dict[str, set[str]]:
     return {
         "models": {n.removesuffix(".txt") for n in names if n.endswith(".txt")},
         "metadata": {n.removesuffix(".json") for n in names
-                     if n.endswith(".json") and n not in side},  # fmt: skip
+                     if n.endswith(".json") and n not in side},
         "references": {n.split(".")[0] for n in side},
     }
 

@@ -2,18 +2,13 @@
 worker processes with two threads each, on loopback, over the small classifier's January
 windows. The search's trials as tasks, lightgbm.dask training through the same gates, scoring
 over partitions, a worker killed mid-training, an unreachable scheduler, and a run on the
-dagster-dask executor."""
+dagster-dask executor. (OMP_WAIT_POLICY=PASSIVE is set before LightGBM loads, in conftest.py.)"""
 
 from __future__ import annotations
 
-import os
-
-# Before LightGBM's OpenMP runtime loads (when this module is the first to import it): on a
-# busy 2-core machine spinning OpenMP threads make a small training 100x slower.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import dataclasses
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -40,9 +35,6 @@ from unified_assets_tests.support.runs import (
     resources_for,
 )
 
-# One worker of pytest-xdist runs the module: one LocalCluster.
-pytestmark = pytest.mark.xdist_group("dask")
-
 distributed = pytest.importorskip("distributed", reason="the .[dask] extra is not installed")
 
 SPEC = dask_job.SPEC
@@ -55,11 +47,14 @@ TIMEOUT_S = 300  # no test waits on the cluster longer than this (a bound, not a
 def dask_client():
     """Two worker processes, two threads each (LightGBM's Dask guide asks for at least two),
     on loopback, no dashboard; shut down at the end of the module."""
+    # Without a dashboard the scheduler still serves HTTP, on 8787 unless told otherwise: on a
+    # free port, so that the model step's own LocalCluster (a test below) can have 8787.
     with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
                                   host="127.0.0.1", dashboard_address=None,
+                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                   silence_logs=logging.ERROR,
                                   env=dict(cluster.WORKER_ENV)) as local, \
-            distributed.Client(local, set_as_default=False) as client:  # fmt: skip
+            distributed.Client(local, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=TIMEOUT_S)
         yield client
 
@@ -78,14 +73,14 @@ def fresh(featured_template, tmp_path):
 
 
 def chain_run(home: Path, spec: specs.ModelSpec, instance=None,
-              **settings) -> dg.ExecuteInProcessResult:  # fmt: skip
+              **settings) -> dg.ExecuteInProcessResult:
     """training set -> model -> evaluation -> gated manifest, with these settings."""
     chain = build_model_assets(spec)
     return dg.materialize(data_and_feature_assets() + chain,
                           selection=[a.key for a in chain[:4]],
                           resources=resources_for(home, **settings),
-                          instance=instance or dg.DagsterInstance.ephemeral(),
-                          raise_on_error=False)  # fmt: skip
+                          instance=instance,
+                          raise_on_error=False)
 
 
 def model_metadata(home: Path) -> dict:
@@ -94,7 +89,7 @@ def model_metadata(home: Path) -> dict:
 
 def step_error(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(str(e.event_specific_data.error) for e in result.all_events
-                     if e.is_step_failure)  # fmt: skip
+                     if e.is_step_failure)
 
 
 def free_port() -> int:
@@ -135,7 +130,7 @@ def test_the_search_runs_on_the_cluster_records_its_trials_and_finds_the_local_m
     assert there["cluster"]["mode"] == "search" and there["cluster"]["workers"] == 2
     assert "cluster" not in here
     strip = [{k: v for k, v in t.items() if k not in ("seconds", "rows")}
-             for t in there["trials"]]  # fmt: skip
+             for t in there["trials"]]
     assert len(strip) == 3
     assert strip == [{k: v for k, v in t.items() if k != "seconds"} for t in here["trials"]]
     # Each trial is the same deterministic LightGBM training: the same model, byte for byte.
@@ -151,11 +146,11 @@ def test_a_local_cluster_is_started_and_stopped_by_the_model_step(fresh):
     assert result.success, step_error(result)
     assert model_metadata(home)["cluster"] == {
         "mode": "search", "workers": 2, "rows": model_metadata(home)["rows"]["train"],
-        "trials": 1, "distributed_from_rows": dask_steps.training_rows(SPEC)}  # fmt: skip
+        "trials": 1, "distributed_from_rows": dask_steps.training_rows(SPEC)}
     deadline = time.monotonic() + 30  # the workers are gone once the step is done
     while time.monotonic() < deadline:
         left = [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)
-                if p.pid not in before]  # fmt: skip
+                if p.pid not in before]
         # multiprocessing's resource tracker stays for this process's life: not a worker
         left = [c for c in left if "resource_tracker" not in c]
         if not left:
@@ -171,7 +166,7 @@ def test_distributed_training_passes_the_gates_close_to_local_and_scores_identic
     # Without row and feature sampling: on 12k rows a worker's own bagging draw moved the
     # distributed model's test AUC by up to 0.012 from run to run.
     spec = dataclasses.replace(SPEC, params=SPEC.params | {
-        "bagging_fraction": 1.0, "bagging_freq": 0, "feature_fraction": 1.0})  # fmt: skip
+        "bagging_fraction": 1.0, "bagging_freq": 0, "feature_fraction": 1.0})
     assert chain_run(local, spec).success
     address = dask_client.scheduler.address
     result = chain_run(remote, spec, dask_cluster=address, dask_training_rows=f"{MODEL}=1")
@@ -206,7 +201,7 @@ def test_a_worker_killed_mid_training_fails_clearly_and_a_rerun_promotes(fresh, 
     home = fresh("killed")
     # Slow learning, so the distributed training lasts seconds and the kill lands inside it.
     spec = dataclasses.replace(SPEC, num_boost_round=600, early_stopping_rounds=600,
-                               params=SPEC.params | {"learning_rate": 0.005})  # fmt: skip
+                               params=SPEC.params | {"learning_rate": 0.005})
     settings = dict(dask_cluster=dask_client.scheduler.address, dask_training_rows=f"{MODEL}=1")
     pids = dask_client.run(os.getpid)
     outcome = {}
@@ -256,18 +251,18 @@ def test_a_run_on_the_dagster_dask_executor_materializes_the_same_assets(fresh, 
     job = dg.build_reconstructable_job(
         "unified_assets_tests.support.dask_job", "small_retraining_on_dask",
         reconstructable_kwargs={"home": str(remote), "address": dask_client.scheduler.address},
-    )  # fmt: skip
+    )
     training_set = build_model_assets(SPEC)[0]
     with dg.instance_for_test() as instance:  # a persistent (SQLite) instance the workers open
         # The training set reads the warehouse in the `duckdb` pool: an ordinary run first.
         first = dg.materialize(data_and_feature_assets() + build_model_assets(SPEC),
                                selection=[training_set.key], resources=resources_for(remote),
-                               instance=instance)  # fmt: skip
+                               instance=instance)
         with dg.execute_job(job, instance=instance) as result:
             assert result.success
             assert result.job_def.name == f"retrain_{MODEL}_on_dask"
             on_dask = {e.asset_key.to_user_string()
-                       for e in result.get_asset_materialization_events()}  # fmt: skip
+                       for e in result.get_asset_materialization_events()}
             steps = {e.step_key: e.pid for e in result.all_events if e.is_step_success}
     # Each step ran in a Dask worker process, not in this one.
     assert set(steps.values()) <= set(dask_client.run(os.getpid).values())
@@ -281,7 +276,7 @@ def serve_run(home: Path, instance: dg.DagsterInstance, **settings) -> dg.Execut
     run, with these settings."""
     chain = build_model_assets(SPEC)
     days = {"dagster/asset_partition_range_start": "2013-01-22",
-            "dagster/asset_partition_range_end": "2013-01-28"}  # fmt: skip
+            "dagster/asset_partition_range_end": "2013-01-28"}
     return dg.materialize(
         data_and_feature_assets() + chain, selection=[chain[4].key], tags=days,
         resources=resources_for(home, **settings), instance=instance, raise_on_error=False,
@@ -294,19 +289,19 @@ def predictions_table(home: Path) -> tuple[list, pd.DataFrame]:
     table = f"serving.{MODEL}_predictions"
     columns = query(home, f"SELECT column_name, data_type FROM information_schema.columns "
                           f"WHERE table_schema = 'serving' AND table_name = '{MODEL}_predictions' "
-                          "ORDER BY ordinal_position")  # fmt: skip
+                          "ORDER BY ordinal_position")
     rows = query_frame(home, f"SELECT * EXCLUDE (scored_at) FROM {table} "
-                             f"ORDER BY {', '.join(SPEC.key)}")  # fmt: skip
+                             f"ORDER BY {', '.join(SPEC.key)}")
     return columns, rows
 
 
-def test_a_long_window_of_predictions_is_scored_on_the_cluster_as_it_is_here(fresh, dask_client):
+def test_a_long_window_of_predictions_is_scored_on_the_cluster_as_it_is_here(fresh, dask_client,
+                                                                             instance):
     here = fresh("served-here")
     assert chain_run(here, SPEC).success  # a promoted model to serve
     there = here.parent / "served-there"
     shutil.copytree(here, there)
     address = dask_client.scheduler.address
-    instance = dg.DagsterInstance.ephemeral()
     # A week is below the default threshold: scored here, though a cluster is configured.
     local = serve_run(here, instance, dask_cluster=address)
     remote = serve_run(there, instance, dask_cluster=address, dask_training_rows=f"{MODEL}=1")
@@ -314,23 +309,23 @@ def test_a_long_window_of_predictions_is_scored_on_the_cluster_as_it_is_here(fre
     key = build_model_assets(SPEC)[4].key
     local_meta, remote_meta = ([e.materialization.metadata
                                 for e in r.get_asset_materialization_events()
-                                if e.asset_key == key] for r in (local, remote))  # fmt: skip
+                                if e.asset_key == key] for r in (local, remote))
     assert len(local_meta) == len(remote_meta) == 7  # one per day of the window
     assert not any("cluster" in m for m in local_meta)
     where = remote_meta[0]["cluster"].value
     assert where["mode"] == "scoring" and where["workers"] == 2 and where["partitions"] >= 2
     said = [e.user_message for e in instance.all_logs(remote.run_id)
-            if "scored on the Dask cluster" in e.user_message]  # fmt: skip
+            if "scored on the Dask cluster" in e.user_message]
     assert said == [f"{MODEL}: {where['rows']} rows scored on the Dask cluster ({where})"]
     assert not [e for e in instance.all_logs(local.run_id) if "Dask" in e.user_message]
     (local_columns, local_rows), (remote_columns, remote_rows) = map(predictions_table,
-                                                                     (here, there))  # fmt: skip
+                                                                     (here, there))
     assert remote_columns == local_columns
     assert where["rows"] == len(remote_rows) == len(local_rows) > 0
     days = pd.to_datetime(remote_rows["flight_date"]).dt.date.astype(str)
     assert days.nunique() == 7 and days.min() == "2013-01-22" and days.max() == "2013-01-28"
     pd.testing.assert_frame_equal(remote_rows.drop(columns="prediction"),
-                                  local_rows.drop(columns="prediction"))  # fmt: skip
+                                  local_rows.drop(columns="prediction"))
     assert np.allclose(remote_rows["prediction"], local_rows["prediction"], rtol=0, atol=1e-12)
     # Nothing is left behind in the artifact store's scoring folder.
     assert list((artifacts.artifacts_root(there) / "scoring").iterdir()) == []

@@ -4,6 +4,7 @@ manifest -> predictions, on four real weeks of January 2013 with small windows."
 import dataclasses
 import hashlib
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -51,29 +52,40 @@ def materialization(result: dg.ExecuteInProcessResult, asset_key: dg.AssetKey) -
     """The metadata values of the run's materialization of `asset_key`."""
     event = next(e.event_specific_data.materialization
                  for e in result.get_asset_materialization_events()
-                 if e.event_specific_data.materialization.asset_key == asset_key)  # fmt: skip
+                 if e.event_specific_data.materialization.asset_key == asset_key)
     return {name: entry.value for name, entry in event.metadata.items()}
 
 
 def step_error(result: dg.ExecuteInProcessResult, step: str) -> str:
     """The error (with its causes) that failed `step` of the run."""
     return next(str(e.event_specific_data.error) for e in result.all_events
-                if e.is_step_failure and e.step_key == step)  # fmt: skip
-
-
-@pytest.fixture
-def instance():
-    with dg.DagsterInstance.ephemeral() as instance:
-        yield instance
+                if e.is_step_failure and e.step_key == step)
 
 
 def serve(home: Path, spec: specs.ModelSpec, start="2013-01-22", end=END):
     chain = build_model_assets(spec)
     return run(home, data_and_feature_assets() + chain, selection=[chain[4].key],
-               start=start, end=end)  # fmt: skip
+               start=start, end=end)
 
 
 # `featured` (conftest.py): a copy of Jan 1-28 built up to the feature tables.
+
+
+@pytest.fixture(scope="module")
+def deployed_template(tmp_path_factory, featured_template) -> Path:
+    """`featured` with the small classifier trained, gated and promoted, once for the module."""
+    home = tmp_path_factory.mktemp("deployed") / "home"
+    shutil.copytree(featured_template, home)
+    assert train_and_deploy(home, CLASSIFIER).success
+    return home
+
+
+@pytest.fixture
+def deployed(tmp_path, deployed_template) -> Path:
+    """A copy of the home where the small classifier is the promoted champion."""
+    target = tmp_path / "home"
+    shutil.copytree(deployed_template, target)
+    return target
 
 
 def test_features_are_point_in_time_on_real_days(featured):
@@ -97,9 +109,9 @@ def test_classifier_from_spec_to_predictions(featured):
     result = train_and_deploy(featured, CLASSIFIER)
     assert result.success
     gates = {name: ok for (asset, name), ok in check_outcomes(result).items()
-             if asset.startswith("deployment/")}  # fmt: skip
+             if asset.startswith("deployment/")}
     assert gates == dict.fromkeys(("metric_floor", "champion", "amdr", "slice_gap",
-                                   "smoke_test"), True)  # fmt: skip
+                                   "smoke_test"), True)
     current = manifests.current(featured, "delay_classifier")
     sha = current["version"]
     assert current["status"] == "promoted" and current["previous_champion"] is None
@@ -110,12 +122,12 @@ def test_classifier_from_spec_to_predictions(featured):
     assert meta["best_iteration"] >= 1 and len(meta["trials"]) == 2
     assert set(meta["datasets"]) == {"train", "valid", "test"}
     assert {g["name"] for g in current["gates"]} == {"metric_floor", "champion", "amdr",
-                                                    "slice_gap", "smoke_test"}  # fmt: skip
+                                                    "slice_gap", "smoke_test"}
     assert all("value" in g and "threshold" in g for g in current["gates"])
     amdr = current["amdr"]
     assert amdr["value"] == min(amdr["input_dq"], amdr["fee"], amdr["v_val"])
     assert 0 < amdr["fee"] <= 1 and amdr["generated_features"] == len(
-        catalog.features_of("features.flight_features"))  # fmt: skip
+        catalog.features_of("features.flight_features"))
     assert current["lineage"]["landing_files"] == 56  # 28 days of flights and of weather
     test = current["metrics"]["test"]
     assert 0.55 < test["auc"] < 0.85 and test["auc"] > test["baseline_auc"]
@@ -128,19 +140,19 @@ def test_classifier_from_spec_to_predictions(featured):
         "min(prediction), max(prediction) FROM serving.delay_classifier_predictions",
     )[0]
     expected = query(featured, "SELECT count(*) FROM features.flight_features "
-                     "WHERE flight_date >= '2013-01-22'")[0][0]  # fmt: skip
+                     "WHERE flight_date >= '2013-01-22'")[0][0]
     assert rows[0] == expected and rows[1] == 1 and rows[2] == sha
     assert 0 <= rows[3] <= rows[4] <= 1
 
 
-def test_same_inputs_give_the_same_artifact(featured):
-    model = key("models", CLASSIFIER, "model")
-    first = train_and_deploy(featured, CLASSIFIER)
-    again = train_and_deploy(featured, CLASSIFIER)
-    assert first.success and again.success
-    assert materialization(again, model)["sha256"] == materialization(first, model)["sha256"]
+def test_same_inputs_give_the_same_artifact(deployed):
+    """Trained again on the same inputs (the first training made `deployed`)."""
+    first = manifests.current(deployed, "delay_classifier")["version"]
+    again = train_and_deploy(deployed, CLASSIFIER)
+    assert again.success
+    assert materialization(again, key("models", CLASSIFIER, "model"))["sha256"] == first
     # deterministic and immutable: one model file, however often it is trained
-    assert len(list((featured / "artifacts" / "models").glob("*.txt"))) == 1
+    assert len(list((deployed / "artifacts" / "models").glob("*.txt"))) == 1
 
 
 def test_a_worse_challenger_is_rejected_and_the_champion_stays(featured, instance):
@@ -163,7 +175,7 @@ def test_a_worse_challenger_is_rejected_and_the_champion_stays(featured, instanc
     )
     result = steps(featured, CLASSIFIER, "model", "evaluation", "manifest", instance=instance)
     assert materialization(result, key("models", CLASSIFIER, "model"))["sha256"] != \
-        champion["version"]  # fmt: skip
+        champion["version"]
     assert not result.success  # the gate's blocking checks failed
     outcomes = check_outcomes(result)
     assert outcomes[("deployment/delay_classifier_manifest", "champion")] is False
@@ -177,7 +189,7 @@ def test_a_worse_challenger_is_rejected_and_the_champion_stays(featured, instanc
     compared = rejected["champion_comparison"]
     margin = CLASSIFIER.gates.champion_tolerance
     assert (compared["method"], compared["metric"], compared["confidence"]) == ("delong", "auc",
-                                                                                 0.95)  # fmt: skip
+                                                                                 0.95)
     assert compared["n"] == datasets.splits["test"].rows and compared["enough_rows"]
     assert compared["margin"] == margin and not compared["promote"]
     assert compared["lower"] < compared["difference"] < compared["upper"]
@@ -198,7 +210,7 @@ def test_a_training_set_replaced_after_training_is_refused(featured, instance):
     later = dataclasses.replace(
         CLASSIFIER, train=(date(2013, 1, 2), date(2013, 1, 15)),
         gates=dataclasses.replace(CLASSIFIER.gates, champion_tolerance=1.0),
-    )  # fmt: skip
+    )
     assert steps(featured, later, "training_set", instance=instance).success
     evaluated = steps(featured, CLASSIFIER, "evaluation", instance=instance)
     assert not evaluated.success
@@ -234,11 +246,11 @@ def test_the_event_log_records_each_handoff_of_a_retraining(featured, instance):
     materialization, and each step read exactly the materialization before it."""
     spec = specs.DELAY_CLASSIFIER
     settings = Settings(home=str(featured), lock_timeout_s=10, search_budget=1,
-                        rolling_days="14,7,6")  # fmt: skip
+                        rolling_days="14,7,6")
     request = retrain_request(spec, date(2013, 1, 27), "test", {})
     job = build_defs(settings).resolve_job_def(f"retrain_{spec.name}")
     result = job.execute_in_process(instance=instance, run_config=request.run_config,
-                                    tags=request.tags, raise_on_error=False)  # fmt: skip
+                                    tags=request.tags, raise_on_error=False)
     keys = {step: key("models", spec, step) for step in CHAIN[:3]}
     recorded = {step: materialization(result, k) for step, k in keys.items()}
     handoffs = {}
@@ -266,7 +278,7 @@ def test_the_event_log_records_each_handoff_of_a_retraining(featured, instance):
         ("deployment__delay_classifier_manifest", "training_set"): "training_set",
         ("deployment__delay_classifier_manifest", "model"): "model",
         ("deployment__delay_classifier_manifest", "evaluation"): "evaluation",
-    }  # fmt: skip
+    }
     assert set(loads) == set(steps_read)
     for load, step in steps_read.items():
         assert loads[load][HANDOFF_SHA256] == recorded[step][HANDOFF_SHA256], load
@@ -276,10 +288,10 @@ def test_the_event_log_records_each_handoff_of_a_retraining(featured, instance):
     assert decision["lineage"]["datasets"] == handoffs["model"].datasets
 
 
-def test_rollback_restores_the_previous_champion(featured, monkeypatch, capsys):
+def test_rollback_restores_the_previous_champion(deployed, monkeypatch, capsys):
     from unified_assets import cli
 
-    assert train_and_deploy(featured, CLASSIFIER).success
+    featured = deployed  # the first champion is promoted there
     first = manifests.current(featured, "delay_classifier")["version"]
     # a second, different model that the gate lets through
     other = dataclasses.replace(
@@ -296,12 +308,12 @@ def test_rollback_restores_the_previous_champion(featured, monkeypatch, capsys):
     current = manifests.current(featured, "delay_classifier")
     assert current["version"] == first and current["rolled_back_from"] == second
     assert [h["status"] for h in manifests.history(featured, "delay_classifier")][-1] == \
-        "rolled_back"  # fmt: skip
+        "rolled_back"
     assert cli.main(["rollback", "no_such_model"]) == 1
 
 
-def test_a_tampered_artifact_is_refused_at_scoring(featured):
-    assert train_and_deploy(featured, CLASSIFIER).success
+def test_a_tampered_artifact_is_refused_at_scoring(deployed):
+    featured = deployed  # the small classifier is the champion there
     sha = manifests.current(featured, "delay_classifier")["version"]
     model_file = featured / "artifacts" / "models" / f"{sha}.txt"
     model_file.write_text(model_file.read_text().replace("tree", "tree ", 1))
@@ -310,7 +322,7 @@ def test_a_tampered_artifact_is_refused_at_scoring(featured):
     error = str(next(e for e in result.all_events if e.is_step_failure).event_specific_data.error)
     assert "sha256" in error and sha in error
     tables = query(featured, "SELECT table_name FROM information_schema.tables WHERE "
-                   "table_schema = 'serving'")  # fmt: skip
+                   "table_schema = 'serving'")
     assert tables == []
 
 
@@ -325,18 +337,18 @@ def test_a_planted_leak_is_caught_and_nothing_is_deployed(featured, monkeypatch)
     monkeypatch.setattr(flight_table, "build_flight_features", leaky)
     monkeypatch.setitem(catalog.REGISTRY, "leaky_arrival_delay", planted_leak_feature())
     spec = dataclasses.replace(CLASSIFIER,
-                               features=(*CLASSIFIER.features, "leaky_arrival_delay"))  # fmt: skip
+                               features=(*CLASSIFIER.features, "leaky_arrival_delay"))
     chain = build_model_assets(spec)
     flight_features = dg.AssetKey(["features", "flight_features"])
     result = run(featured, data_and_feature_assets() + chain,
-                 selection=[flight_features], start="2013-01-01", end=END)  # fmt: skip
+                 selection=[flight_features], start="2013-01-01", end=END)
     assert not result.success
     assert check_outcomes(result)[("features/flight_features", "leakage")] is False
     leak = next(e for e in result.get_asset_check_evaluations() if e.check_name == "leakage")
     assert leak.metadata["leaking"].value["leaky_arrival_delay"] > 1000
     # the write was rolled back: the table has no leaky column, and no model is deployed
     columns = {c for (c,) in query(featured, "SELECT column_name FROM information_schema.columns "
-                                   "WHERE table_name = 'flight_features'")}  # fmt: skip
+                                   "WHERE table_name = 'flight_features'")}
     assert "leaky_arrival_delay" not in columns
     assert manifests.current(featured, "delay_classifier") is None
 
@@ -349,7 +361,7 @@ def test_all_three_shipped_specs_build_and_a_fourth_takes_only_its_spec(featured
         assert current["metrics"]["test"]["baseline_mae"] > 0
     fourth = small(specs.DELAY_CLASSIFIER, name="cancellation_classifier", label="is_cancelled",
                    description="Will the flight be cancelled?",
-                   gates=Gates(0.5, 0.05, 0.0, 1.0, True))  # fmt: skip
+                   gates=Gates(0.5, 0.05, 0.0, 1.0, True))
     result = train_and_deploy(featured, fourth)
     assert {a.to_user_string() for a in materialized_keys(result)} >= {
         "models/cancellation_classifier_model",
@@ -360,12 +372,11 @@ def test_all_three_shipped_specs_build_and_a_fourth_takes_only_its_spec(featured
 
 def materialized_keys(result):
     return {e.event_specific_data.materialization.asset_key
-            for e in result.get_asset_materialization_events()}  # fmt: skip
+            for e in result.get_asset_materialization_events()}
 
 
-def test_manifest_is_valid_json_on_disk(featured):
-    assert train_and_deploy(featured, CLASSIFIER).success
-    path = manifests.current_path(featured, "delay_classifier")
+def test_manifest_is_valid_json_on_disk(deployed):
+    path = manifests.current_path(deployed, "delay_classifier")
     document = json.loads(path.read_text())
     assert document["model"] == "delay_classifier" and document["features"]["names"]
     assert not list(path.parent.glob("*.tmp*"))  # written atomically, nothing left half-done

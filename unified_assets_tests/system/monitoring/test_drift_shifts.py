@@ -37,9 +37,6 @@ from unified_assets_tests.support.runs import (
     train_and_deploy,
 )
 
-# One worker of pytest-xdist runs the module: its template home is built once.
-pytestmark = pytest.mark.xdist_group("drift_shifts")
-
 SHIFT = date(2013, 2, 26)  # the first day the upstream system sends the changed files
 DAYS = (SHIFT, SHIFT + timedelta(days=1))  # the two scored days the monitor has to name it in
 CLEAN = SHIFT - timedelta(days=1)
@@ -47,7 +44,7 @@ CLEAN = SHIFT - timedelta(days=1)
 # much wider (see docs/models.md).
 SPEC = small(specs.DELAY_CLASSIFIER, train=(date(2013, 1, 8), date(2013, 2, 20)),
              valid=(date(2013, 2, 20), date(2013, 2, 23)),
-             test=(date(2013, 2, 23), SHIFT))  # fmt: skip
+             test=(date(2013, 2, 23), SHIFT))
 CHAIN = build_model_assets(SPEC)
 SERVE, MONITOR = CHAIN[4], CHAIN[5]
 WEATHER = dg.AssetKey(["warehouse", "fct_weather_hourly"])
@@ -55,7 +52,7 @@ WEATHER = dg.AssetKey(["warehouse", "fct_weather_hourly"])
 
 def _run(home: Path, asset, first: date) -> dg.ExecuteInProcessResult:
     result = run_assets(home, data_and_feature_assets() + CHAIN, [asset.key], str(first),
-                        str(DAYS[-1]))  # fmt: skip
+                        str(DAYS[-1]))
     assert result.success
     return result
 
@@ -65,7 +62,7 @@ def template(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("shifts")
     landing.land(home, through=DAYS[-1])
     built = run_assets(home, data_and_feature_assets(), FEATURES_UP, "2013-01-01",
-                       str(DAYS[-1]))  # fmt: skip
+                       str(DAYS[-1]))
     assert built.success
     assert train_and_deploy(home, SPEC).success
     _run(home, SERVE, CLEAN - timedelta(days=6))  # the clean week before the shift, scored
@@ -124,7 +121,7 @@ SHIFTS = {
 def _weather_warnings(result: dg.ExecuteInProcessResult) -> dict[str, int]:
     """The failures by check of the weather table's `quality` (warning) check."""
     event = next(e for e in result.get_asset_check_evaluations()
-                 if e.asset_key == WEATHER and e.check_name == "quality")  # fmt: skip
+                 if e.asset_key == WEATHER and e.check_name == "quality")
     return event.metadata["failures_by_check"].value
 
 
@@ -133,7 +130,7 @@ def test_a_planted_shift_is_named_within_two_scored_days(shifted_home, name):
     table, change, feature, warning = SHIFTS[name]
     _edit(shifted_home, table, change)
     ingested = run_assets(shifted_home, data_and_feature_assets(), FEATURES_UP, str(DAYS[0]),
-                          str(DAYS[-1]))  # fmt: skip
+                          str(DAYS[-1]))
     assert ingested.success  # warnings only: a broken unit still lands, and says so
     warnings = _weather_warnings(ingested)
     if warning:
@@ -141,20 +138,20 @@ def test_a_planted_shift_is_named_within_two_scored_days(shifted_home, name):
         assert any(k.endswith(warning) for k in warnings), warnings
     else:
         assert not any(k.endswith(w) for k in warnings for w in ("_stuck", "over_10_mi",
-                                                                 "above_temp"))  # fmt: skip
+                                                                 "above_temp"))
     _run(shifted_home, SERVE, DAYS[0])
     monitored = _run(shifted_home, MONITOR, CLEAN)
 
     rows = query(shifted_home, "SELECT day, alarmed, statistic, threshold, outside_share, "
                  "outside_threshold, rule, input_faults FROM monitoring.feature_drift "
-                 "WHERE feature = ? ORDER BY day", [feature])  # fmt: skip
+                 "WHERE feature = ? ORDER BY day", [feature])
     by_day = {r[0]: r for r in rows}
     assert set(by_day) >= {CLEAN, *DAYS}
     assert all(by_day[d][6] == "calibrated" for d in (CLEAN, *DAYS))  # learned lines, whole week
     assert by_day[CLEAN][1] is False and by_day[CLEAN][7] is None  # nothing before the shift
     daily = {r[0]: r[1:] for r in query(
         shifted_home, "SELECT day, multivariate_auc, multivariate_threshold, inputs_broken, "
-        "input_faults, is_drift FROM monitoring.drift_daily ORDER BY day")}  # fmt: skip
+        "input_faults, is_drift FROM monitoring.drift_daily ORDER BY day")}
     drifted = [d for d in DAYS if by_day[d][1]]
     faulted = [d for d in DAYS if by_day[d][7]]
     multivariate = [d for d in DAYS if daily[d][0] is not None and daily[d][0] > daily[d][1]]
@@ -175,7 +172,7 @@ def test_a_planted_shift_is_named_within_two_scored_days(shifted_home, name):
              for d in days],
             retraining.RetrainPolicy(drift_days=1, cooldown_days=0), SPEC.gates.metric_floor,
             True, None, False,
-        )  # fmt: skip
+        )
         assert not decision.retrain and "broken feed" in decision.message
     else:  # a world that changed: a carrier's share, no broken-feed warning
         assert drifted and not faulted and not any(daily[d][2] for d in DAYS)

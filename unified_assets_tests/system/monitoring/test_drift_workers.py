@@ -16,7 +16,7 @@ def test_a_backfills_windows_judged_in_other_interpreters_give_the_same_values()
     interpreters: the values are those of one by one, in window order."""
     reference = drift_reference(synthetic_days(FIRST, 56, seed=1), POLICY)  # eight weeks
     later = synthetic_days(FIRST + timedelta(days=70), drift_classifier.PARALLEL_WINDOWS + 6,
-                           seed=9, per_day=200)  # fmt: skip
+                           seed=9, per_day=200)
     windows = [(200 * i, 200 * (i + 7)) for i in range(drift_classifier.PARALLEL_WINDOWS)]
     one_by_one = drift_classifier.multivariate_windows(reference, later, windows, POLICY, workers=1)
     spread = drift_classifier.multivariate_windows(reference, later, windows, POLICY, workers=2)

@@ -28,9 +28,9 @@ def _plant_monitoring(home, days: list[tuple[date, bool]], version="a" * 64):
                    "max_feature_psi": 1.0, "drifted_features": 12 if drifted else 0,
                    "drifted_share": 0.4 if drifted else 0.0, "is_drift": drifted,
                    "input_dq": 0.99, "top_features": "temp_f=1.00",
-                   "measured_at": datetime.now(UTC)}  # fmt: skip
+                   "measured_at": datetime.now(UTC)}
             model_health.replace_days(conn, model_health.DRIFT_TABLE, "delay_classifier", day,
-                                    day + timedelta(days=1), pd.DataFrame([row]))  # fmt: skip
+                                    day + timedelta(days=1), pd.DataFrame([row]))
     finally:
         conn.close()
 
@@ -39,12 +39,11 @@ def _finished_retraining(instance, as_of: str, status=dg.DagsterRunStatus.SUCCES
     instance.add_run(dg.DagsterRun(
         job_name="retrain_delay_classifier", run_id=str(uuid.uuid4()), status=status,
         tags={"unified_assets/as_of": as_of, "unified_assets/model": "delay_classifier"},
-    ))  # fmt: skip
+    ))
 
 
-def test_retraining_sensor_asks_once_with_reason_and_evidence(home, defs):
+def test_retraining_sensor_asks_once_with_reason_and_evidence(home, defs, instance):
     policy = {"retrain_drift_days": 3, "retrain_cooldown_days": 14}
-    instance = dg.DagsterInstance.ephemeral()
     name = "retrain_delay_classifier_sensor"
     start = date(2013, 5, 1)
     _plant_monitoring(home, [(start + timedelta(days=i), i > 0) for i in range(3)])
@@ -71,17 +70,17 @@ def test_retraining_sensor_asks_once_with_reason_and_evidence(home, defs):
     requests, result, _ = tick(defs, name, home, instance, cursor, **policy)
     assert requests == [] and "already queued or running" in result.skip_message
     # ...and once it is done, the cool-down holds the next one back
-    instance = dg.DagsterInstance.ephemeral()
-    _finished_retraining(instance, "2013-05-03")
-    asked = 0
-    for i in range(6, 12):
-        _plant_monitoring(home, [(date(2013, 5, i), True)])
-        requests, result, cursor = tick(defs, name, home, instance, cursor, **policy)
-        asked += len(requests)
-        assert "cooling down" in result.skip_message
-    assert asked == 0
-    _plant_monitoring(home, [(date(2013, 5, 18), True)])
-    requests, _, _ = tick(defs, name, home, instance, cursor, **policy)
+    with dg.DagsterInstance.ephemeral() as done:
+        _finished_retraining(done, "2013-05-03")
+        asked = 0
+        for i in range(6, 12):
+            _plant_monitoring(home, [(date(2013, 5, i), True)])
+            requests, result, cursor = tick(defs, name, home, done, cursor, **policy)
+            asked += len(requests)
+            assert "cooling down" in result.skip_message
+        assert asked == 0
+        _plant_monitoring(home, [(date(2013, 5, 18), True)])
+        requests, _, _ = tick(defs, name, home, done, cursor, **policy)
     assert len(requests) == 1  # 15 days after the last retraining's as-of day
 
 
@@ -93,13 +92,13 @@ def test_the_sensor_reads_each_monitored_days_estimate_beside_its_drift():
     first = monitor_four_days(conn)["first"]
     recorded = model_health.estimates(conn, spec.name)
     last = conn.execute("SELECT value FROM monitoring.performance_daily "
-                        "ORDER BY day DESC LIMIT 1").fetchall()[0][0]  # fmt: skip
+                        "ORDER BY day DESC LIMIT 1").fetchall()[0][0]
     model_health.replace_days(conn, model_health.DRIFT_TABLE, spec.name, first, first,
                             pd.DataFrame())  # creates the table
     for i, version in enumerate(["old", "old", "new", "new"]):
         conn.execute(f"INSERT INTO {model_health.DRIFT_TABLE} (model, day, model_version, "
                      "is_drift, prediction_psi, drifted_share) VALUES (?, ?, ?, false, 0.01, 0)",
-                     [spec.name, first + timedelta(days=i), version])  # fmt: skip
+                     [spec.name, first + timedelta(days=i), version])
     days = health(conn, spec)
     assert [d.estimated is None for d in days] == [True, True, False, False]
     assert days[2].estimated == pytest.approx(recorded["value"].iloc[0])

@@ -30,9 +30,6 @@ from unified_assets_tests.support.programs import REPO, require_program
 from unified_assets_tests.support.reads import scalar
 from unified_assets_tests.support.runs import resources_for, run
 
-# One worker of pytest-xdist runs the module: one PostgreSQL server.
-pytestmark = pytest.mark.xdist_group("postgres")
-
 DEPLOY_YAML = REPO / "deploy" / "dagster.yaml"
 BIN = Path(sys.executable).parent
 LANDED = ["2013-01-01", "2013-01-02", "2013-01-03"]  # the `home` fixture's days
@@ -79,7 +76,7 @@ def test_the_shipped_file_is_a_postgres_instance_with_a_run_queue_and_pools(
     shipped = yaml.safe_load(DEPLOY_YAML.read_text())
     # Every piece of storage is Postgres: runs, the event log, schedule and sensor state.
     for storage in (pg_instance.run_storage, pg_instance.event_log_storage,
-                    pg_instance.schedule_storage):  # fmt: skip
+                    pg_instance.schedule_storage):
         assert type(storage).__module__.startswith("dagster_postgres."), storage
     tables = {
         row[0]
@@ -117,7 +114,7 @@ def test_the_shipped_file_is_a_postgres_instance_with_a_run_queue_and_pools(
     done = subprocess.run(
         [str(BIN / "dagster"), "instance", "concurrency", "set", "duckdb", "1"],
         capture_output=True, text=True, timeout=120, env=dict(os.environ), cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     limits = postgres.psql(
         'SELECT concurrency_key, "limit", using_default_limit FROM concurrency_limits', database
@@ -148,7 +145,7 @@ def test_daily_partitions_materialized_are_recorded_in_postgres(
     assert runs == [[result.run_id, "SUCCESS"]]
     stored = postgres.psql(
         "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
-        f"AND run_id = '{result.run_id}'", database)  # fmt: skip
+        f"AND run_id = '{result.run_id}'", database)
     assert int(stored[0][0]) == len(result.get_asset_materialization_events())
     partitions = postgres.psql(
         "SELECT DISTINCT partition FROM event_logs WHERE dagster_event_type = "
@@ -188,7 +185,7 @@ def requested_days(run_requests) -> set[str]:
 def landing_sensor():
     from unified_assets.definitions import defs
 
-    return defs, defs.get_sensor_def("landing_sensor")
+    return defs, defs.resolve_sensor_def("landing_sensor")
 
 
 def test_the_landing_sensor_ticks_against_the_postgres_instance(home, pg_instance):
@@ -204,7 +201,7 @@ def test_the_landing_sensor_ticks_against_the_postgres_instance(home, pg_instanc
     reference = tick()
     assert [r.job_name for r in reference.run_requests] == ["ingest_reference"]
     assert run(home, None, None, dg.AssetSelection.assets(*REFERENCE_ASSETS),
-               instance=pg_instance).success  # fmt: skip
+               instance=pg_instance).success
     first = tick(reference.cursor)
     assert requested_days(first.run_requests) == set(LANDED)
     assert first.cursor
@@ -222,7 +219,7 @@ def test_the_landing_sensor_ticks_against_the_postgres_instance(home, pg_instanc
 def wait_for_sensor_runs(instance: dg.DagsterInstance, daemon: subprocess.Popen, log: Path):
     """The landing_sensor's stored state and first successful tick, once its runs have ended."""
     finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
-                dg.DagsterRunStatus.CANCELED}  # fmt: skip
+                dg.DagsterRunStatus.CANCELED}
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
@@ -231,7 +228,7 @@ def wait_for_sensor_runs(instance: dg.DagsterInstance, daemon: subprocess.Popen,
         for state in states:
             # newest first: the reference tick, then (once the dimensions exist) the day's tick
             ticks = [t for t in instance.get_ticks(state.instigator_origin_id, state.selector_id)
-                     if t.status.value == "SUCCESS" and t.run_ids]  # fmt: skip
+                     if t.status.value == "SUCCESS" and t.run_ids]
             runs = [instance.get_run_by_id(run_id) for t in ticks for run_id in t.run_ids]
             days = [r for r in runs if r is not None and r.job_name == "ingest_daily"]
             if days and all(r is not None and r.status in finished for r in runs):
@@ -274,13 +271,13 @@ def test_the_daemon_ticks_the_sensor_and_runs_its_requests_through_the_queue(
         daemon = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", *location],
             env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        )
     try:
         # Sensors start stopped; an operator turns this one on (the daemon picks it up).
         started = subprocess.run(
             [str(BIN / "dagster"), "sensor", "start", "landing_sensor", *location],
             capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
-        )  # fmt: skip
+        )
         assert started.returncode == 0, started.stderr[-3000:]
         state, tick, runs = wait_for_sensor_runs(pg_instance, daemon, log)
         heartbeats = set(pg_instance.get_daemon_heartbeats())
@@ -304,12 +301,12 @@ def test_the_daemon_ticks_the_sensor_and_runs_its_requests_through_the_queue(
         (pg_instance.get_run_record_by_id(r.run_id) for r in runs), key=lambda rec: rec.start_time
     )
     assert [(rec.dagster_run.job_name, rec.dagster_run.tags.get("dagster/partition")) for rec in
-            records] == [("ingest_reference", None), ("ingest_daily", LANDED[0])]  # fmt: skip
+            records] == [("ingest_reference", None), ("ingest_daily", LANDED[0])]
     assert records[0].end_time <= records[1].start_time
     assert pg_instance.get_materialized_partitions(dg.AssetKey(["raw", "flights"])) == {LANDED[0]}
     statuses = postgres.psql(
         "SELECT DISTINCT status FROM runs WHERE run_id IN ("
-        + ", ".join(f"'{r.run_id}'" for r in runs) + ")", database)  # fmt: skip
+        + ", ".join(f"'{r.run_id}'" for r in runs) + ")", database)
     assert statuses == [["SUCCESS"]]
     assert {"SENSOR", "QUEUED_RUN_COORDINATOR", "MONITORING"} <= heartbeats
 

@@ -10,8 +10,7 @@ from unified_assets.lib.raw import landing
 from unified_assets_tests.support.runs import run, tick
 
 
-def test_landing_sensor_requests_each_landed_day_once(home, defs):
-    instance = dg.DagsterInstance.ephemeral()
+def test_landing_sensor_requests_each_landed_day_once(home, defs, instance):
     # an empty warehouse: the dimensions first, the days only once they exist
     requests, _, cursor = tick(defs, "landing_sensor", home, instance)
     assert [(r.job_name, r.partition_key) for r in requests] == [("ingest_reference", None)]
@@ -19,7 +18,7 @@ def test_landing_sensor_requests_each_landed_day_once(home, defs):
     requests, _, cursor = tick(defs, "landing_sensor", home, instance, cursor)
     assert [(r.job_name, r.partition_key) for r in requests] == [
         ("ingest_daily", "2013-01-01"), ("ingest_daily", "2013-01-02"),
-        ("ingest_daily", "2013-01-03")]  # fmt: skip
+        ("ingest_daily", "2013-01-03")]
     keys = {r.partition_key: r.run_key for r in requests}
     sha = files.sha256_file(landing.daily_file(home, "flights", date(2013, 1, 2)))
     assert keys["2013-01-02"].startswith(f"ingest:2013-01-02:{sha[:12]}:")
@@ -46,7 +45,7 @@ def test_landing_sensor_requests_each_landed_day_once(home, defs):
     assert [r.partition_key for r in requests] == ["2013-01-04"]
 
 
-def test_landing_sensor_does_not_ingest_again_what_raw_holds(built, defs):
+def test_landing_sensor_does_not_ingest_again_what_raw_holds(built, defs, instance):
     home = built  # Jan 1-3 built (conftest.py)
-    requests, result, _ = tick(defs, "landing_sensor", home, dg.DagsterInstance.ephemeral())
+    requests, result, _ = tick(defs, "landing_sensor", home, instance)
     assert requests == [] and "already ingested" in result.skip_message

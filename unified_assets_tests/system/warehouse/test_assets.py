@@ -30,7 +30,7 @@ def test_whole_graph_over_three_days(home):
         if e.check_name == "conservation"
     }
     assert conserved == {"dim_carrier": 16, "dim_airport": 1458, "dim_plane": 3322,
-                         "fct_flights": FLIGHTS_JAN_1_3, "fct_weather_hourly": 211}  # fmt: skip
+                         "fct_flights": FLIGHTS_JAN_1_3, "fct_weather_hourly": 211}
     # the real data's own flaws are caught and measured, not dropped
     assert outcomes[("warehouse/fct_flights", "referential_integrity")] is False
     unknown_tails = scalar(
@@ -65,9 +65,9 @@ def test_rematerializing_replaces_and_never_duplicates(built):
     assert query(home, "SELECT count(*), sum(flight) FROM warehouse.fct_flights") == before
     assert scalar(home, "SELECT count(*) FROM raw.flights") == FLIGHTS_JAN_1_3
     assert scalar(home, "SELECT count(*) FROM warehouse.ingest_audit WHERE table_name = "
-                  "'warehouse.fct_flights'") == 3  # fmt: skip
+                  "'warehouse.fct_flights'") == 3
     assert scalar(home, "SELECT count(*) FROM monitoring.data_quality WHERE table_name = "
-                  "'raw.flights'") == 3  # fmt: skip
+                  "'raw.flights'") == 3
 
 
 def test_missing_landing_file_names_the_file(home):
@@ -102,14 +102,14 @@ def test_failing_blocking_check_stops_downstream_in_the_same_run(home):
     # the run's write (all three days: one transaction) was rolled back, so the warehouse keeps
     # its last good state, here: no fct_flights at all ...
     tables = {t for (t,) in query(home, "SELECT table_name FROM information_schema.tables "
-                                  "WHERE table_schema = 'warehouse'")}  # fmt: skip
+                                  "WHERE table_schema = 'warehouse'")}
     assert "fct_flights" not in tables and "dim_plane" in tables
     # ... the delivery stays in raw as it arrived, and the check carries the evidence
     assert scalar(home, "SELECT count(*) FROM raw.flights") == FLIGHTS_JAN_1_3
     share = next(
         e for e in result.get_asset_check_evaluations() if e.check_name == "quarantine_share"
         and e.asset_key == dg.AssetKey(["warehouse", "fct_flights"])
-    )  # fmt: skip
+    )
     assert share.metadata["top_reasons"].value == {"unparseable dep_delay": 943}
     assert share.metadata["partitions_over_limit"].value[0]["partition"] == "2013-01-02"
     fct = [

@@ -67,7 +67,7 @@ def conflicting(home: Path) -> int:
 def conflicts_check(result):
     return next(e for e in result.get_asset_check_evaluations()
                 if e.check_name == "conflicting_duplicates"
-                and e.asset_key.to_user_string() == "warehouse/fct_flights")  # fmt: skip
+                and e.asset_key.to_user_string() == "warehouse/fct_flights")
 
 
 def reasons(home: Path) -> list[str]:
@@ -93,7 +93,7 @@ def test_extra_column_is_kept_in_extra_and_warned(built):
     assert result.success
     assert check_outcomes(result)[("raw/flights", "landing_files")] is False
     assert scalar(built, "SELECT DISTINCT _extra FROM raw.flights WHERE "
-                  f"partition_date = '{DAY}'") == '{"gate":"B12"}'  # fmt: skip
+                  f"partition_date = '{DAY}'") == '{"gate":"B12"}'
     assert assert_conserved(built) == (ROWS, ROWS, 0, 0)
 
 
@@ -124,7 +124,7 @@ def test_duplicate_rows_are_counted_not_kept(built):
     assert conflicting(built) == 0
     assert conflicts_check(result).passed
     validity = scalar(built, "SELECT validity FROM monitoring.data_quality WHERE table_name = "
-                      f"'warehouse.fct_flights' AND partition_date = '{DAY}'")  # fmt: skip
+                      f"'warehouse.fct_flights' AND partition_date = '{DAY}'")
     assert validity == pytest.approx(ROWS / (ROWS + 5))  # a duplicate fails uniqueness
 
 
@@ -137,7 +137,7 @@ def test_empty_file_lands_no_rows_and_warns(built, content):
     assert check_outcomes(result)[("raw/flights", "landing_files")] is False
     assert assert_conserved(built) == (0, 0, 0, 0)
     dq = scalar(built, "SELECT dq FROM monitoring.data_quality WHERE table_name = "
-                f"'warehouse.fct_flights' AND partition_date = '{DAY}'")  # fmt: skip
+                f"'warehouse.fct_flights' AND partition_date = '{DAY}'")
     assert dq is None  # nothing to score
 
 
@@ -157,7 +157,7 @@ def test_rows_of_another_day_are_quarantined(built):
     result = rerun(built)
     assert result.success
     share = next(e for e in result.get_asset_check_evaluations()
-                 if e.check_name == "quarantine_share")  # fmt: skip
+                 if e.check_name == "quarantine_share")
     assert share.metadata["top_reasons"].value == {"row dated <date> in the file of <date>": 2}
     assert assert_conserved(built) == (ROWS, ROWS - 2, 2, 0)
     assert reasons(built) == [f"row dated 2013-01-03 in the file of {DAY}"] * 2
@@ -176,7 +176,7 @@ def test_non_utf8_bytes_are_quarantined_and_the_file_flagged(built):
     # the source file's hash is of the bytes as they arrived
     digest = hashlib.sha256(day_file(built).read_bytes()).hexdigest()
     assert scalar(built, f"SELECT DISTINCT _source_sha256 FROM raw.flights WHERE "
-                  f"partition_date = '{DAY}'") == digest  # fmt: skip
+                  f"partition_date = '{DAY}'") == digest
 
 
 def test_row_with_more_fields_than_the_header_is_quarantined_with_its_values(built):
@@ -204,7 +204,7 @@ def test_parquet_delivery_is_read_like_csv(built):
     assert rerun(built).success
     assert assert_conserved(built) == (ROWS, ROWS, 0, 0)
     assert scalar(built, f"SELECT min(time_hour_utc) FROM warehouse.fct_flights WHERE "
-                  f"flight_date = '{DAY}'").isoformat() == "2013-01-02T10:00:00"  # fmt: skip
+                  f"flight_date = '{DAY}'").isoformat() == "2013-01-02T10:00:00"
 
 
 def test_stray_field_far_into_a_large_file_is_quarantined(built):
@@ -221,7 +221,7 @@ def test_odd_extra_column_names_are_kept(built):
     write(built, [header + ',pilot\'s "note"'] + [r + ",x" for r in rows])
     assert rerun(built).success
     assert "pilot's" in scalar(built, "SELECT any_value(_extra) FROM raw.flights WHERE "
-                               f"partition_date = '{DAY}'")  # fmt: skip
+                               f"partition_date = '{DAY}'")
     assert assert_conserved(built) == (ROWS, ROWS, 0, 0)
 
 
@@ -252,6 +252,6 @@ def test_a_flight_delivered_twice_with_another_delay_is_a_conflicting_duplicate(
                   f"'{DAY}' AND carrier = ? AND flight = ? AND origin = ? "
                   "AND strftime(sched_dep_ts, '%H%M')::INTEGER = ?",
                   [carrier, int(flight), fields[names.index("origin")],
-                   int(fields[sched])])  # fmt: skip
+                   int(fields[sched])])
     dropped = {"30", original} - {str(kept)}
     assert f"dep_delay_min: {kept} kept, {dropped.pop()} dropped" in row

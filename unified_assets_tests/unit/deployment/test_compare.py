@@ -39,7 +39,7 @@ def brute_force_delong(y, a, b) -> tuple[float, float]:
         v10.append(kernel.mean(axis=1))
         v01.append(kernel.mean(axis=0))
     variance = (np.var(v10[0] - v10[1], ddof=1) / pos.sum()
-                + np.var(v01[0] - v01[1], ddof=1) / neg.sum())  # fmt: skip
+                + np.var(v01[0] - v01[1], ddof=1) / neg.sum())
     return float(v10[0].mean() - v10[1].mean()), math.sqrt(variance)
 
 
@@ -49,7 +49,7 @@ def test_delong_matches_the_pairwise_definition_and_the_plain_auc():
     assert test.auc_a == pytest.approx(evaluation.auc(y, a), abs=1e-12)
     assert test.auc_b == pytest.approx(evaluation.auc(y, b), abs=1e-12)
     assert test.difference == pytest.approx(evaluation.auc(y, a) - evaluation.auc(y, b),
-                                            abs=1e-12)  # fmt: skip
+                                            abs=1e-12)
     difference, se = brute_force_delong(y, a, b)
     assert test.difference == pytest.approx(difference, abs=1e-12)
     assert test.se == pytest.approx(se, rel=1e-9)
@@ -92,7 +92,7 @@ def test_a_callable_metric_resamples_the_same_rows():
     y, a, b = regression_case(n=500)
     by_name = compare.paired_bootstrap(y, a, b, "mae", replicates=200, seed=1)
     by_callable = compare.paired_bootstrap(y, a, b, evaluation.mae, replicates=200, seed=1,
-                                           higher_is_better=False)  # fmt: skip
+                                           higher_is_better=False)
     assert by_callable.lower == pytest.approx(by_name.lower, abs=1e-12)
     assert by_callable.metric == "mae"
     with pytest.raises(ValueError, match="higher_is_better"):
@@ -112,7 +112,7 @@ def test_the_paired_bootstrap_is_deterministic_for_a_seed():
 
 @pytest.mark.parametrize(("task", "case", "margin"),
                          [("binary", classifier_case, 0.01), ("regression", regression_case, 0.5),
-                          ("forecast", regression_case, 2.0)])  # fmt: skip
+                          ("forecast", regression_case, 2.0)])
 def test_identical_models_are_non_inferior(task, case, margin):
     y, a, _ = case()
     result = compare.non_inferiority(task, y, a, a.copy(), margin=margin)
@@ -128,7 +128,7 @@ def test_a_clearly_worse_classifier_is_rejected():
     result = compare.non_inferiority("binary", y, worse, good, margin=0.01)
     assert result.difference < -0.05  # challenger minus champion: negative, it is worse
     assert result.difference == pytest.approx(
-        evaluation.auc(y, worse) - evaluation.auc(y, good), abs=1e-12)  # fmt: skip
+        evaluation.auc(y, worse) - evaluation.auc(y, good), abs=1e-12)
     assert result.upper < -0.01 and not result.promote and result.p_value > 0.99
     assert result.width == pytest.approx(result.upper - result.lower)
     # the other way round: the better challenger passes, with a small p-value
@@ -170,7 +170,7 @@ def test_what_cannot_be_compared_says_why():
     with_gap = b.copy()
     with_gap[3] = np.nan
     assert compare.cannot_compare("binary", y, a, with_gap) == "no prediction for 1 of the 100 " \
-        "test rows"  # fmt: skip
+        "test rows"
     with pytest.raises(ValueError, match="cannot compare"):
         compare.non_inferiority("binary", np.ones(50), a[:50], b[:50], margin=0.01)
     with pytest.raises(ValueError, match="margin"):

@@ -70,7 +70,7 @@ def test_metric_floor_boundary(gates, at, past):
 
 
 def comparison(gates: g.Gates, lower: float, difference: float | None = None, n: int = 5_000,
-               **changes) -> compare.Comparison:  # fmt: skip
+               **changes) -> compare.Comparison:
     """A comparison as `compare.non_inferiority` makes it, with the lower bound given."""
     difference = lower + 0.01 if difference is None else difference
     binary = gates.higher_is_better
@@ -85,7 +85,7 @@ def comparison(gates: g.Gates, lower: float, difference: float | None = None, n:
         p_value=0.04 if binary else None, se=0.006 if binary else None,
         replicates=None if binary else 1000, seed=None if binary else 0,
         min_rows=2_000, enough_rows=n >= 2_000,
-    )  # fmt: skip
+    )
     return compare.Comparison(**(values | changes))
 
 
@@ -105,7 +105,7 @@ def test_a_window_where_the_champion_misses_the_floor_too_is_left_to_the_champio
     assert not run(gates, primary=hard)["metric_floor"].passed
     # both past the floor but the challenger worse beyond the margin: the champion stays
     worse = comparison(gates, -10 * gates.champion_tolerance,
-                       champion=0.59 if gates.higher_is_better else 33.0)  # fmt: skip
+                       champion=0.59 if gates.higher_is_better else 33.0)
     results = run(gates, primary=hard, champion=worse)
     assert results["metric_floor"].passed and not results["champion"].passed
     assert g.decide(list(results.values()))[0] == "rejected"
@@ -193,7 +193,7 @@ def test_amdr_slice_gap_and_smoke_boundaries(gates):
     assert not run(gates, slice_gap=0.1001)["slice_gap"].passed
     assert run(gates, smoke_ok=True)["smoke_test"].passed
     failed = g.evaluate(gates, 0.75 if gates.higher_is_better else 10.0, None, 0.9, 0.0, False,
-                        "predict() returned NaN")  # fmt: skip
+                        "predict() returned NaN")
     assert not failed[-1].passed and failed[-1].detail == "predict() returned NaN"
 
 

@@ -67,8 +67,8 @@ def test_history_files_are_never_modified(tmp_path):
 
 
 def test_a_history_entry_is_never_replaced_even_with_the_same_name(tmp_path, monkeypatch):
-    fixed = manifests._stamp_after(tmp_path, MODEL)
-    monkeypatch.setattr(manifests, "_stamp_after", lambda home, model: fixed)
+    fixed = manifests.stamp_after(tmp_path, MODEL)
+    monkeypatch.setattr(manifests, "stamp_after", lambda home, model: fixed)
     first = manifests.record(tmp_path, MODEL, manifest("v1", "rejected", run=1))
     before = first.read_bytes()
     with pytest.raises(RuntimeError, match="could not create"):
@@ -165,7 +165,7 @@ SPEC = dataclasses.replace(
     categorical=("carrier",),
     gates=dataclasses.replace(specs.DELAY_CLASSIFIER.gates, metric_floor=0.6,
                               champion_tolerance=0.01, amdr_threshold=0.5, max_slice_gap=0.2),
-)  # fmt: skip
+)
 REGISTERED = {"temp_f", "carrier", "distance_mi", "wind_speed_mph"}
 ASSETS = [f"models/{MODEL}_training_set", f"models/{MODEL}_model", f"models/{MODEL}_evaluation"]
 DATASETS = {"train": "a" * 64, "valid": "b" * 64, "test": "c" * 64}
@@ -202,7 +202,7 @@ def decide(ts=None, m=None, ev=None, smoke=(True, "ok"), previous=None):
         smoke=smoke, model_metadata={"dtypes": {"temp_f": "float64"}, "code_version": "abc",
                                      "trained_at": "2013-01-29T00:00:00"},
         previous=previous, dq_weights={"alpha": 1.0}, assets=ASSETS, decided_at="now",
-    )  # fmt: skip
+    )
 
 
 def test_fee_counts_only_registered_features_of_the_table():
@@ -228,7 +228,7 @@ def test_a_candidate_that_passes_every_gate_is_promoted_with_its_evidence():
         "value": 0.5, "input_dq": 0.9, "input_dq_by_table": training_set().input_dq,
         "fee": 0.5, "selected_features": 2, "generated_features": 4, "v_val": 0.69,
         "dq_weights": {"alpha": 1.0},
-    }  # fmt: skip
+    }
     assert document["metrics"]["test"] == {"auc": 0.7, "baseline_auc": 0.6}  # no calibration
     assert document["metrics"]["v_val"] == 0.69 and "slices" not in document["metrics"]
     assert document["lineage"]["datasets"] == DATASETS
@@ -247,7 +247,7 @@ def test_failed_gates_reject_with_their_reasons_and_the_record_keeps_them(tmp_pa
     assert failed == {"metric_floor", "slice_gap", "smoke_test"}
     assert document["status"] == "rejected"
     assert [reason.split(":")[0] for reason in document["reasons"]] == [
-        "metric_floor", "slice_gap", "smoke_test"]  # fmt: skip
+        "metric_floor", "slice_gap", "smoke_test"]
     manifests.record(tmp_path, MODEL, document)
     assert manifests.current(tmp_path, MODEL) is None
     assert manifests.history(tmp_path, MODEL)[-1]["reasons"] == document["reasons"]
@@ -266,7 +266,7 @@ def compared(lower: float, **changes) -> dict:
         difference=-0.05, lower=lower, upper=-0.03, width=-0.03 - lower, confidence=0.95,
         margin=0.01, promote=lower >= -0.01, p_value=0.9, se=0.01, replicates=None, seed=None,
         min_rows=2_000, enough_rows=True,
-    ) | changes  # fmt: skip
+    ) | changes
     return {"version": "c" * 64, "primary": 0.75, "comparison": comparison}
 
 
@@ -295,7 +295,7 @@ def test_the_champion_gate_decides_on_the_interval_and_the_manifest_keeps_it(tmp
     block = document["champion_comparison"]
     assert block == beaten["comparison"] and not compare.Comparison.from_dict(block).promote
     assert (block["method"], block["n"], block["margin"], block["confidence"]) == (
-        "delong", 6_000, 0.01, 0.95)  # fmt: skip
+        "delong", 6_000, 0.01, 0.95)
     gate = next(g for g in document["gates"] if g["name"] == "champion")
     assert (gate["value"], gate["threshold"], gate["comparison"]) == (-0.07, -0.01, ">=")
     manifests.record(tmp_path, MODEL, document)

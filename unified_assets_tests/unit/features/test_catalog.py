@@ -11,13 +11,13 @@ def test_registry_covers_the_feature_columns():
     not_features = {
         *KEY, "dest", "tailnum", "sched_dep_utc", "lead_minutes", "cutoff_utc", *AS_OF,
         "arr_delay_min", "is_late_15", "is_cancelled", "is_diverted",
-    } - {"carrier", "origin"}  # fmt: skip
+    } - {"carrier", "origin"}
     flight_cols = {name for name, _ in tables.COLUMNS[tables.FLIGHT_FEATURES]}
     expected = (flight_cols - not_features) | {"dest"}
     assert {f.name for f in catalog.features_of(tables.FLIGHT_FEATURES)} == expected
     daily_cols = {name for name, _ in tables.COLUMNS[tables.ORIGIN_DAILY]}
     daily_not = {"origin", "feature_date", "target_date", "horizon_days", "cutoff_utc",
-                 "departures_target", "history_as_of"}  # fmt: skip
+                 "departures_target", "history_as_of"}
     assert {f.name for f in catalog.features_of(tables.ORIGIN_DAILY)} == daily_cols - daily_not
     for f in catalog.REGISTRY.values():
         assert f.dtype in catalog.DTYPES and f.source_tables and f.owner and f.description

@@ -117,7 +117,7 @@ def test_a_long_taxi_in_and_a_hold_keep_the_delay_out_until_the_plane_lands(hand
     late = rows_by_flight(hand)[500]
     assert late["cutoff_utc"] == pd.Timestamp("2013-01-10 19:45")
     assert (late["prev_arr_delay_min"], late["inbound_as_of"]) == (
-        40, pd.Timestamp("2013-01-10 19:40"))  # fmt: skip
+        40, pd.Timestamp("2013-01-10 19:40"))
     assert_as_of_before_cutoff(hand)
     audit = leakage.audit(hand, tables.FLIGHT_FEATURES)
     assert {f.feature: f.violations for f in audit if f.violations} == {}
@@ -130,18 +130,18 @@ def test_an_arrival_across_the_daylight_saving_change_is_put_in_utc_by_its_zone(
     (15:30 UTC); with a 5-hour-50 lead its cutoff is 09:40 UTC: known only with DST right."""
     day = date(2013, 3, 10)
     row = ("INSERT INTO warehouse.fct_flights VALUES (?, 'UA', ?, 'N9', 'JFK', ?, ?, ?, 0, ?, ?, "
-           "?, 100, 700, ?, ?, false, false, true)")  # fmt: skip
+           "?, 100, 700, ?, ?, false, false, true)")
     hand.execute(row, [day, 1, "ORD", datetime(2013, 3, 10, 1), datetime(2013, 3, 10, 1),
                        datetime(2013, 3, 10, 3, 30), datetime(2013, 3, 10, 3, 30), 21, 1,
-                       datetime(2013, 3, 10, 6)])  # fmt: skip
+                       datetime(2013, 3, 10, 6)])
     hand.execute(row, [day, 2, "BOS", datetime(2013, 3, 10, 11, 30), datetime(2013, 3, 10, 11, 30),
                        datetime(2013, 3, 10, 13), datetime(2013, 3, 10, 13), 0, 11,
-                       datetime(2013, 3, 10, 15)])  # fmt: skip
+                       datetime(2013, 3, 10, 15)])
     flight_table.build_flight_features(hand, day, day + timedelta(days=1), 5 * 60 + 50)
     second = rows_by_flight(hand, day)[2]
     assert second["cutoff_utc"] == pd.Timestamp("2013-03-10 09:40")
     assert (second["prev_arr_delay_min"], second["inbound_as_of"]) == (
-        21, pd.Timestamp("2013-03-10 09:30"))  # fmt: skip
+        21, pd.Timestamp("2013-03-10 09:30"))
     flight_table.build_flight_features(hand, day, day + timedelta(days=1), 6 * 60 + 5)  # 09:25
     assert pd.isna(rows_by_flight(hand, day)[2]["prev_arr_delay_min"])
     assert_as_of_before_cutoff(hand)
@@ -207,7 +207,7 @@ def test_rates_and_inbound_match_a_brute_force_recomputation(real):
         route = arrived[
             (arrived["origin"] == r["origin"]) & (arrived["dest"] == r["dest"])
             & (known_day >= anchor - timedelta(days=28)) & (known_day < anchor)
-        ]  # fmt: skip
+        ]
         if len(route):
             assert r["route_late_rate_28d"] == pytest.approx((route["arr_delay_min"] > 15).mean())
         else:

@@ -55,7 +55,7 @@ def test_the_audit_catches_a_leak_that_the_as_of_columns_hide(real, monkeypatch)
     assert audited == {"schedule", "weather", "rates", "inbound", "departed", "live"}
 
     old_rule = ("time_hour_utc + to_minutes(minute(sched_dep_ts) + dep_delay_min "
-                "+ air_time_min + 60)")  # fmt: skip
+                "+ air_time_min + 60)")
     monkeypatch.setattr(flight_table, "KNOWN_AT_UTC", old_rule)
     flight_table.build_flight_features(real, REAL_START, REAL_END, 120)
     assert set(leakage.leakage_report(real, tables.FLIGHT_FEATURES).values()) == {0}
@@ -76,16 +76,16 @@ def test_a_days_audit_reads_only_its_look_back_and_finds_the_same(real, monkeypa
     table, last = tables.FLIGHT_FEATURES, REAL_END - timedelta(days=1)
     # Without the 28-day rates the look-back is 4 days: shorter than the 10 days held
     near = {n: f for n, f in catalog.REGISTRY.items()
-            if leakage._rule(f)[0] not in ("rates", "history")}  # fmt: skip
-    assert leakage._lookback_days(table, near) == 4
-    assert leakage._lookback_days(table, catalog.REGISTRY) == 28 + 3
+            if leakage.audit_rule(f)[0] not in ("rates", "history")}
+    assert leakage.lookback_days(table, near) == 4
+    assert leakage.lookback_days(table, catalog.REGISTRY) == 28 + 3
 
     def findings(registry: dict, lookback: int | None = None) -> dict:
         with monkeypatch.context() as patch:
             if lookback is not None:
-                patch.setattr(leakage, "_lookback_days", lambda table, registry: lookback)
+                patch.setattr(leakage, "lookback_days", lambda table, registry: lookback)
             return {f.feature: (f.rows, f.violations)
-                    for f in leakage.audit(real, table, last, REAL_END, registry)}  # fmt: skip
+                    for f in leakage.audit(real, table, last, REAL_END, registry)}
 
     clean = findings(near)
     assert clean == findings(near, 10_000)  # every event
@@ -94,12 +94,12 @@ def test_a_days_audit_reads_only_its_look_back_and_finds_the_same(real, monkeypa
     # a look-back shorter than the 28-day rates miscounts them: the bound is what holds it
     assert findings(catalog.REGISTRY, 3)["carrier_late_rate_28d"][1] > 0
     monkeypatch.setattr(flight_table, "KNOWN_AT_UTC", "time_hour_utc + to_minutes(minute("
-                        "sched_dep_ts) + dep_delay_min + air_time_min + 60)")  # fmt: skip
+                        "sched_dep_ts) + dep_delay_min + air_time_min + 60)")
     flight_table.build_flight_features(real, REAL_START, REAL_END, 120)
     leaking = findings(near)
     assert leaking["prev_arr_delay_min"][1] > 0 and leaking == findings(near, 10_000)
     assert real.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE "
-                        "'leak_%'").fetchall()[0][0] == 0  # fmt: skip
+                        "'leak_%'").fetchall()[0][0] == 0
 
 
 def test_each_days_live_audit_reads_enough_departures_before_its_first_cutoff(real):
@@ -119,6 +119,6 @@ def test_each_days_live_audit_reads_enough_departures_before_its_first_cutoff(re
                          "ORDER BY cutoff_utc, carrier, flight LIMIT 1", {"d": last}).fetchone()
     real.execute(f"UPDATE {table} SET origin_departures_3h = origin_departures_3h + 1 WHERE "
                  "(flight_date, carrier, flight, origin, sched_dep_ts) = (?, ?, ?, ?, ?)",
-                 list(first))  # fmt: skip
+                 list(first))
     found = {f.feature: f.violations for f in leakage.audit(real, table, last, REAL_END)}
     assert {n: v for n, v in found.items() if v} == {"origin_departures_3h": 1}

@@ -35,7 +35,7 @@ def test_origin_daily_labels_and_lags(real):
         else:
             assert pd.isna(r["departures_target"])  # not landed yet
         week = [(by_midnight if i == 0 else departures)[(r["origin"], d - timedelta(days=i))]
-                for i in range(7) if d - timedelta(days=i) >= REAL_START]  # fmt: skip
+                for i in range(7) if d - timedelta(days=i) >= REAL_START]
         assert r["departures_mean_7d"] == pytest.approx(sum(week) / len(week))
         assert r["cutoff_utc"] == pd.Timestamp(d + timedelta(days=1)) + pd.Timedelta(hours=5)
         assert r["history_as_of"] == r["cutoff_utc"]
@@ -63,7 +63,7 @@ def test_origin_daily_built_day_by_day_learns_its_labels_late(real):
     for i in range((REAL_END - REAL_START).days):
         d = REAL_START + timedelta(days=i)
         real.execute("INSERT INTO warehouse.fct_flights SELECT * FROM main.arriving "
-                     "WHERE flight_date = ?", [d])  # fmt: skip
+                     "WHERE flight_date = ?", [d])
         origin_daily_table.build_origin_daily(real, d, d + timedelta(days=1), horizon_days=7)
     daily = daily_frame(real)
     assert daily["departures_target"].notna().sum() > 0

@@ -1,5 +1,5 @@
-"""The calendar policy's backtest (lib/models/backtest.py): which days each monthly training stops on,
-holds out and refits on, over a small synthetic feature table in DuckDB."""
+"""The calendar policy's backtest (lib/models/backtest.py): which days each monthly training
+stops on, holds out and refits on, over a small synthetic feature table in DuckDB."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ SPEC = ModelSpec(
             "min_data_in_leaf": 5},
     gates=specs.ARRIVAL_DELAY_REGRESSOR.gates, budget=1, num_boost_round=60,
     early_stopping_rounds=10, label_lag_days=1,
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def conn():
         "day": np.repeat(days, 40), "k": np.tile(np.arange(40), len(days)),
         "x": rng.normal(size=40 * len(days)),
         "carrier": rng.choice(["AA", "B6", "UA"], size=40 * len(days)),
-    })  # fmt: skip
+    })
     slope = 1 + np.repeat(np.arange(len(days)), 40) / 30
     frame["y"] = slope * frame["x"] + (frame["carrier"] == "AA") + rng.normal(0, 0.1, len(frame))
     frame["origin"] = "EWR"
@@ -67,7 +67,7 @@ def test_holding_out_the_loops_test_days_moves_early_stopping_back_and_refit_tra
     assert one["valid"] == ["2013-03-03", "2013-03-17"]
     assert one["train_rows"] == 61 * 40  # Jan 1 .. Mar 2
     refit = backtest.monthly_retraining(conn, SPEC, rows, "day", Rolling(), 1, held_out_days=14,
-                                        refit=True)  # fmt: skip
+                                        refit=True)
     [again] = refit.trainings
     assert again["rounds"] == one["rounds"] and again["refit_rows"] == 89 * 40  # .. Mar 30
     # The refit is the early-stopped parameters and rounds, trained on every known day.

@@ -86,11 +86,11 @@ def test_fixed_rule_day_drift_flags_a_day_when_predictions_or_many_features_move
     rng = np.random.default_rng(7)
     train = pd.DataFrame({"a": rng.normal(0, 1, 4000), "b": rng.normal(5, 2, 4000),
                           "c": rng.choice(["x", "y"], 4000),
-                          "day_of_week": rng.integers(1, 8, 4000)})  # fmt: skip
+                          "day_of_week": rng.integers(1, 8, 4000)})
     reference = drift.reference_profile(train, ["a", "b", "c", "day_of_week"], ["c"],
-                                        rng.uniform(0, 1, 4000))  # fmt: skip
+                                        rng.uniform(0, 1, 4000))
     calm = pd.DataFrame({"a": rng.normal(0, 1, 900), "b": rng.normal(5, 2, 900),
-                         "c": rng.choice(["x", "y"], 900), "day_of_week": 3})  # fmt: skip
+                         "c": rng.choice(["x", "y"], 900), "day_of_week": 3})
     summary, rows = drift.day_drift(reference, calm, rng.uniform(0, 1, 900), POLICY)
     assert not summary["is_drift"] and summary["drifted_features"] == 0
     # one weekday against all seven: the calendar is not drift, and is not watched
@@ -121,7 +121,7 @@ def _week(seed: int) -> pd.DataFrame:
 
 def _judge(reference: dict, frame: pd.DataFrame, **kwargs) -> tuple[dict, dict]:
     summary, rows = drift.day_drift(reference, frame, np.random.default_rng(5).uniform(
-        size=len(frame)), POLICY, **kwargs)  # fmt: skip
+        size=len(frame)), POLICY, **kwargs)
     return summary, {r["feature"]: r for r in rows}
 
 
@@ -191,7 +191,7 @@ def test_a_fresh_week_of_the_same_world_does_not_alarm(reference):
     (lambda w: w.assign(a=w["a"] * 1.8 + 32), "a", "outside_share"),  # another unit
     (lambda w: w.assign(capped=w["capped"] * 1.609344), "capped", "outside_share"),  # km
     (lambda w: w.assign(c=np.where(w["c"] == "z", "y", w["c"])), "c", "statistic"),  # a share
-])  # fmt: skip
+])
 def test_a_shifted_copy_alarms_naming_the_feature(reference, change, feature, lens):
     summary, rows = _judge(reference, change(_week(21)))
     assert [f for f, r in rows.items() if r["alarmed"]] == [feature]
@@ -248,7 +248,7 @@ def test_older_profiles_and_short_references_keep_the_fixed_rule(reference):
     # four weeks of training cannot say how much a week varies: no thresholds, no sample
     short = TRAIN[TRAIN["day"] < FIRST + timedelta(days=28)]
     built, sample = drift.build_reference(short, FEATURES, CATEGORICAL, np.zeros(10),
-                                          short["day"], 7)  # fmt: skip
+                                          short["day"], 7)
     assert sample is None and "calibration" not in built
     # thresholds learned on weekly windows do not judge a window of another length
     assert not drift_calibration.calibrated(reference, DriftPolicy(window_days=3))
@@ -287,7 +287,7 @@ def test_held_out_weeks_of_real_data_rarely_alarm(real_features):
         train = rows[rows[spec.label].notna()]
         reference, sample = drift.build_reference(
             train, list(spec.features), list(spec.categorical), np.array([0.5]),
-            train["flight_date"], 7)  # fmt: skip
+            train["flight_date"], 7)
         assert reference["calibration"]["windows"] == 12
         reference[drift_classifier.SAMPLE] = sample
         fixed = {k: v for k, v in reference.items() if k != "calibration"}

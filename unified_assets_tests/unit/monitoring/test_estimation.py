@@ -58,7 +58,7 @@ def test_pool_adjacent_violators_on_a_small_case():
     assert fitted["x"] == [1.0, 2.0, 3.0, 4.0]
     assert fitted["p"] == pytest.approx([0.5, 0.5, 2 / 3, 2 / 3], abs=1e-6)
     assert estimation.isotonic_apply(fitted, np.array([0.0, 2.5, 9.0])) == pytest.approx(
-        [0.5, (0.5 + 2 / 3) / 2, 2 / 3], abs=1e-6)  # fmt: skip
+        [0.5, (0.5 + 2 / 3) / 2, 2 / 3], abs=1e-6)
 
 
 def test_expected_auc_of_simple_cases():
@@ -106,14 +106,14 @@ def test_monitoring_records_the_estimate_of_each_scored_day_beside_the_realized_
     assert set(asked) == {"old", "new"}
     recorded = model_health.estimates(conn, spec.name)
     assert [d.date() for d in recorded["day"]] == [first + timedelta(days=2),
-                                                   first + timedelta(days=3)]  # fmt: skip
+                                                   first + timedelta(days=3)]
     assert set(recorded["model_version"]) == {"new"} and set(recorded["rows"]) == {3_000}
     for row in recorded.itertuples():
         day = scored[(row.day.date() - first).days]
         y = flights[(row.day.date() - first).days]["is_late_15"].to_numpy(dtype=float)
         assert row.value == pytest.approx(evaluation.auc(y, day["prediction"]), abs=0.03)
     perf = conn.execute("SELECT day, scored_day, value, estimated_value FROM "
-                        "monitoring.performance_daily ORDER BY day").df()  # fmt: skip
+                        "monitoring.performance_daily ORDER BY day").df()
     assert [d.date() for d in perf["scored_day"]] == [date(2013, 3, 31), first,
                                                       first + timedelta(1), first + timedelta(2)]
     assert perf["estimated_value"].isna().tolist() == [True, True, True, False]

@@ -7,14 +7,14 @@ from unified_assets.lib.monitoring import kpis
 
 def test_rel_cicd_counts_crashes_and_rollbacks_not_rejections():
     decisions = [{"status": "promoted"}, {"status": "rejected"}, {"status": "rejected"},
-                 {"status": "promoted"}, {"status": "rolled_back"}]  # fmt: skip
+                 {"status": "promoted"}, {"status": "rolled_back"}]
     failed = [{"job": "retrain_delay_classifier", "kind": "retrain"},
               {"job": "retrain_delay_classifier", "kind": "retrain", "gate_rejection": True},
-              {"job": "ingest_daily", "kind": None}]  # fmt: skip
+              {"job": "ingest_daily", "kind": None}]
     rel = kpis.rel_cicd(decisions, failed)
     # attempts: 4 decisions + 1 crashed retraining; failures: the crash and the rollback
     assert rel == {"value": pytest.approx(1 - 2 / 5), "attempts": 5, "failures": 2,
-                   "crashed_runs": 1, "rollbacks": 1}  # fmt: skip
+                   "crashed_runs": 1, "rollbacks": 1}
     assert kpis.rel_cicd([{"status": "rejected"}], [])["value"] == 1.0
     assert kpis.rel_cicd([], [])["value"] is None
 
@@ -27,7 +27,7 @@ def test_enterprise_value_follows_its_formula():
         {"name": "b", "manifest": {"metrics": {"test": {"mae": 20.0, "skill": 0.2}}},
          "rows_per_s": 1000.0, "cost_s": 10.0},
         {"name": "c", "manifest": {"metrics": {"test": {}}}, "rows_per_s": 1.0, "cost_s": 1.0},
-    ]  # fmt: skip
+    ]
     ev = kpis.enterprise_value(models, settings)
     a = 2.0 * (0.73 - 0.57) * 5.0 / 20.0
     b = 1.0 * 0.2 * 1.0 / 10.0
@@ -37,7 +37,7 @@ def test_enterprise_value_follows_its_formula():
 
 def test_latency_sums_the_path_by_layer():
     steps = [{"layer": "raw", "seconds": 0.5}, {"layer": "raw", "seconds": 0.25},
-             {"layer": "features", "seconds": 1.0}, {"layer": "marts", "seconds": 9.0}]  # fmt: skip
+             {"layer": "features", "seconds": 1.0}, {"layer": "marts", "seconds": 9.0}]
     result = kpis.latency(steps)
     assert result["by_layer_s"]["raw"] == 0.75 and result["by_layer_s"]["serving"] == 0.0
     assert result["total_s"] == 1.75  # marts are not on the path to a prediction

@@ -13,17 +13,17 @@ D0 = date(2013, 5, 1)
 
 
 def days(flags: list[bool], version: str = "v1", realized: float | None = 0.75,
-         start: date = D0) -> list[DayHealth]:  # fmt: skip
+         start: date = D0) -> list[DayHealth]:
     return [
         DayHealth(start + timedelta(days=i), version, flag, 0.3 if flag else 0.05,
                   0.4 if flag else 0.0, realized, 900)
         for i, flag in enumerate(flags)
-    ]  # fmt: skip
+    ]
 
 
 def auc_decision(history, last=None, busy=False):
     return decide(history, POLICY, floor=0.70, higher_is_better=True, last_retrain=last,
-                  in_progress=busy)  # fmt: skip
+                  in_progress=busy)
 
 
 def test_persistent_drift_triggers_with_its_evidence():
@@ -62,7 +62,7 @@ def test_after_a_rejected_challenger_the_next_try_comes_after_the_retry_days():
     def decision(ago: int, rejected: bool):
         return decide(history, POLICY, floor=0.70, higher_is_better=True,
                       last_retrain=latest - timedelta(days=ago), in_progress=False,
-                      last_rejected=rejected)  # fmt: skip
+                      last_rejected=rejected)
 
     assert POLICY.retry_days == 7 < POLICY.cooldown_days
     waiting = decision(6, rejected=True)
@@ -83,7 +83,7 @@ def test_realized_performance_below_the_floor_triggers():
 def test_for_an_error_metric_the_floor_is_a_ceiling():
     history = days([False] * 7, realized=35.0)
     decision = decide(history, POLICY, floor=30.0, higher_is_better=False, last_retrain=None,
-                      in_progress=False)  # fmt: skip
+                      in_progress=False)
     assert decision.retrain and decision.reason == "performance"
     ok = decide(days([False] * 7, realized=20.0), POLICY, 30.0, False, None, False)
     assert not ok.retrain
@@ -98,16 +98,16 @@ def test_an_old_model_is_retrained_once_the_evidence_is_quiet():
     assert not young.retrain and "healthy" in young.message
     # the evidence names the reason when there is some; the cool-down still holds
     drifted = decide(days([True] * 3), POLICY, 0.70, True, None, False,
-                     serving_as_of=D0 - timedelta(60))  # fmt: skip
+                     serving_as_of=D0 - timedelta(60))
     assert drifted.reason == "drift"
     cooling = decide(history, POLICY, 0.70, True, latest - timedelta(3), False,
-                     serving_as_of=latest - timedelta(60))  # fmt: skip
+                     serving_as_of=latest - timedelta(60))
     assert not cooling.retrain and "cooling down" in cooling.message
     # never retrained on a broken feed, however old
     broken = [*history[:-1], replace(history[-1], inputs_broken=True)]
     assert not decide(broken, POLICY, 0.70, True, None, False, latest - timedelta(90)).retrain
     assert not decide(history, replace(POLICY, max_age_days=0), 0.70, True, None, False,
-                      latest - timedelta(365)).retrain  # fmt: skip
+                      latest - timedelta(365)).retrain
 
 
 def test_a_drift_verdict_on_too_few_rows_does_not_ask():
@@ -149,13 +149,13 @@ def test_recency_weights_halve_every_half_life():
 
 
 def estimated(values: list[float | None], realized: float | None = None, version: str = "v1",
-              start: date = D0) -> list[DayHealth]:  # fmt: skip
+              start: date = D0) -> list[DayHealth]:
     """Quiet days (no drift) with a label-free estimate each, and a realized value or none."""
     return [
         DayHealth(start + timedelta(days=i), version, False, 0.05, 0.0, realized,
                   900 if realized is not None else 0, value, 950 if value is not None else 0)
         for i, value in enumerate(values)
-    ]  # fmt: skip
+    ]
 
 
 def test_an_estimate_past_the_floor_triggers_before_the_labels():
@@ -173,12 +173,12 @@ def test_the_estimate_waits_for_a_full_window_of_the_serving_version():
     gap = estimated([0.6] * 3 + [None] + [0.6] * 3)  # a day without an estimate
     assert not auc_decision(gap).retrain
     new = estimated([0.6] * 4, version="old") + estimated([0.6] * 3, version="new",
-                                                          start=D0 + timedelta(4))  # fmt: skip
+                                                          start=D0 + timedelta(4))
     assert not auc_decision(new).retrain
     later = estimated([0.6] * 4, version="new", start=D0 + timedelta(7))
     assert auc_decision(new + later).retrain
     off = RetrainPolicy(drift_days=3, performance_days=7, min_performance_days=4,
-                        cooldown_days=14, estimate_days=0)  # fmt: skip
+                        cooldown_days=14, estimate_days=0)
     assert not decide(estimated([0.6] * 7), off, 0.70, True, None, False).retrain
 
 
@@ -213,7 +213,7 @@ def test_cooldown_and_one_at_a_time_win_over_the_estimate():
 
 def test_for_an_error_metric_the_estimate_past_a_ceiling_triggers():
     decision = decide(estimated([36.0] * 7), POLICY, floor=30.0, higher_is_better=False,
-                      last_retrain=None, in_progress=False)  # fmt: skip
+                      last_retrain=None, in_progress=False)
     assert decision.retrain and decision.reason == "estimated_performance"
     assert not decide(estimated([25.0] * 7), POLICY, 30.0, False, None, False).retrain
 

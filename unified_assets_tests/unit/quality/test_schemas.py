@@ -6,10 +6,10 @@ from unified_assets.lib.quality import schemas
 
 
 def _hours(speeds: list[float], origin: str = "JFK", start: str = "2013-02-26 05:00",
-           step_hours: int = 1) -> pd.DataFrame:  # fmt: skip
+           step_hours: int = 1) -> pd.DataFrame:
     hours = pd.date_range(start, periods=len(speeds), freq=f"{step_hours}h")
     return pd.DataFrame({"origin": origin, "time_hour_utc": hours,
-                         "wind_speed_mph": pd.array(speeds, dtype="Float64")})  # fmt: skip
+                         "wind_speed_mph": pd.array(speeds, dtype="Float64")})
 
 
 def test_a_stuck_anemometer_is_six_equal_nonzero_hours_in_a_row():

@@ -15,7 +15,7 @@ def mart(**changes) -> pd.DataFrame:
         month=pd.Timestamp("2013-01-01"), carrier="UA", origin="EWR", flights=10, cancelled=1,
         diverted=1, arrived=8, on_time_rate=0.75, mean_dep_delay_min=5.0,
         mean_arr_delay_min=3.0, p90_dep_delay_min=30.0, p90_arr_delay_min=40.0,
-    )  # fmt: skip
+    )
     return pd.DataFrame([row | changes])
 
 
@@ -39,7 +39,8 @@ def test_warnings_do_not_block():
         "marts.carrier_origin_monthly", mart(cancelled=10, diverted=0, arrived=0)
     )
     assert outcome.blocking.empty
-    assert any("warn_not_all_cancelled" in k for k in validation.Validation.summary(outcome.warnings))
+    summary = validation.Validation.summary(outcome.warnings)
+    assert any("warn_not_all_cancelled" in k for k in summary)
 
 
 def test_missing_column_blocks():
@@ -90,8 +91,8 @@ def test_measure_completeness_accuracy_validity(tmp_path):
     assert feb["validity"] == pytest.approx(0.0)
     validation.record(conn, scores.reset_index(), "marts.carrier_origin_monthly",
                    date(2013, 1, 1), date(2013, 3, 1), pd.Timestamp("2026-01-01"),
-                   QualitySettings())  # fmt: skip
+                   QualitySettings())
     validation.record(conn, scores.reset_index(), "marts.carrier_origin_monthly",
                    date(2013, 1, 1), date(2013, 3, 1), pd.Timestamp("2026-01-01"),
-                   QualitySettings())  # fmt: skip
+                   QualitySettings())
     assert conn.execute("SELECT count(*) FROM monitoring.data_quality").fetchone()[0] == 2

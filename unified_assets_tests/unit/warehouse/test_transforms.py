@@ -21,7 +21,7 @@ GOOD = dict(
     arr_time="830", sched_arr_time="819", arr_delay="11", carrier="UA", flight="1545",
     tailnum="N14228", origin="EWR", dest="IAH", air_time="227", distance="1400", hour="5",
     minute="15", time_hour="2013-01-01T10:00:00Z",
-)  # fmt: skip
+)
 
 
 @pytest.fixture
@@ -49,14 +49,14 @@ def curate(conn, start=DAY, end=date(2013, 1, 2)):
 
 def totals(rows_in=0, curated=0, quarantined=0, duplicates=0, conflicting_duplicates=0):
     return dict(rows_in=rows_in, curated=curated, quarantined=quarantined,
-                duplicates=duplicates, conflicting_duplicates=conflicting_duplicates)  # fmt: skip
+                duplicates=duplicates, conflicting_duplicates=conflicting_duplicates)
 
 
 def test_typed_times_and_flags(conn):
     red_eye = GOOD | dict(flight="1", dep_time="2355", sched_dep_time="2359", dep_delay="-4",
-                          arr_time="440", sched_arr_time="437", arr_delay="3")  # fmt: skip
+                          arr_time="440", sched_arr_time="437", arr_delay="3")
     cancelled = GOOD | dict(flight="2", dep_time=None, dep_delay=None, arr_time=None,
-                            arr_delay=None, air_time=None)  # fmt: skip
+                            arr_delay=None, air_time=None)
     diverted = GOOD | dict(flight="3", arr_time=None, arr_delay=None, air_time=None)
     put(conn, [GOOD, red_eye, cancelled, diverted])
     assert curate(conn) == totals(rows_in=4, curated=4)
@@ -70,7 +70,7 @@ def test_typed_times_and_flags(conn):
     assert rows[1545][:4] == (
         datetime(2013, 1, 1, 5, 15), datetime(2013, 1, 1, 5, 17),
         datetime(2013, 1, 1, 8, 19), datetime(2013, 1, 1, 8, 30),
-    )  # fmt: skip
+    )
     assert rows[1545][4:] == (False, False, True, datetime(2013, 1, 1, 10))
     # scheduled 23:59, left 4 minutes early; arrival is the next morning
     assert rows[1][1] == datetime(2013, 1, 1, 23, 55)
@@ -144,7 +144,7 @@ def test_a_key_delivered_twice_with_other_values_is_a_conflicting_duplicate(conn
     (conflict,) = transforms.conflict_sample(conn)
     assert {k: conflict[k] for k in ("partition_date", "carrier", "flight", "origin")} == {
         "partition_date": DAY, "carrier": "UA", "flight": 1545, "origin": "EWR"
-    }  # fmt: skip
+    }
     assert conflict["sched_dep_ts"] == datetime(2013, 1, 1, 5, 15)
     assert "dep_delay_min: 30 kept, 2 dropped" in conflict["differing_values"].split("; ")
     assert transforms.conflicting_duplicates(conn, FLIGHTS, DAY, date(2013, 1, 2)) == [(DAY, 1)]
