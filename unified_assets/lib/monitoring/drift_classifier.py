@@ -176,6 +176,10 @@ def _in_interpreters(parts: list[tuple]) -> list[list]:
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
+                worker.wait()
+            worker.stdout.close()  # the pipes go with the worker, whatever happened
+            if not worker.stdin.closed:
+                worker.stdin.close()
 
 
 if __name__ == "__main__":  # a worker of `_in_interpreters`
