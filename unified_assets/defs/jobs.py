@@ -22,6 +22,11 @@ def key(layer: str, spec: ModelSpec, suffix: str) -> dg.AssetKey:
     return dg.AssetKey([layer, f"{spec.name}_{suffix}"])
 
 
+def handoff_ins(spec: ModelSpec, *steps: str) -> dict[str, dg.AssetIn]:
+    """The inputs of a model step: the hand-offs of the model's earlier steps, by name."""
+    return {step: dg.AssetIn(key("models", spec, step)) for step in steps}
+
+
 def keys(*names: str) -> list[dg.AssetKey]:
     return [dg.AssetKey.from_user_string(n) for n in names]
 

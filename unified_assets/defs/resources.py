@@ -373,11 +373,6 @@ def load_latest(instance: dg.DagsterInstance, home: Path,
     return load_handoff(home, asset_key, sha)
 
 
-def handoff_ins(spec: ModelSpec, *steps: str) -> dict[str, dg.AssetIn]:
-    """The inputs of a step: the hand-offs of the model's earlier steps, by name."""
-    return {step: dg.AssetIn(dg.AssetKey(["models", f"{spec.name}_{step}"])) for step in steps}
-
-
 def same_candidate(spec: ModelSpec, training_set: handoffs.TrainingSet, model: handoffs.ModelRef,
                    evaluation: handoffs.Evaluation | None = None) -> None:
     """Refuse a model whose training set was replaced after it was trained (the model would

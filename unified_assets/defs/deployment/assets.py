@@ -8,9 +8,9 @@ import dagster as dg
 import numpy as np
 
 from unified_assets.defs.checks import utc_now
-from unified_assets.defs.jobs import key
+from unified_assets.defs.jobs import handoff_ins, key
 from unified_assets.defs.partitions import single_run
-from unified_assets.defs.resources import WarehouseResource, handoff_ins, same_candidate
+from unified_assets.defs.resources import WarehouseResource, same_candidate
 from unified_assets.lib.core import artifacts
 from unified_assets.lib.deployment import manifests
 from unified_assets.lib.deployment.gates import GATE_NAMES

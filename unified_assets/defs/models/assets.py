@@ -13,13 +13,12 @@ import lightgbm as lgb
 import pandas as pd
 
 from unified_assets.defs.checks import utc_now
-from unified_assets.defs.jobs import key
+from unified_assets.defs.jobs import handoff_ins, key
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import (
     HANDOFF_IO_MANAGER,
     ComputeResource,
     WarehouseResource,
-    handoff_ins,
     same_candidate,
 )
 from unified_assets.lib.core import artifacts

@@ -1,7 +1,7 @@
 """The online feature store: per-key aggregates the batch graph exports, and the point-in-time
 flight features the prediction service computes from them in microseconds.
 
-Point-in-time flight features take about 0.1 s a day in DuckDB (PITFALLS.md), too slow for a
+Point-in-time flight features take about 0.1 s a day in DuckDB (docs/performance.md), too slow for a
 request. So the batch graph exports (`online_export.py`, with the SQL fragments of
 `lib/features/tables.py`) what the features are made of: every flight's schedule and outcome
 times, the delay rates per carrier, origin and route for every anchor day, the hourly weather,
