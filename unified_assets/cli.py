@@ -240,6 +240,7 @@ REPLAY_INSTANCE = TELEMETRY_OFF + NO_COMPUTE_LOGS + CONSOLIDATED_EVENT_LOG
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Play days forward against a real Dagster instance in a home of its own, then report."""
+    import shutil
     import warnings
 
     import dagster as dg
@@ -248,11 +249,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
         warnings.filterwarnings("ignore", category=category)
     from unified_assets.lib.core import scratch
+    from unified_assets.lib.raw import scenarios
 
     models = args.models.split(",")
     unknown = [m for m in models if m not in SPECS]
     if unknown:
         print(f"unknown model(s) {unknown}; known: {sorted(SPECS)}", file=sys.stderr)
+        return 1
+    try:  # a scenario file is checked whole before anything runs
+        scenario = scenarios.load(args.scenario) if args.scenario else None
+    except scenarios.ScenarioError as exc:
+        print(f"scenario refused: {exc}", file=sys.stderr)
+        return 2
+    if args.resume and not (args.resume / "replay_state.json").exists():
+        print(f"{args.resume} is not a saved replay state (no replay_state.json)",
+              file=sys.stderr)
         return 1
     base = home_dir()
     home = (args.home or base / "replay").resolve()
@@ -261,21 +272,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"{home} is not empty: pass --fresh to start the replay over", file=sys.stderr)
             return 1
         scratch.remove(home)
+    if args.resume:  # a copy of the saved home, played on from where it stopped
+        shutil.copytree(args.resume, home, dirs_exist_ok=True)
     home.mkdir(parents=True, exist_ok=True)
     # The replay's instance is its own, even when DAGSTER_HOME points at a production one. It
     # is kept in memory while the replay runs (lib/scratch) and moved into the home at the end.
     dagster_home = home / "dagster_home"
-    with scratch.in_memory(dagster_home) as in_memory:
+    with scratch.in_memory(dagster_home, existing=bool(args.resume)) as in_memory:
         instance = REPLAY_INSTANCE.format(dagster_home=dagster_home)
         (dagster_home / "dagster.yaml").write_text(instance)
-        _replay(args, home, base, models, dagster_home)
+        _replay(args, home, base, models, scenario)
     print(f"the replay's Dagster instance is in {dagster_home}"
           f"{' (kept in memory while it ran)' if in_memory else ''}")
     return 0
 
 
 def _replay(args: argparse.Namespace, home: Path, base: Path, models: list[str],
-            dagster_home: Path) -> None:
+            scenario) -> None:
     import time
 
     import dagster as dg
@@ -286,21 +299,53 @@ def _replay(args: argparse.Namespace, home: Path, base: Path, models: list[str],
 
     # The replay's own settings: the environment's, in the replay's home, with its budget.
     settings = Settings.from_env(home=str(home), search_budget=args.budget)
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        replayer = Replayer(settings, instance, models)
+    snapshots = dict(args.snapshot or [])
+    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        replayer = Replayer(settings, instance, models, policy=args.policy, scenario=scenario)
+        if args.resume:
+            replayer.resume()
         started = time.perf_counter()
 
         def progress(day: date) -> None:
-            if day.day == 1 or day == args.end:
+            if day.day in (1, 15) or day == args.end:
                 print(f"{day}: {len(replayer.ledger.runs)} runs, "
                       f"{time.perf_counter() - started:.0f} s", flush=True)
 
-        replayer.play(args.start, args.end, args.bootstrap_end, progress)
+        replayer.play(args.start, args.end, args.bootstrap_end, progress, snapshots)
         seconds = time.perf_counter() - started
     replayer.ledger.dump(home / "replay_ledger.json")
+    if args.no_report:
+        print(f"replayed {args.start}..{args.end} ({args.policy}) in {seconds:.0f} s")
+        return
     out = report.write_replay_report(home, replayer.ledger, models, base / "reports", seconds,
                                      budget=args.budget)
     print(f"replayed {args.start}..{args.end} in {seconds:.0f} s; report: {out}")
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    """Every shipped scenario (or the files given): a calm prefix built once, then each
+    scenario's weeks under the loop and the monthly calendar; one summary in reports/."""
+    from unified_assets.lib.raw import scenarios
+    from unified_assets.scenario_runs import run_all
+
+    files = args.files or sorted(scenarios.SHIPPED.glob("*.yaml"))
+    try:
+        loaded = [scenarios.load(f) for f in files]
+    except scenarios.ScenarioError as exc:
+        print(f"scenario refused: {exc}", file=sys.stderr)
+        return 2
+    if not loaded:
+        print(f"no scenario files in {scenarios.SHIPPED}", file=sys.stderr)
+        return 1
+    out = run_all(loaded, home_dir(), args.models.split(","), args.budget, args.jobs,
+                  args.fresh, args.days, args.report_only, args.bootstrap_end)
+    print(f"scenario summary: {out}")
+    return 0
+
+
+def _snapshot(text: str) -> tuple[date, Path]:
+    day, _, folder = text.partition("=")
+    return _day(day), Path(folder).resolve()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,7 +374,35 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--budget", type=int, default=1, help="search trials per training")
     replay.add_argument("--home", type=Path, help="default: replay/ in the home folder")
     replay.add_argument("--fresh", action="store_true", help="delete an earlier replay first")
+    replay.add_argument("--scenario", type=Path,
+                        help="a scenario file: its edits apply to each landing file as it "
+                        "lands (docs/scenarios.md)")
+    replay.add_argument("--policy", choices=("loop", "calendar", "frozen"), default="loop",
+                        help="what retrains the models: the retraining sensors (loop), the "
+                        "monthly schedules (calendar) or nothing (frozen)")
+    replay.add_argument("--resume", type=Path,
+                        help="a saved replay state (see --snapshot) to play on from")
+    replay.add_argument("--snapshot", type=_snapshot, action="append", metavar="DAY=FOLDER",
+                        help="after DAY, save a copy of the home to FOLDER (repeatable)")
+    replay.add_argument("--no-report", action="store_true", help="write the ledger only")
     replay.set_defaults(func=cmd_replay)
+
+    runs = sub.add_parser("scenarios",
+                          help="run the shipped scenarios under the loop and the calendar")
+    runs.add_argument("files", nargs="*", type=Path,
+                      help="scenario files (default: the shipped scenarios/*.yaml)")
+    runs.add_argument("--models", default=",".join(SPECS),
+                      help="comma-separated models (default: all)")
+    runs.add_argument("--budget", type=int, default=1, help="search trials per training")
+    runs.add_argument("--jobs", type=int, default=2, help="policy replays run at once")
+    runs.add_argument("--days", type=int, default=35,
+                      help="days replayed from each scenario's start")
+    runs.add_argument("--fresh", action="store_true", help="rebuild the calm prefix")
+    runs.add_argument("--bootstrap-end", type=_day, default=date(2013, 2, 28),
+                      help="the calm prefix trains the first models on the days up to this one")
+    runs.add_argument("--report-only", action="store_true",
+                      help="write the reports from the last runs")
+    runs.set_defaults(func=cmd_scenarios)
 
     status = sub.add_parser("status", help="rows per layer, quarantine and DQ per table")
     status.set_defaults(func=cmd_status)

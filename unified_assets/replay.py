@@ -8,11 +8,18 @@ process against the instance in DAGSTER_HOME, so the UI shows them afterwards.
 
 Three parts: the `Daemon` does what Dagster's daemon would (ticks, run launches), the `Ledger`
 records what happened, and the `Replayer` is the calendar of a simulated day.
+
+A replay retrains by one of three policies: `loop` (the retraining sensors: the platform's
+own), `calendar` (each model's monthly schedule: the same job, checks and gates on no
+evidence) or `frozen` (never). With a scenario (lib/raw/scenarios.py) each day's landing files
+are edited as they land. The daemon's cursors are saved beside the home (`save_state`), so a
+copy of the home can be played on from where it stopped (`resume`).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +31,7 @@ import dagster as dg
 from unified_assets.defs.monitoring.sensors import gate_rejection
 from unified_assets.lib.core import config, database
 from unified_assets.lib.deployment import manifests
-from unified_assets.lib.raw import landing
+from unified_assets.lib.raw import landing, scenarios
 
 RUN_KEY_TAG = "dagster/run_key"
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -38,6 +45,9 @@ NOT_REPLAYED = {
 }
 """Schedules the replay does not tick, and why."""
 
+POLICIES = ("loop", "calendar", "frozen")
+STATE_FILE = "replay_state.json"  # the daemon's cursors, in the home
+
 
 @dataclass
 class Ledger:
@@ -46,6 +56,9 @@ class Ledger:
     runs: list[dict] = field(default_factory=list)
     retrainings: list[dict] = field(default_factory=list)
     skips: dict[str, int] = field(default_factory=dict)
+    edits: list[dict] = field(default_factory=list)  # a scenario's edits, per day and file
+    policy: str = "loop"
+    scenario: dict = field(default_factory=dict)
 
     def skipped(self, name: str) -> None:
         self.skips[name] = self.skips.get(name, 0) + 1
@@ -178,47 +191,105 @@ class Replayer:
     """The calendar of simulated days: what the daemon is asked to do, and when, on each day;
     and each retraining's decision, noted in the ledger."""
 
-    def __init__(self, settings, instance: dg.DagsterInstance, models: list[str], log=print):
+    def __init__(self, settings, instance: dg.DagsterInstance, models: list[str], log=print,
+                 policy: str = "loop", scenario: scenarios.Scenario | None = None):
         from unified_assets.definitions import build_defs
 
+        if policy not in POLICIES:
+            raise ValueError(f"policy {policy!r}: one of {POLICIES}")
         self.home = settings.home_path
         self.models = models
         self.log = log
-        self.ledger = Ledger()
+        self.policy = policy
+        self.scenario = scenario
+        self.ledger = Ledger(policy=policy)
+        if scenario is not None:
+            self.ledger.scenario = {"name": scenario.name, "sha256": scenario.sha256,
+                                    "start": str(scenario.start),
+                                    "end": str(scenario.end or ""),
+                                    "description": scenario.description,
+                                    "edits": [e.describe() for e in scenario.edits]}
         self.daemon = Daemon(build_defs(settings), instance, self.ledger, log)
 
-    def play(self, start: date, end: date, bootstrap_end: date, progress=None) -> None:
-        """Every day from `start` to `end`. The warehouse stays open throughout: the ticks and
-        runs happen one after another in this process, and nothing else is waiting for it."""
+    def save_state(self) -> None:
+        """The daemon's cursors, so that a copy of the home can be played on."""
+        daemon = self.daemon
+        state = {"cursors": daemon.cursors,
+                 "automation": None if daemon.automation_cursor is None
+                 else dg.serialize_value(daemon.automation_cursor)}
+        (self.home / STATE_FILE).write_text(json.dumps(state))
+
+    def resume(self) -> None:
+        """Go on from the cursors the replay that built this home saved."""
+        state = json.loads((self.home / STATE_FILE).read_text())
+        self.daemon.cursors = state["cursors"]
+        if state["automation"]:
+            self.daemon.automation_cursor = dg.deserialize_value(state["automation"])
+
+    def snapshot(self, to: Path) -> None:
+        """A copy of the home as it is between two days (the warehouse checkpointed, the
+        instance idle), to resume from."""
+        with database.connect(config.warehouse_path(self.home)) as conn:
+            conn.execute("CHECKPOINT")
+        self.save_state()
+        if to.exists():
+            shutil.rmtree(to)
+        shutil.copytree(self.home, to, symlinks=False)  # the instance's memory copy, on disk
+
+    def play(self, start: date, end: date, bootstrap_end: date, progress=None,
+             snapshots: dict[date, Path] | None = None) -> None:
+        """Every day from `start` to `end`, with a copy of the home after each day of
+        `snapshots`. The warehouse stays open throughout: the ticks and runs happen one after
+        another in this process, and nothing else is waiting for it."""
         with database.held(config.warehouse_path(self.home)):
             day = start
             while day <= end:
                 self.day(day, bootstrap_end)
                 if progress:
                     progress(day)
+                if snapshots and day in snapshots:
+                    self.snapshot(snapshots[day])
                 day += timedelta(days=1)
+            self.save_state()
 
     def day(self, day: date, bootstrap_end: date) -> None:
         """Everything the daemon would do for one landed day."""
         daemon = self.daemon
         next_day = datetime.combine(day + timedelta(days=1), clock(), tzinfo=UTC)
         landing.land(self.home, through=day, start=day)
+        if self.scenario is not None:
+            edited = scenarios.apply(self.scenario, self.home, day)
+            self.ledger.edits += edited
         daemon.tick_sensor("landing_sensor", next_day + timedelta(minutes=30))
         daemon.tick_automation(next_day + timedelta(minutes=45))
         if day == bootstrap_end:
             self.bootstrap(day, next_day + timedelta(hours=1))
         for name, schedule in daemon.schedules.items():
             at = fires_on(schedule.cron_schedule, next_day.date())
-            if at is not None and name not in ("weekly_scorecard", *NOT_REPLAYED):
+            if at is not None and name not in ("weekly_scorecard", *NOT_REPLAYED) \
+                    and not name.startswith("retrain_"):
                 daemon.tick_schedule(name, next_day + at)
         for model in self.models:
-            before = len(manifests.history(self.home, model))
-            launched = daemon.tick_sensor(f"retrain_{model}_sensor", next_day + timedelta(hours=5))
-            if launched:
-                self.note_retraining(model, launched[-1], before)
+            self.retrain(model, next_day)
         at = fires_on(daemon.schedules["weekly_scorecard"].cron_schedule, next_day.date())
         if at is not None:  # after the morning's retrainings, so the week's decisions count
             daemon.tick_schedule("weekly_scorecard", next_day + at)
+
+    def retrain(self, model: str, next_day: datetime) -> None:
+        """The policy's retraining step for the morning after a day: the loop's sensor, the
+        calendar's monthly schedule, or nothing (frozen)."""
+        before = len(manifests.history(self.home, model))
+        if self.policy == "loop":
+            launched = self.daemon.tick_sensor(f"retrain_{model}_sensor",
+                                               next_day + timedelta(hours=5))
+        elif self.policy == "calendar":
+            name = f"retrain_{model}_monthly"
+            at = fires_on(self.daemon.schedules[name].cron_schedule, next_day.date())
+            launched = [] if at is None else self.daemon.tick_schedule(name, next_day + at)
+        else:
+            launched = []
+        if launched:
+            self.note_retraining(model, launched[-1], before)
 
     def bootstrap(self, day: date, now: datetime) -> None:
         """The first model of each replayed model, trained on the days up to `day`."""
@@ -251,11 +322,15 @@ class Replayer:
 
 
 def fires_on(cron: str, day: date) -> timedelta | None:
-    """When on `day` a daily or weekly cron string ("M H * * *", "M H * * D") fires."""
+    """When on `day` a daily, weekly or monthly cron string ("M H * * *", "M H * * D",
+    "M H D * *") fires."""
     minute, hour, dom, month, dow = cron.split()
-    if dom != "*" or month != "*":
-        raise ValueError(f"the replay ticks daily and weekly schedules only, not {cron!r}")
+    if month != "*" or (dom != "*" and dow != "*"):
+        raise ValueError(f"the replay ticks daily, weekly and monthly schedules only, not "
+                         f"{cron!r}")
     if dow != "*" and int(dow) % 7 != (day.weekday() + 1) % 7:  # cron: 0 = Sunday
+        return None
+    if dom != "*" and int(dom) != day.day:
         return None
     return timedelta(hours=int(hour), minutes=int(minute))
 

@@ -7,7 +7,7 @@ import dagster as dg
 from unified_assets.defs.deployment.assets import manifest_asset
 from unified_assets.defs.models.assets import evaluation_asset, model_asset, training_set_asset
 from unified_assets.defs.monitoring.assets import monitor_asset
-from unified_assets.defs.monitoring.sensors import retraining_sensor
+from unified_assets.defs.monitoring.sensors import calendar_schedule, retraining_sensor
 from unified_assets.defs.serving.assets import predictions_asset
 from unified_assets.lib.models.specs import SPECS, ModelSpec
 
@@ -28,5 +28,7 @@ def all_model_assets() -> list[dg.AssetsDefinition]:
 
 
 def all_model_automation() -> dg.Definitions:
-    """Each model's retraining sensor, which carries its retraining job."""
-    return dg.Definitions(sensors=[retraining_sensor(spec) for spec in SPECS.values()])
+    """Each model's retraining sensor, which carries its retraining job, and its monthly
+    calendar schedule (stopped: the fixed alternative to the sensor)."""
+    return dg.Definitions(sensors=[retraining_sensor(spec) for spec in SPECS.values()],
+                          schedules=[calendar_schedule(spec) for spec in SPECS.values()])

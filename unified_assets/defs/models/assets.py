@@ -29,7 +29,7 @@ from unified_assets.lib.models import dask_steps, evaluation, training
 from unified_assets.lib.models.handoffs import Evaluation, ModelRef, Snapshot, TrainingSet
 from unified_assets.lib.models.specs import ModelSpec
 from unified_assets.lib.monitoring import drift, estimation
-from unified_assets.lib.quality import validation
+from unified_assets.lib.quality import feeds, validation
 from unified_assets.lib.raw import ingest
 
 
@@ -70,11 +70,20 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             windows = spec.windows(as_of, rolling)
         except ValueError as exc:
             raise dg.Failure(f"{spec.name}: as_of={config.as_of!r}: {exc}") from exc
+        span = windows["train"][0], windows["test"][1]
         with warehouse.connect() as conn:
             frames = {name: training.load_split(conn, spec, w) for name, w in windows.items()}
+            # Days a data check found a broken feed on are left out, whoever asked for this
+            # training (sensor, schedule, a person): a model must not learn the fault.
+            excluded, label_gaps = feeds.training_exclusions(
+                conn, FEATURE_SOURCES[spec.table], *span)
             input_dq = {t: validation.window_dq(conn, t, *windows["train"])
                         for t in FEATURE_SOURCES[spec.table]}
-            lineage = ingest.landing_version(conn, windows["train"][0], windows["test"][1])
+            lineage = ingest.landing_version(conn, *span)
+        if excluded:
+            frames = {name: training.without_days(spec, frame, excluded)
+                      for name, frame in frames.items()}
+            context.log.warning(f"{spec.name}: broken-feed days left out: {excluded}")
         empty = [name for name, frame in frames.items() if frame.empty]
         if empty:
             raise dg.Failure(
@@ -97,12 +106,16 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             # Recency weighting applies to a retraining's windows, not to the fixed ones.
             half_life_days=rolling.half_life_days if as_of else 0,
             created_at=str(utc_now()),
+            excluded_days=excluded,
+            label_gaps=label_gaps,
         )
         return dg.Output(
             datasets,
             metadata={f"{n}_rows": r.rows for n, r in refs.items()}
             | {f"{n}_sha256": r.sha256 for n, r in refs.items()}
-            | {"input_dq": dg.MetadataValue.json(input_dq), "as_of": config.as_of or "fixed"}
+            | {"input_dq": dg.MetadataValue.json(input_dq), "as_of": config.as_of or "fixed",
+               "excluded_days": dg.MetadataValue.json(excluded),
+               "label_gaps": dg.MetadataValue.json(label_gaps)}
             | lineage
         )
 
@@ -156,6 +169,8 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "rows": {n: r.rows for n, r in training_set.splits.items()},
             "datasets": training_set.dataset_hashes(),
             "lineage": training_set.lineage,
+            "excluded_days": training_set.excluded_days,
+            "label_gaps": training_set.label_gaps,
             "trials": trained.trials,
             "training_seconds": round(seconds, 3),
             "code_version": artifacts.code_version(),

@@ -128,6 +128,31 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
     return sensor
 
 
+CALENDAR_CRON = "0 5 1 * *"
+
+
+def calendar_schedule(spec: ModelSpec) -> dg.ScheduleDefinition:
+    """The fixed alternative to the loop: retrain on the 1st of every month at 05:00, through
+    the same job, checks and gates, on no evidence. Stopped by default, also when automation
+    is on: a team turns it on instead of the retraining sensor, and the scenario replays run
+    it beside the loop (`unified-assets scenarios`). Its job is the retraining sensor's."""
+
+    @dg.schedule(
+        name=f"retrain_{spec.name}_monthly",
+        job_name=f"retrain_{spec.name}",
+        cron_schedule=CALENDAR_CRON,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"Retrains {spec.name} on the 1st of each month on the labelled days up "
+        "to then (the calendar policy; the retraining sensor is the loop).",
+    )
+    def schedule(context: dg.ScheduleEvaluationContext):
+        scored = context.scheduled_execution_time.date() - timedelta(days=1)
+        as_of = scored - timedelta(days=spec.label_lag_days)
+        return retrain_request(spec, as_of, "calendar", {"month": str(scored)[:7]})
+
+    return schedule
+
+
 @dg.run_failure_sensor(
     name="record_failed_runs",
     monitor_all_code_locations=False,

@@ -46,6 +46,8 @@ class TrainingSet:
     as_of: str | None = None  # the retraining's last labelled day; None: the spec's windows
     half_life_days: int = 0  # recency weighting of the training rows; 0: none
     created_at: str = ""
+    excluded_days: dict[str, str] = dataclasses.field(default_factory=dict)  # broken feeds
+    label_gaps: dict[str, str] = dataclasses.field(default_factory=dict)  # outcomes missing
 
     def read(self, *names: str) -> dict[str, pd.DataFrame]:
         return {name: self.splits[name].read() for name in names or SPLITS}

@@ -45,6 +45,12 @@ def load_split(
     return conn.execute(sql, {"start": window[0], "end": window[1]}).df()
 
 
+def without_days(spec: ModelSpec, frame: pd.DataFrame, days) -> pd.DataFrame:
+    """The rows of `frame` not dated on one of `days` (ISO text), in the same order."""
+    dated = pd.to_datetime(frame[spec.date_column]).dt.strftime("%Y-%m-%d")
+    return frame[~dated.isin(set(days))].reset_index(drop=True)
+
+
 def matrix(spec: ModelSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """The model's input: its features, categoricals as pandas categories, the rest as floats.
 

@@ -32,7 +32,7 @@ from unified_assets.lib.monitoring import (
     estimation,
 )
 from unified_assets.lib.monitoring.drift_policy import DriftPolicy
-from unified_assets.lib.quality import validation
+from unified_assets.lib.quality import feeds, validation
 
 DRIFT_TABLE = "monitoring.drift_daily"
 FEATURE_DRIFT_TABLE = "monitoring.feature_drift"
@@ -212,7 +212,7 @@ def monitor_window(
                             first, reference_of, policy)
     outcomes = _by_day(realized(conn, spec, start - lag, end - lag))
     dq = input_dq(conn, spec, start, end)
-    faults = validation.feed_faults(conn, FEATURE_SOURCES[spec.table], start - window, end)
+    faults = feeds.feed_faults(conn, FEATURE_SOURCES[spec.table], start - window, end)
     measured, drift_rows, feature_rows, perf_rows, estimate_rows = [], [], [], [], []
     for day in pd.date_range(start, end, inclusive="left").date:
         frame = scored.get(day, pd.DataFrame())
@@ -344,7 +344,7 @@ def window_faults(faults: dict[date, dict[str, int]], first: date, last: date) -
 def describe_faults(found: dict, feature: str | None = None) -> str | None:
     """`warn_wind_stuck (wind_speed_mph): 19 rows on 2013-02-19` for each broken-feed warning
     (for one feature: those that concern it); None when there is none."""
-    concerns = {c: cols for checks in validation.FEED_FAULTS.values() for c, cols in checks.items()}
+    concerns = {c: cols for checks in feeds.FEED_FAULTS.values() for c, cols in checks.items()}
     parts = [f"{check} ({', '.join(concerns.get(check, ()))}): {e['rows']} rows on "
              f"{', '.join(e['days'])}" for check, e in sorted(found.items())
              if feature is None or feature in concerns.get(check, ())]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cache
 
 import duckdb
 import pandas as pd
@@ -379,59 +378,3 @@ def window_dq(conn: duckdb.DuckDBPyConnection, table: str, start: date, end: dat
         {"t": table, "s": start, "e": end},
     ).fetchall()[0][0]
     return None if value is None else float(value)
-
-
-# ---------------------------------------------------------------- broken feeds
-
-FEED_FAULTS = {
-    "warehouse.fct_weather_hourly": {
-        "warn_dewpoint_above_temp": ("temp_f", "dewp_f"),  # e.g. temperature in Celsius
-        "warn_wind_stuck": ("wind_speed_mph",),
-        "warn_visibility_over_10_mi": ("visib_mi",),  # e.g. visibility in kilometres
-    },
-}
-"""Warnings that say a feed is broken (another unit, a stuck sensor), not that the world
-changed, and the columns (feature names downstream) each one concerns."""
-
-
-@cache
-def _feed_schema(table: str) -> pa.DataFrameSchema:
-    """The table's broken-feed warnings alone: the same pandera check objects as its schema,
-    without the other columns and checks (a monitor asks for these over its whole window)."""
-    names = set(FEED_FAULTS[table])
-    schema = SCHEMAS[table]
-    columns = {
-        name: pa.Column(checks=[c for c in column.checks if c.name in names], nullable=True)
-        for name, column in schema.columns.items()
-        if any(c.name in names for c in column.checks)
-    }
-    checks = [c for c in schema.checks if c.name in names]
-    return pa.DataFrameSchema(columns, checks=checks, name=f"{table} (feed faults)")
-
-
-def feed_faults(conn: duckdb.DuckDBPyConnection, tables, start: date,
-                end: date) -> dict[date, dict[str, int]]:
-    """Per day in [start, end): the rows of `tables` that fail a broken-feed warning, by
-    warning (the same pandera checks the table's `quality` asset check runs)."""
-    faults: dict[date, dict[str, int]] = {}
-    for table in tables:
-        checks = FEED_FAULTS.get(table)
-        if not checks or not table_exists(conn, table):
-            continue
-        column = SPECS[table].partition_column
-        frame = conn.execute(f"SELECT * FROM {table} WHERE {column} >= $s AND {column} < $e",
-                             {"s": start, "e": end}).df()
-        if frame.empty:
-            continue
-        try:
-            _feed_schema(table).validate(frame, lazy=True)
-            continue
-        except pa.errors.SchemaErrors as exc:
-            found = exc.failure_cases
-        found = found.dropna(subset=["index"]).drop_duplicates(["check", "index"])
-        days = pd.to_datetime(frame[column]).dt.date
-        for check, index in zip(found["check"].astype(str), found["index"], strict=True):
-            day = days.loc[int(index)]
-            faults.setdefault(day, {}).setdefault(check, 0)
-            faults[day][check] += 1
-    return faults
