@@ -67,7 +67,7 @@ def build_prefix(work: Path, days: list[date], models: list[str], budget: int,
     started = time.perf_counter()
     subprocess.run(command, check=True)
     meta_path.write_text(json.dumps(wanted | {
-        "days": sorted(str(d) for d in days), "code_version": artifacts.code_version(),
+        "days": sorted({str(d) for d in days}), "code_version": artifacts.code_version(),
         "seconds": round(time.perf_counter() - started, 1)}, indent=1))
     return states
 

@@ -111,6 +111,12 @@ class Settings(dg.ConfigurableResource):
         default=_RETRAIN.min_drift_rows,
         description="Rows a drift window needs before its verdict can ask for a retraining.",
     )
+    retrain_change_rolling_days: str = Field(
+        default=_RETRAIN.change_rolling_days,
+        description="Windows ('train,valid,test' days) of a retraining after a detected change "
+        "(drift, performance or its estimate past the floor): fresher data than the spec's; "
+        "empty: the spec's.",
+    )
     drift_window_days: int = Field(
         default=_DRIFT.window_days,
         description="Scored days a drift judgement looks back over.",
@@ -210,6 +216,7 @@ class Settings(dg.ConfigurableResource):
             estimate_days=int(self.value("retrain_estimate_days")),
             max_age_days=int(self.value("retrain_max_age_days")),
             min_drift_rows=int(self.value("retrain_min_drift_rows")),
+            change_rolling_days=str(self.value("retrain_change_rolling_days")),
         )
 
     def drift_policy(self) -> DriftPolicy:

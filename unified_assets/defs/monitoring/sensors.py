@@ -28,12 +28,15 @@ IN_PROGRESS = [
 ]
 
 
-def retrain_request(spec: ModelSpec, as_of: date, reason: str, evidence: dict) -> dg.RunRequest:
-    """A retraining of `spec` on the windows that end with `as_of`, tagged with why."""
+def retrain_request(spec: ModelSpec, as_of: date, reason: str, evidence: dict,
+                    rolling_days: str = "") -> dg.RunRequest:
+    """A retraining of `spec` on the windows that end with `as_of` (`rolling_days`: other
+    windows than the settings' or the spec's), tagged with why."""
     op = "__".join(key("models", spec, "training_set").path)
+    config = {"as_of": str(as_of)} | ({"rolling_days": rolling_days} if rolling_days else {})
     return dg.RunRequest(
         run_key=f"retrain:{spec.name}:{as_of}",
-        run_config=dg.RunConfig(ops={op: {"config": {"as_of": str(as_of)}}}),
+        run_config=dg.RunConfig(ops={op: {"config": config}}),
         tags={MODEL_TAG: spec.name, KIND_TAG: "retrain", AS_OF_TAG: str(as_of),
               REASON_TAG: reason, EVIDENCE_TAG: json.dumps(evidence, sort_keys=True)},
     )
@@ -72,16 +75,17 @@ def serving_as_of(home, spec: ModelSpec) -> date | None:
     return date.fromisoformat(test[1]) - timedelta(days=1) if test else None
 
 
-def last_retrain(instance: dg.DagsterInstance, job_name: str) -> tuple[date | None, bool]:
-    """The as-of day of the model's last retraining run, and whether one is in progress."""
+def last_retrain(instance: dg.DagsterInstance, job_name: str
+                 ) -> tuple[date | None, bool, str]:
+    """The as-of day of the model's last retraining run, whether one is in progress, and why
+    the last one was asked for."""
     busy = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS),
                              limit=1)
-    last = None
     for run in instance.get_runs(filters=dg.RunsFilter(job_name=job_name), limit=20):
         if AS_OF_TAG in run.tags:
-            last = date.fromisoformat(run.tags[AS_OF_TAG])
-            break
-    return last, bool(busy)
+            return date.fromisoformat(run.tags[AS_OF_TAG]), bool(busy), \
+                run.tags.get(REASON_TAG, "")
+    return None, bool(busy), ""
 
 
 def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
@@ -109,13 +113,13 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
         if context.cursor == latest:
             return dg.SkipReason(f"{spec.name}: no monitored day after {latest}")
         policy = warehouse.settings.retrain_policy()
-        last, busy = last_retrain(context.instance, job.name)
+        last, busy, last_reason = last_retrain(context.instance, job.name)
         lag = timedelta(days=spec.label_lag_days)  # as-of days, on the monitored days' clock
         serving = serving_as_of(warehouse.home_path, spec)
         rejected = manifests.last_rejected(warehouse.home_path, spec.name)
         decision = retraining.decide(days, policy, spec.gates.metric_floor,
                                      spec.higher_is_better, last and last + lag, busy,
-                                     serving and serving + lag, rejected)
+                                     serving and serving + lag, rejected, last_reason)
         if busy:  # look at this day again once the running retraining has finished
             return dg.SkipReason(f"{spec.name}: {decision.message}")
         context.update_cursor(latest)
@@ -123,7 +127,8 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
             return dg.SkipReason(f"{spec.name}: {decision.message}")
         as_of = days[-1].day - timedelta(days=spec.label_lag_days)
         context.log.info(f"{spec.name}: retrain as of {as_of}: {decision.message}")
-        return retrain_request(spec, as_of, decision.reason, decision.evidence)
+        return retrain_request(spec, as_of, decision.reason, decision.evidence,
+                               policy.rolling_days(decision.reason))
 
     return sensor
 

@@ -104,7 +104,7 @@ def recovery(spec: ModelSpec, rows: pd.DataFrame, start: date, level: float | No
 def detection(home: Path, ledger: dict, spec: ModelSpec, start: date,
               end: date) -> tuple[int | None, str]:
     """The first alarm on or after the start, as scored days from it (the start = 1), and
-    what it named."""
+    what it named. A drift streak already running before the start is not the scenario's."""
     alarms: list[tuple[date, str]] = []
     tables = FEATURE_SOURCES[spec.table]
     conn = database.connect(config.warehouse_path(home), read_only=True)
@@ -117,9 +117,11 @@ def detection(home: Path, ledger: dict, spec: ModelSpec, start: date,
         drifts, _ = model_health.history(conn, spec.name)
     finally:
         conn.close()
-    if not drifts.empty:
+    if not drifts.empty:  # the first drift verdict of a streak that began on or after it
         drifts["d"] = pd.to_datetime(drifts["day"]).dt.date
-        for r in drifts[(drifts["d"] >= start) & drifts["is_drift"].fillna(False)].itertuples():
+        drifted = drifts["is_drift"].fillna(False).astype(bool)
+        began = drifted & ~drifted.shift(fill_value=False)
+        for r in drifts[(drifts["d"] >= start) & began].itertuples():
             top = str(r.top_features or "").split(", ")[:3]
             alarms.append((r.d, f"drift ({', '.join(t for t in top if t) or r.drift_reasons})"))
             break
@@ -138,7 +140,8 @@ def detection(home: Path, ledger: dict, spec: ModelSpec, start: date,
 
 def trainings(home: Path, ledger: dict, spec: ModelSpec, edited: set[str]) -> dict:
     """The policy's retrainings of the model in the replay, and whether a model it deployed
-    was trained on an edited day (broken-feed days a training set left out do not count)."""
+    was trained on an edited day (broken-feed days its training set left out do not count; an
+    edited day counts whole, also when the edit only took outcomes away)."""
     events = [e for e in ledger["retrainings"] if e["model"] == spec.name]
     on_edited, gaps = [], []
     for e in events:
@@ -226,7 +229,7 @@ def scenario_section(scenario: Scenario, work: Path, state: Path, models: list[s
         for policy in homes:
             row[f"trainings {policy}"] = (f"{trained[policy]['count']} "
                                           f"({trained[policy]['promoted']} promoted)")
-            row[f"deployed trained on edited rows ({policy})"] = trained[policy]["on_edited"]
+            row[f"deployed models trained on edited days ({policy})"] = trained[policy]["on_edited"]
         row["monitoring (loop)"] = monitoring_cover(homes["loop"], spec, start,
                                                     end - timedelta(days=1))
         row["label gaps in trainings (loop, calendar)"] = \
@@ -263,8 +266,8 @@ def _fmt(value: float | None) -> str:
 SUMMARY_COLUMNS = ("scenario", "model", "first alarm (scored day)", "28 d loop",
                    "28 d calendar", "28 d frozen", "28 d loop − calendar [95 %]",
                    "recovery loop", "recovery calendar", "trainings loop", "trainings calendar",
-                   "deployed trained on edited rows (loop)",
-                   "deployed trained on edited rows (calendar)")
+                   "deployed models trained on edited days (loop)",
+                   "deployed models trained on edited days (calendar)")
 
 
 def write_all(loaded: list[Scenario], work: Path, states: Path, models: list[str], out: Path,

@@ -82,7 +82,7 @@ def test_a_short_scenario_reaches_the_warehouse_and_the_report_compares_every_po
     summary = (out / "summary.md").read_text()
     for column in ("first alarm (scored day)", "28 d loop", "28 d calendar", "28 d frozen",
                    "loop − calendar [95 %]", "recovery loop", "trainings calendar",
-                   "deployed trained on edited rows (loop)"):
+                   "deployed models trained on edited days (loop)"):
         assert column in summary
     detail = (out / "short_every_kind.md").read_text()
     assert "7 d frozen" in detail and "sha256" in detail
@@ -91,3 +91,25 @@ def test_a_short_scenario_reaches_the_warehouse_and_the_report_compares_every_po
     assert (out / "short_every_kind_delay_classifier.png").stat().st_size > 5_000
     # the state the scenario resumed from is kept for the next run
     assert (work / "states" / "2013-02-02" / "replay_state.json").exists()
+
+
+def test_the_calendar_asks_on_the_first_of_the_month_for_the_labelled_days_before():
+    from datetime import UTC, date, datetime, timedelta
+
+    import dagster as dg
+
+    from unified_assets.defs.monitoring.sensors import calendar_schedule
+    from unified_assets.lib.models.specs import SPECS
+    from unified_assets.replay import fires_on
+
+    schedule = calendar_schedule(SPECS["delay_classifier"])
+    assert fires_on(schedule.cron_schedule, date(2013, 7, 1)) == timedelta(hours=5)
+    assert fires_on(schedule.cron_schedule, date(2013, 7, 2)) is None
+    assert fires_on("0 6 * * 1", date(2013, 7, 1)) == timedelta(hours=6)  # a Monday
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    with dg.build_schedule_context(
+            scheduled_execution_time=datetime(2013, 7, 1, 5, tzinfo=UTC)) as context:
+        request = schedule(context)
+    assert request.job_name in (None, "retrain_delay_classifier")
+    assert request.tags["unified_assets/reason"] == "calendar"
+    assert request.tags["unified_assets/as_of"] == "2013-06-29"  # June 30's labels come July 1

@@ -233,3 +233,35 @@ def test_a_broken_feed_stops_a_retraining_and_breaks_a_drift_streak():
     decision = decide(after, policy, 0.65, True, None, False)
     assert not decision.retrain and "drift streak 2" in decision.message
     assert decide([*after, day(3)], policy, 0.65, True, None, False).retrain
+
+
+def test_drift_that_persists_after_a_retraining_on_drift_is_not_new_evidence():
+    """A covariate shift with no concept change: one retraining, not one a month."""
+    history = days([True] * 5)
+    after_drift = decide(history, POLICY, 0.70, True, last_retrain=D0 - timedelta(30),
+                         in_progress=False, last_reason="drift")
+    assert not after_drift.retrain and "not new evidence" in after_drift.message
+    # its challenger was rejected: the drift still asks (after the retry days)
+    rejected = decide(history, POLICY, 0.70, True, last_retrain=D0 - timedelta(30),
+                      in_progress=False, last_rejected=True, last_reason="drift")
+    assert rejected.retrain and rejected.reason == "drift"
+    # after one on age, or on performance, drift asks as before
+    for reason in ("age", "performance", ""):
+        assert decide(history, POLICY, 0.70, True, last_retrain=D0 - timedelta(30),
+                      in_progress=False, last_reason=reason).reason == "drift"
+    # performance past the floor still asks after a retraining on drift
+    worse = days([True] * 5, realized=0.6)
+    assert decide(worse, POLICY, 0.70, True, last_retrain=D0 - timedelta(30),
+                  in_progress=False, last_reason="drift").reason == "performance"
+
+
+def test_a_retraining_after_a_detected_change_holds_out_fresher_windows():
+    policy = RetrainPolicy()
+    assert [policy.rolling_days(r) for r in ("drift", "performance", "estimated_performance")] \
+        == ["all,7,7"] * 3
+    assert policy.rolling_days("age") == policy.rolling_days("calendar") == ""
+    assert RetrainPolicy(change_rolling_days="").rolling_days("drift") == ""
+    with pytest.raises(ValueError, match="rolling days"):
+        RetrainPolicy(change_rolling_days="7,7")
+    windows = specs.DELAY_CLASSIFIER.windows(date(2013, 6, 29), specs.Rolling.parse("all,7,7"))
+    assert windows["train"][1] == date(2013, 6, 16)  # two weeks fresher than 14/14's June 2

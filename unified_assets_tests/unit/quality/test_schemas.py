@@ -22,3 +22,23 @@ def test_a_stuck_anemometer_is_six_equal_nonzero_hours_in_a_row():
     assert schemas.wind_not_stuck(two).all()  # runs do not cross origins
     shuffled = stuck.sample(frac=1, random_state=3)  # order of the rows does not matter
     assert (schemas.wind_not_stuck(shuffled).sort_index() == schemas.wind_not_stuck(stuck)).all()
+
+
+def _flights(carrier: str, departed: int, without_arrival: int, day: str = "2013-06-17"):
+    return pd.DataFrame({
+        "flight_date": pd.Timestamp(day), "carrier": carrier,
+        "dep_ts": [pd.Timestamp(day)] * departed,
+        "arr_delay_min": pd.array([None] * without_arrival + [5] * (departed - without_arrival),
+                                  dtype="Int64"),
+    })
+
+
+def test_a_carrier_day_that_lost_its_outcomes_is_not_a_few_diversions():
+    lost = _flights("B6", 40, 30)
+    assert (~schemas.outcomes_reported(lost)).sum() == 30  # the rows without an arrival
+    assert schemas.outcomes_reported(_flights("B6", 40, 20)).all()  # half: storms do this
+    assert schemas.outcomes_reported(_flights("OO", 10, 10)).all()  # too few flights to say
+    both = pd.concat([lost, _flights("UA", 40, 1), _flights("B6", 40, 1, "2013-06-18")],
+                     ignore_index=True)
+    flagged = ~schemas.outcomes_reported(both)
+    assert flagged.sum() == 30 and flagged[:40].sum() == 30  # per carrier and day
