@@ -1,4 +1,5 @@
-"""Bad data planted on purpose: a leaky feature. No Dagster here: the unit tier uses it too."""
+"""Bad data planted on purpose: a leaky feature, a scenario with one edit of each kind. No
+Dagster here: the unit tier uses it too."""
 
 from __future__ import annotations
 
@@ -38,3 +39,27 @@ def plant_leak(conn: duckdb.DuckDBPyConnection) -> int:
     return conn.execute(
         f"SELECT count(*) FROM {table} WHERE leaky_arrival_delay IS NOT NULL"
     ).fetchall()[0][0]
+
+
+def every_kind_scenario(name: str, start: str, end: str) -> str:
+    """A scenario file's text with one edit of each kind (docs/scenarios.md), `start`..`end`:
+    EWR's afternoon 35 minutes later, JFK's temperature in Celsius, US gone, B6's outcomes
+    missing."""
+    return f"""
+name: {name}
+description: one edit of each kind
+start: {start}
+end: {end}
+edits:
+  - table: flights
+    where: "origin = 'EWR' AND hour >= 14"
+    shift_minutes: 35
+  - table: weather
+    where: "origin = 'JFK'"
+    set: {{temp: "(temp - 32) * 5 / 9"}}
+  - table: flights
+    drop: "carrier = 'US'"
+  - table: flights
+    where: "carrier = 'B6'"
+    set: {{arr_time: "NULL", arr_delay: "NULL"}}
+"""

@@ -8,27 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from unified_assets_tests.support.planted import every_kind_scenario
 from unified_assets_tests.support.reads import query
 
 BIN = Path(sys.executable).parent
-SCENARIO = """
-name: short_every_kind
-description: Four days with one edit of each kind.
-start: 2013-02-03
-end: 2013-02-05
-edits:
-  - table: flights
-    where: "origin = 'EWR' AND hour >= 14"
-    shift_minutes: 35
-  - table: weather
-    where: "origin = 'JFK'"
-    set: {temp: "(temp - 32) * 5 / 9"}
-  - table: flights
-    drop: "carrier = 'US'"
-  - table: flights
-    where: "carrier = 'B6'"
-    set: {arr_time: "NULL", arr_delay: "NULL"}
-"""
+SCENARIO = every_kind_scenario("short_every_kind", "2013-02-03", "2013-02-05")
 
 
 def test_a_short_scenario_reaches_the_warehouse_and_the_report_compares_every_policy(tmp_path):

@@ -8,26 +8,10 @@ from datetime import date
 import pytest
 
 from unified_assets.lib.raw import landing, scenarios
+from unified_assets_tests.support.planted import every_kind_scenario
 
 DAY = date(2013, 1, 2)
-GOOD = """
-name: every_kind
-description: one edit of each kind
-start: 2013-01-02
-end: 2013-01-02
-edits:
-  - table: flights
-    where: "origin = 'EWR' AND hour >= 20"
-    shift_minutes: 35
-  - table: weather
-    where: "origin = 'JFK'"
-    set: {temp: "(temp - 32) * 5 / 9"}
-  - table: flights
-    drop: "carrier = 'US'"
-  - table: flights
-    where: "carrier = 'B6'"
-    set: {arr_time: "NULL", arr_delay: "NULL"}
-"""
+GOOD = every_kind_scenario("every_kind", "2013-01-02", "2013-01-02")
 
 
 def _rows(path):
@@ -57,8 +41,8 @@ def test_each_edit_kind_rewrites_the_landed_file(landed):
     us = [k for k in old if k[0] == "US"]
     assert us and counted[3] == len(us) and not any(k[0] == "US" for k in flights)
     assert len(flights) == len(old) - len(us)
-    # shift: EWR flights from 20:00 on are 35 minutes later, past midnight in hhmm
-    shifted = [k for k, r in old.items() if r["origin"] == "EWR" and int(r["hour"]) >= 20
+    # shift: EWR flights from 14:00 on are 35 minutes later, past midnight in hhmm
+    shifted = [k for k, r in old.items() if r["origin"] == "EWR" and int(r["hour"]) >= 14
                and k[0] != "US"]
     assert shifted and counted[1] >= len(shifted)
     wrapped = 0
