@@ -138,6 +138,49 @@ def detection(home: Path, ledger: dict, spec: ModelSpec, start: date,
     return (first - start).days + 1, named
 
 
+SEGMENT_MIN_ROWS = 200
+HOUR_BANDS = {"morning (before 12)": (0, 12), "afternoon (12-17)": (12, 18),
+              "evening (18 on)": (18, 25)}
+
+
+def segments(rows: pd.DataFrame) -> dict[str, pd.Series]:
+    """The segments a shift can hit: origin, carrier, hour band and origin by hour band (the
+    flight models); origin (the forecaster)."""
+    found = {}
+    if "origin" in rows:
+        found["origin"] = rows["origin"].astype(str)
+    if "carrier" in rows:
+        found["carrier"] = rows["carrier"].astype(str)
+    if "sched_hour" in rows:
+        band = pd.Series("", index=rows.index)
+        for name, (low, high) in HOUR_BANDS.items():
+            band[(rows["sched_hour"] >= low) & (rows["sched_hour"] < high)] = name
+        found["hour"] = band
+        if "origin" in found:
+            found["origin, hour"] = found["origin"] + ", " + band
+    return found
+
+
+def segment_shift(rows: pd.DataFrame, start: date, days: int = 7) -> str:
+    """The segment whose outcomes moved furthest from the served predictions in the first
+    `days` days against the PRE_DAYS before the start: the change of the mean of (outcome -
+    prediction), on segments of at least SEGMENT_MIN_ROWS rows in each period."""
+    before = rows["day"] < start
+    after = (rows["day"] >= start) & (rows["day"] < start + timedelta(days=days))
+    gap = rows["actual"].astype(float) - rows["prediction"].astype(float)
+    best, named = 0.0, "none"
+    for kind, values in segments(rows).items():
+        frame = pd.DataFrame({"segment": values, "gap": gap, "before": before, "after": after})
+        for segment, part in frame.groupby("segment"):
+            pre, post = part[part["before"]], part[part["after"]]
+            if min(len(pre), len(post)) < SEGMENT_MIN_ROWS:
+                continue
+            change = post["gap"].mean() - pre["gap"].mean()
+            if abs(change) > abs(best) + 1e-12:
+                best, named = change, f"{kind} {segment}: {change:+.3g}"
+    return named
+
+
 def trainings(home: Path, ledger: dict, spec: ModelSpec, edited: set[str]) -> dict:
     """The policy's retrainings of the model in the replay, and whether a model it deployed
     was trained on an edited day (broken-feed days its training set left out do not count; an
@@ -230,6 +273,7 @@ def scenario_section(scenario: Scenario, work: Path, state: Path, models: list[s
             row[f"trainings {policy}"] = (f"{trained[policy]['count']} "
                                           f"({trained[policy]['promoted']} promoted)")
             row[f"deployed models trained on edited days ({policy})"] = trained[policy]["on_edited"]
+        row["most moved segment (7 d, outcome − prediction)"] = segment_shift(rows, start)
         row["monitoring (loop)"] = monitoring_cover(homes["loop"], spec, start,
                                                     end - timedelta(days=1))
         row["label gaps in trainings (loop, calendar)"] = \
