@@ -55,7 +55,8 @@ def imported(path: Path) -> set[str]:
 
 # pytest-xdist (make test: --dist loadfile --no-loadscope-reorder) hands the workers whole
 # modules in collection order: the longest first, so that both workers finish together.
-SLOWEST_FIRST = ("system/cli/test_replay.py", "system/postgres/", "system/concurrency/",
+SLOWEST_FIRST = ("system/cli/test_replay.py", "system/cli/test_scenarios.py", "system/postgres/",
+                 "system/concurrency/",
                  "system/dask/", "system/models/", "system/monitoring/test_drift_shifts.py",
                  "system/crash/", "system/ui/")
 

@@ -15,8 +15,9 @@ After a detected change (drift, performance past the floor, its estimate) the re
 out fewer of the latest days (`change_rolling_days`, one week each for early stopping and the
 gates, not two): its model trains on data two weeks fresher, which the scenario replays showed
 it needs to learn a change at all (docs/scenarios.md). Drift that persists after a retraining
-on drift is not new evidence: the next retraining waits for performance evidence or age, so a
-covariate shift with no concept change retrains once, not monthly.
+on drift is not new evidence while the model it deployed has drifted on every day it served:
+the next retraining waits for performance evidence or age, so a covariate shift with no concept
+change retrains once, not monthly. Once that model has served a calm day, drift is news again.
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def decide(
     `serving_as_of`: the same for the serving model's last labelled day (its age).
     `last_rejected`: the gates rejected the last retraining's challenger, so the wait before
     the next is `retry_days`, not `cooldown_days`. `last_reason`: why the last retraining was
-    asked for; after one on drift whose challenger was promoted, drift alone asks no more."""
+    asked for; after one on drift whose challenger was promoted, drift that has lasted every
+    day the serving version served asks no more."""
     if not days:
         return Decision(False, "", "no monitored day yet")
     latest = days[-1].day
@@ -160,7 +162,12 @@ def decide(
         return Decision(False, "", f"inputs of the week up to {latest} come from a broken feed "
                         "(another unit, a stuck sensor): fix the feed, no retraining")
     streak = _drift_streak(days, policy.min_drift_rows)
-    drift_is_news = not (last_reason == "drift" and not last_rejected)
+    # Drift is news unless it is the drift a promoted retraining on drift already answered:
+    # the serving version has drifted on every day it served. A version that served calm days
+    # and then drifts has met a new change.
+    served = [d for d in days if d.model_version == days[-1].model_version]
+    drift_is_news = not (last_reason == "drift" and not last_rejected
+                         and len(streak) == len(served))
     if policy.drift_days and len(streak) >= policy.drift_days and drift_is_news:
         return Decision(True, "drift", f"{len(streak)} drifted days in a row up to {latest}", {
             "model_version": (days[-1].model_version or "")[:12],

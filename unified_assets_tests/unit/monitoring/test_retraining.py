@@ -249,6 +249,10 @@ def test_drift_that_persists_after_a_retraining_on_drift_is_not_new_evidence():
     for reason in ("age", "performance", ""):
         assert decide(history, POLICY, 0.70, True, last_retrain=D0 - timedelta(30),
                       in_progress=False, last_reason=reason).reason == "drift"
+    # a new change: the serving version served calm days, then drifts: news again
+    calm_then_drift = days([False, False, True, True, True])
+    assert decide(calm_then_drift, POLICY, 0.70, True, last_retrain=D0 - timedelta(30),
+                  in_progress=False, last_reason="drift").reason == "drift"
     # performance past the floor still asks after a retraining on drift
     worse = days([True] * 5, realized=0.6)
     assert decide(worse, POLICY, 0.70, True, last_retrain=D0 - timedelta(30),
