@@ -229,8 +229,7 @@ class Replayer:
     def snapshot(self, to: Path) -> None:
         """A copy of the home as it is between two days (the warehouse checkpointed, the
         instance idle), to resume from."""
-        with database.connect(config.warehouse_path(self.home)) as conn:
-            conn.execute("CHECKPOINT")
+        database.checkpoint(config.warehouse_path(self.home))
         self.save_state()
         if to.exists():
             shutil.rmtree(to)

@@ -112,6 +112,15 @@ def held(database: Path) -> Iterator[None]:
 _HELD: dict[Path, duckdb.DuckDBPyConnection] = {}
 
 
+def checkpoint(database: Path) -> None:
+    """Write the held warehouse's log into its file, so that a copy of the file alone is the
+    whole warehouse (the replay's saved states)."""
+    conn = _HELD.get(Path(database).resolve())
+    if conn is None:
+        raise RuntimeError(f"{database} is not held by this process: checkpoint inside held()")
+    conn.execute("CHECKPOINT")
+
+
 def _open(database: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(database), read_only=read_only)
 
