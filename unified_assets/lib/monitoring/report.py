@@ -122,6 +122,11 @@ def write_replay_report(home: Path, ledger, models: list[str], out_dir: Path,
              f"Replayed with `unified-assets replay` into `{home}` in {seconds:.0f} s "
              f"({seconds / 60:.1f} min); {len(ledger.runs)} runs, "
              f"{sum(not r['success'] for r in ledger.runs)} failed.", ""]
+    if getattr(ledger, "scenario", None):  # replayed with a scenario file's edits
+        planted = ledger.scenario
+        lines += [f"Scenario `{planted['name']}` (sha256 `{planted['sha256']}`), from "
+                  f"{planted['start']}{' to ' + planted['end'] if planted['end'] else ''}, "
+                  f"policy {ledger.policy}: " + "; ".join(planted["edits"]) + ".", ""]
     jobs = pd.DataFrame(ledger.runs)
     if not jobs.empty:
         summary = jobs.groupby("job")["seconds"].agg(["count", "mean", "sum"]).round(2)
