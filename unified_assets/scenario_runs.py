@@ -13,7 +13,6 @@ cores), logged to `<scenario>/<policy>.log`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -79,7 +78,6 @@ def run_policies(work: Path, states: Path, loaded: list[Scenario], models: list[
     queue = [(s, p) for s in loaded for p in POLICIES]
     running: list[tuple[Scenario, str, subprocess.Popen, float]] = []
     seconds: dict[str, dict[str, float]] = {s.name: {} for s in loaded}
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
     while queue or running:
         while queue and len(running) < max(1, jobs):
             scenario, policy = queue.pop(0)
@@ -94,8 +92,7 @@ def run_policies(work: Path, states: Path, loaded: list[Scenario], models: list[
             output = (folder / f"{policy}.log").open("w")
             log(f"{scenario.name}: {policy} replay of {scenario.start}.."
                 f"{window_end(scenario, days)} started (log: {output.name})", flush=True)
-            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
-                                       env=env)
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
             output.close()  # the child has its own copy
             running.append((scenario, policy, process, time.perf_counter()))
         time.sleep(1)
