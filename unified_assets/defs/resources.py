@@ -65,6 +65,11 @@ class Settings(dg.ConfigurableResource):
         default=_QUALITY.max_quarantine_share,
         description="Share of a partition's rows quarantine may take before the graph stops.",
     )
+    max_dimension_loss_share: float = Field(
+        default=_QUALITY.max_dimension_loss_share,
+        description="Share of a dimension's keys a new reference file may remove; more is "
+        "refused and the last good dimension stays.",
+    )
     feature_lead_minutes: int = Field(
         default=LEAD_MINUTES,
         description="A flight is predicted this long before its scheduled departure.",
@@ -190,7 +195,7 @@ class Settings(dg.ConfigurableResource):
     # -- what lib/ receives --------------------------------------------------------------
     def quality(self) -> QualitySettings:
         return QualitySettings(self.dq_alpha, self.dq_beta, self.dq_gamma,
-                               self.max_quarantine_share)
+                               self.max_quarantine_share, self.max_dimension_loss_share)
 
     def lead_minutes(self) -> int:
         lead = int(self.value("feature_lead_minutes"))

@@ -27,6 +27,11 @@ def build(
     start, end = window(context)
     quality = warehouse.settings.quality()
     with warehouse.connect() as conn, transaction(conn) as tx:
+        # A refused write (a blocking check failed) still files its quarantined rows.
+        tx.keep_on_rollback(
+            lambda c: transforms.quarantined_rows(c, spec.target, start, end),
+            lambda c, rows: transforms.keep_refused(c, rows, utc_now()),
+        )
         totals = transforms.curate(conn, spec, utc_now(), start, end)
         if complete is not None:
             totals |= complete(conn)
@@ -34,30 +39,28 @@ def build(
         results = [
             checks.conservation(conn, spec.target, start, end),
             checks.quarantine_share(conn, spec.target, start, end, quality.max_quarantine_share),
+            checks.conflicting_duplicates(conn, spec.target, start, end),
             *(evaluate(conn, start, end) for evaluate in extra),
         ]
+        if spec.partition_column is None:
+            results.append(checks.dimension_loss(conn, spec, quality.max_dimension_loss_share))
         return publish(context, tx, spec.target, start, end, key=spec.key, metadata=totals,
             extra_results=results, settings=quality,
         )
 
 
 def _specs(spec: Curation, *extra: dg.AssetCheckSpec) -> list[dg.AssetCheckSpec]:
+    """Every curated table's checks (conservation, quarantine share, keys delivered twice with
+    other values); a dimension's also refuse a reference file that would empty it."""
+    if spec.partition_column is None:
+        extra = (checks.dimension_loss_spec(spec.target), *extra)
     return table_check_specs(
         spec.target,
         checks.conservation_spec(spec.target),
         checks.quarantine_share_spec(spec.target),
+        checks.conflicting_duplicates_spec(spec.target),
         *extra,
     )
-
-
-def _fact_specs(spec: Curation, *extra: dg.AssetCheckSpec) -> list[dg.AssetCheckSpec]:
-    """A fact's checks: a daily table also warns about keys delivered twice with other values."""
-    return _specs(spec, checks.conflicting_duplicates_spec(spec.target), *extra)
-
-
-def _conflicts(spec: Curation):
-    """The conflicting-duplicates check of `spec`, as `build` calls its extra checks."""
-    return lambda conn, start, end: checks.conflicting_duplicates(conn, spec.target, start, end)
 
 
 _DIM = dict(group_name="warehouse", kinds={"duckdb"}, pool="duckdb", backfill_policy=single_run)
@@ -122,22 +125,20 @@ def dim_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     key=["warehouse", "fct_flights"],
     deps=[["raw", "flights"], ["warehouse", "dim_carrier"], ["warehouse", "dim_airport"],
           ["warehouse", "dim_plane"]],
-    check_specs=_fact_specs(curated.FLIGHTS, checks.referential_spec()),
+    check_specs=_specs(curated.FLIGHTS, checks.referential_spec()),
     **_FACT,
 )
 def fct_flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """One row per scheduled flight: typed times, delays, cancelled and diverted flags."""
-    return build(context, warehouse, curated.FLIGHTS,
-                 extra=[_conflicts(curated.FLIGHTS), checks.referential_integrity])
+    return build(context, warehouse, curated.FLIGHTS, extra=[checks.referential_integrity])
 
 
 @dg.asset(
     key=["warehouse", "fct_weather_hourly"],
     deps=[["raw", "weather"], ["warehouse", "dim_airport"]],
-    check_specs=_fact_specs(curated.WEATHER, checks.coverage_spec()),
+    check_specs=_specs(curated.WEATHER, checks.coverage_spec()),
     **_FACT,
 )
 def fct_weather_hourly(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """One row per origin and hour: temperature, wind, visibility, pressure, precipitation."""
-    return build(context, warehouse, curated.WEATHER,
-                 extra=[_conflicts(curated.WEATHER), checks.hour_coverage])
+    return build(context, warehouse, curated.WEATHER, extra=[checks.hour_coverage])

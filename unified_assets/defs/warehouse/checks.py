@@ -65,6 +65,31 @@ def quarantine_share(conn, table: str, start: date | None, end: date | None, lim
     )
 
 
+def dimension_loss_spec(table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "dimension_loss", asset=asset_key(table), blocking=True,
+        description="A new reference file may not empty the dimension, nor remove more than "
+        "its allowed share of the keys it had (UNIFIED_ASSETS_MAX_DIMENSION_LOSS_SHARE, default "
+        "10%): such a file is refused and the last good dimension stays.",
+    )
+
+
+def dimension_loss(conn, spec: transforms.Curation, limit: float) -> dg.AssetCheckResult:
+    loss = transforms.dimension_loss(conn, spec)
+    share = loss["keys_removed"] / loss["rows_before"] if loss["rows_before"] else 0.0
+    empty = loss["rows_after"] == 0
+    return dg.AssetCheckResult(
+        check_name="dimension_loss",
+        passed=not empty and share <= limit,
+        metadata=loss | {
+            "share_removed": round(share, 4),
+            "max_share": limit,
+            "verdict": "empty: refused" if empty else
+            f"{share:.1%} of the keys removed: {'refused' if share > limit else 'accepted'}",
+        },
+    )
+
+
 def referential_spec() -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "referential_integrity", asset=asset_key("warehouse.fct_flights"), blocking=False,

@@ -47,15 +47,19 @@ def warehouse_path(home: Path) -> Path:
 
 @dataclass(frozen=True)
 class QualitySettings:
-    """Weights of the DQ score (docs/kpis.md) and the quarantine share a partition may lose."""
+    """Weights of the DQ score (docs/kpis.md), the quarantine share a partition may lose, and
+    the share of a dimension's keys a reference file may remove."""
 
     alpha: float = 1.0  # completeness
     beta: float = 1.0  # accuracy
     gamma: float = 1.0  # validity
     max_quarantine_share: float = 0.05
+    max_dimension_loss_share: float = 0.10  # of a dimension's keys one reference file may drop
 
     def __post_init__(self):
         if min(self.alpha, self.beta, self.gamma) < 0 or self.alpha + self.beta + self.gamma <= 0:
             raise ValueError(f"DQ weights must be non-negative and not all zero: {self}")
         if not 0 <= self.max_quarantine_share <= 1:
             raise ValueError(f"the quarantine share must be within 0..1: {self}")
+        if not 0 <= self.max_dimension_loss_share <= 1:
+            raise ValueError(f"the dimension loss share must be within 0..1: {self}")

@@ -6,7 +6,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -131,12 +131,27 @@ class Transaction:
     def __init__(self, conn: duckdb.DuckDBPyConnection):
         self.conn = conn
         self.rolled_back = False
+        self._evidence: list[tuple[Callable, Callable]] = []
+
+    def keep_on_rollback(self, capture: Callable, restore: Callable) -> None:
+        """Evidence that must outlive a refused write (the rows a quarantine held, say):
+        `capture(conn)` reads it before the rollback, `restore(conn, captured)` writes it after,
+        in its own commit."""
+        self._evidence.append((capture, restore))
 
     def rollback(self) -> None:
         """Discard everything written so far: the tables keep their last good state."""
         if not self.rolled_back:
+            captured = []
+            for capture, restore in self._evidence:
+                try:
+                    captured.append((restore, capture(self.conn)))
+                except duckdb.Error:  # the write broke before its evidence existed
+                    continue
             self.conn.execute("ROLLBACK")
             self.rolled_back = True
+            for restore, value in captured:
+                restore(self.conn, value)
 
 
 @contextmanager

@@ -27,6 +27,8 @@ REASON_KINDS = (
     "'[0-9]{4}-[0-9]{2}-[0-9]{2}', '<date>', 'g')"
 )
 AUDIT = "warehouse.ingest_audit"
+# The quarantined rows of writes a blocking check refused (rolled back): the evidence stays.
+REFUSED = "warehouse.quarantine_refused"
 
 _MACROS = (
     # minutes after midnight of an hhmm clock value such as '517' or '2400'
@@ -179,6 +181,11 @@ def curate(
         part_expr = "partition_date"
     else:
         src_where, part_where, tgt_where, part_expr = "", "partition_date IS NULL", "TRUE", "NULL"
+    if not partitioned:  # a dimension: its keys before this rebuild, for `dimension_loss`
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE _previous_keys AS "
+            f"SELECT DISTINCT {', '.join(spec.key)} FROM {spec.target}"
+        )
     for table in (QUARANTINE, AUDIT):
         conn.execute(
             f"DELETE FROM {table} WHERE table_name = $target AND {part_where}",
@@ -277,6 +284,47 @@ def curate(
         | {"target": spec.target, "now": now},
     )
     return audit_totals(conn, spec.target, start, end)
+
+
+def dimension_loss(conn: duckdb.DuckDBPyConnection, spec: Curation) -> dict[str, int]:
+    """What the last `curate` of a dimension on this connection did to its keys: how many it
+    had before, how many it has now, and how many of the earlier ones are gone."""
+    on = " AND ".join(f"p.{k} IS NOT DISTINCT FROM t.{k}" for k in spec.key)
+    before, removed = conn.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM {spec.target} t "
+        f"WHERE {on})) FROM _previous_keys p"
+    ).fetchone()
+    after = conn.execute(f"SELECT count(*) FROM {spec.target}").fetchone()[0]
+    return {"rows_before": before, "rows_after": after, "keys_removed": removed}
+
+
+def quarantined_rows(
+    conn: duckdb.DuckDBPyConnection, target: str, start: date | None, end: date | None
+):
+    """The quarantine rows of a window, as an Arrow table (evidence kept if the write is
+    refused: see `keep_refused`)."""
+    where, params = _audit_window(target, start, end)
+    return conn.sql(f"SELECT * FROM {QUARANTINE} WHERE {where}", params=params).to_arrow_table()
+
+
+def keep_refused(conn: duckdb.DuckDBPyConnection, rows, refused_at: datetime) -> None:
+    """File the quarantined rows of a refused write in `warehouse.quarantine_refused`, so a
+    stopped load keeps its evidence; a file refused again replaces its earlier rows."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {REFUSED} AS SELECT *, NULL::TIMESTAMP AS refused_at "
+        f"FROM {QUARANTINE} LIMIT 0"
+    )
+    conn.register("_refused_rows", rows)
+    try:
+        conn.execute(
+            f"DELETE FROM {REFUSED} r USING (SELECT DISTINCT table_name, partition_date, "
+            "source_sha256 FROM _refused_rows) n WHERE r.table_name = n.table_name AND "
+            "r.partition_date IS NOT DISTINCT FROM n.partition_date "
+            "AND r.source_sha256 IS NOT DISTINCT FROM n.source_sha256"
+        )
+        conn.execute(f"INSERT INTO {REFUSED} SELECT *, $at FROM _refused_rows", {"at": refused_at})
+    finally:
+        conn.unregister("_refused_rows")
 
 
 def _audit_window(target: str, start: date | None, end: date | None) -> tuple[str, dict]:

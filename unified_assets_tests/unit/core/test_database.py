@@ -24,3 +24,27 @@ def test_the_backoff_is_bounded_and_jittered():
     assert len(set(waits[10:])) == 20  # jittered even once the cap is reached
 
 
+
+
+def test_a_rolled_back_write_keeps_only_its_evidence(tmp_path):
+    conn = database.connect(tmp_path / "w.duckdb")
+    conn.execute("CREATE TABLE facts (x INTEGER)")
+    conn.execute("INSERT INTO facts VALUES (1)")
+    kept = []
+    with database.transaction(conn) as tx:
+        tx.keep_on_rollback(
+            lambda c: c.execute("SELECT x FROM facts ORDER BY x").fetchall(),
+            lambda c, rows: kept.extend([rows, c.execute("SELECT count(*) FROM facts").fetchone()]),
+        )
+        conn.execute("INSERT INTO facts VALUES (2)")
+        tx.rollback()
+    assert kept == [[(1,), (2,)], (1,)]  # read inside the write, restored after it
+    assert conn.execute("SELECT x FROM facts").fetchall() == [(1,)]
+
+
+def test_a_committed_write_does_not_run_its_evidence_hooks(tmp_path):
+    conn = database.connect(tmp_path / "w.duckdb")
+    with database.transaction(conn) as tx:
+        tx.keep_on_rollback(lambda c: 1 / 0, lambda c, v: 1 / 0)
+        conn.execute("CREATE TABLE t AS SELECT 1 AS x")
+    assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
