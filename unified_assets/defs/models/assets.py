@@ -24,6 +24,7 @@ from unified_assets.defs.resources import (
 from unified_assets.lib.core import artifacts
 from unified_assets.lib.deployment import gates
 from unified_assets.lib.deployment.champion import champion_score
+from unified_assets.lib.features import leakage
 from unified_assets.lib.features.tables import FEATURE_SOURCES
 from unified_assets.lib.models import dask_steps, evaluation, training
 from unified_assets.lib.models.handoffs import Evaluation, ModelRef, Snapshot, TrainingSet
@@ -59,10 +60,17 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         io_manager_key=HANDOFF_IO_MANAGER,
         description=f"Train/validation/test snapshots of {spec.table} for {spec.name}, "
         "split by time, content-addressed Parquet.",
+        check_specs=[dg.AssetCheckSpec(
+            "missingness_leak", asset=key("models", spec, "training_set"), blocking=False,
+            description="Features whose nulls differ sharply with the label in the training "
+            f"window (a null rate {leakage.MISSINGNESS_RATIO:g}x higher in one class, or a "
+            f"label {leakage.MISSINGNESS_SHIFT_SD:g} sd apart where null): the model could "
+            "learn the gap, not the value.",
+        )],
     )
     def training_set(
         context: dg.AssetExecutionContext, config: TrainingWindow, warehouse: WarehouseResource
-    ) -> dg.Output[TrainingSet]:
+    ):
         home = warehouse.home_path
         try:
             as_of = date.fromisoformat(config.as_of) if config.as_of else None
@@ -109,7 +117,12 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             excluded_days=excluded,
             label_gaps=label_gaps,
         )
-        return dg.Output(
+        leaks = leakage.missingness_leaks(frames["train"], list(spec.features), spec.label,
+                                          binary=spec.task == "binary")
+        if leaks:
+            context.log.warning(f"{spec.name}: missing values that tell the label: "
+                                f"{[leak.feature for leak in leaks]}")
+        yield dg.Output(
             datasets,
             metadata={f"{n}_rows": r.rows for n, r in refs.items()}
             | {f"{n}_sha256": r.sha256 for n, r in refs.items()}
@@ -117,6 +130,12 @@ def training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                "excluded_days": dg.MetadataValue.json(excluded),
                "label_gaps": dg.MetadataValue.json(label_gaps)}
             | lineage
+        )
+        yield dg.AssetCheckResult(
+            check_name="missingness_leak", passed=not leaks, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"features": ", ".join(leak.feature for leak in leaks) or "none",
+                      "findings": dg.MetadataValue.json([leak.as_dict() for leak in leaks]),
+                      "window": str(windows["train"])},
         )
 
     return training_set

@@ -368,3 +368,63 @@ def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     return {r[0] for r in conn.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = $s "
         "AND table_name = $t", {"s": schema, "t": name}).fetchall()}
+
+
+# -- leaks through missing values --------------------------------------------------------------
+MISSINGNESS_RATIO = 5.0
+"""A binary label: a feature is flagged when the odds ratio of (value missing, label positive)
+is at least this, or at most its inverse: missing values tell the class (+0.5 in each cell, so
+a class without nulls gives a finite ratio)."""
+MISSINGNESS_SHIFT_SD = 0.5
+"""A numeric label: flagged when the label's mean where the feature is null sits at least this
+many standard deviations of the label from its mean where the feature is present."""
+MISSINGNESS_MIN_ROWS = 20
+"""Below this many null rows, a difference is noise and nothing is flagged."""
+
+
+@dataclass
+class MissingnessLeak:
+    """A feature whose absence tells the label: the model can learn the gap, not the value."""
+
+    feature: str
+    null_rows: int
+    measure: str  # "odds ratio" (binary label) or "label shift (sd)" (numeric label)
+    score: float  # compared with MISSINGNESS_RATIO or MISSINGNESS_SHIFT_SD
+    where_null: float  # binary: null rate among positives; numeric: label mean where null
+    elsewhere: float  # binary: null rate among negatives; numeric: label mean where present
+
+    def as_dict(self) -> dict:
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+
+def missingness_leaks(frame, features: list[str], label: str, binary: bool,
+                      min_rows: int = MISSINGNESS_MIN_ROWS) -> list[MissingnessLeak]:
+    """The features of a training window whose nulls differ sharply with the label, worst
+    first. The point-in-time audit checks when a value became known; this checks what its
+    absence says (a plane unknown exactly when the flight was cancelled, say)."""
+    y = frame[label].astype(float)
+    found = []
+    for name in features:
+        missing = frame[name].isna()
+        n = int(missing.sum())
+        if n < min_rows or n == len(frame):
+            continue
+        if binary:
+            positive = y == 1
+            cells = [float((missing & positive).sum()), float((~missing & positive).sum()),
+                     float((missing & ~positive).sum()), float((~missing & ~positive).sum())]
+            a, b, c, d = (v + 0.5 for v in cells)
+            odds = (a / b) / (c / d)
+            score = max(odds, 1 / odds)
+            leak = MissingnessLeak(name, n, "odds ratio", score, cells[0] / (cells[0] + cells[1]),
+                                   cells[2] / (cells[2] + cells[3]))
+            flagged = score >= MISSINGNESS_RATIO
+        else:
+            spread = float(y.std())
+            inside, outside = float(y[missing].mean()), float(y[~missing].mean())
+            score = abs(inside - outside) / spread if spread > 0 else 0.0
+            leak = MissingnessLeak(name, n, "label shift (sd)", score, inside, outside)
+            flagged = score >= MISSINGNESS_SHIFT_SD
+        if flagged:
+            found.append(leak)
+    return sorted(found, key=lambda leak: -leak.score)

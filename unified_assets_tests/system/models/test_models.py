@@ -368,6 +368,12 @@ def test_all_three_shipped_specs_build_and_a_fourth_takes_only_its_spec(featured
         "deployment/cancellation_classifier_manifest",
     }
     assert manifests.history(featured, "cancellation_classifier")
+    # Planes are unknown mostly for cancelled flights: their missing values tell the label.
+    (leak,) = [e for e in result.get_asset_check_evaluations()
+               if e.check_name == "missingness_leak"]
+    assert not leak.passed and leak.severity == dg.AssetCheckSeverity.WARN
+    named = leak.metadata["features"].value.split(", ")
+    assert {"seats", "plane_age_years"} <= set(named), named
 
 
 def materialized_keys(result):

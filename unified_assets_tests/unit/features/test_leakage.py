@@ -122,3 +122,47 @@ def test_each_days_live_audit_reads_enough_departures_before_its_first_cutoff(re
                  list(first))
     found = {f.feature: f.violations for f in leakage.audit(real, table, last, REAL_END)}
     assert {n: v for n, v in found.items() if v} == {"origin_departures_3h": 1}
+
+
+def _frame(n_pos: int, n_neg: int, null_pos: int, null_neg: int):
+    import numpy as np
+    import pandas as pd
+
+    label = [1] * n_pos + [0] * n_neg
+    gap = [np.nan] * null_pos + [1.0] * (n_pos - null_pos) + [np.nan] * null_neg
+    gap += [1.0] * (n_neg - null_neg)
+    steady = [np.nan if i % 10 == 0 else 2.0 for i in range(n_pos + n_neg)]
+    return pd.DataFrame({"label": label, "gap": gap, "steady": steady})
+
+
+def test_a_feature_null_only_for_positives_is_a_missingness_leak():
+    frame = _frame(n_pos=300, n_neg=3000, null_pos=90, null_neg=0)
+    (leak,) = leakage.missingness_leaks(frame, ["gap", "steady"], "label", binary=True)
+    assert (leak.feature, leak.null_rows, leak.where_null, leak.elsewhere) == ("gap", 90, 0.3, 0.0)
+    assert leak.measure == "odds ratio" and leak.score > 1000  # finite: +0.5 in each cell
+
+
+def test_missingness_ratio_threshold_and_minimum_support():
+    # Null in 6% of positives against 1.2% of negatives: odds ratio 5.25, flagged; in 5.4% of
+    # them: 4.70, not flagged.
+    at = _frame(n_pos=1000, n_neg=5000, null_pos=60, null_neg=60)
+    assert [x.feature for x in leakage.missingness_leaks(at, ["gap"], "label", True)] == ["gap"]
+    below = _frame(n_pos=1000, n_neg=5000, null_pos=54, null_neg=60)
+    assert leakage.missingness_leaks(below, ["gap"], "label", True) == []
+    # Too few nulls to say anything, however lopsided.
+    few = _frame(n_pos=300, n_neg=3000, null_pos=19, null_neg=0)
+    assert leakage.missingness_leaks(few, ["gap"], "label", True) == []
+
+
+def test_a_numeric_label_shifted_where_the_feature_is_null_is_flagged():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    y = rng.normal(10, 4, 2000)
+    frame = pd.DataFrame({"y": y, "gap": np.where(y > 15, np.nan, 1.0),
+                          "noise": np.where(rng.random(2000) < 0.2, np.nan, 1.0)})
+    leaks = leakage.missingness_leaks(frame, ["gap", "noise"], "y", binary=False)
+    assert [x.feature for x in leaks] == ["gap"]
+    assert leaks[0].measure == "label shift (sd)" and leaks[0].score > 1.5
+    assert leaks[0].where_null > 15 > leaks[0].elsewhere
