@@ -13,7 +13,7 @@ from pathlib import Path
 
 from unified_assets.lib.core import config
 from unified_assets.lib.deployment import manifests
-from unified_assets.lib.models.specs import SPECS
+from unified_assets.lib.models.specs import SPECS, training_plan
 from unified_assets.lib.monitoring.status import status_report
 from unified_assets.lib.raw import landing
 
@@ -72,17 +72,20 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"nothing landed between {args.start} and {args.through}", file=sys.stderr)
         return 1
     # Dagster's own log goes to a file; the console shows each finished step and its rows.
-    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    select, lines = args.select, []
+    if select == "*":  # each model trains on what the window holds, or is left out
+        select, run_config["ops"], lines = plan_models(days[0], days[-1])
     command = [
         sys.executable, "-m", "dagster", "asset", "materialize",
-        "-m", "unified_assets.definitions", "--select", args.select,
-        "--partition-range", f"{days[0]}...{days[-1]}", "--config-json", json.dumps(quiet),
+        "-m", "unified_assets.definitions", "--select", select,
+        "--partition-range", f"{days[0]}...{days[-1]}", "--config-json", json.dumps(run_config),
     ]
     env = dagster_env(home) | {"PYTHONWARNINGS": "ignore"}
     log = home / "logs" / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"home: {home}\nbuilding '{args.select}' over {days[0]}...{days[-1]} ({len(days)} "
-          f"days) in one Dagster run; its log: {log}", flush=True)
+          f"days) in one Dagster run; its log: {log}", *lines, sep="\n", flush=True)
     with instance_in_memory(home, Path(env["DAGSTER_HOME"])):
         code = run_with_progress(command, env, log)
     print(status_report(home))
@@ -91,6 +94,40 @@ def cmd_build(args: argparse.Namespace) -> int:
         print("\n".join(["...", *tail]), file=sys.stderr)
         print(f"the run failed (exit {code}): the whole log is {log}", file=sys.stderr)
     return code
+
+
+def quiet_dagster_notices() -> None:
+    """Dagster's notices about its beta APIs stay off the console (the code location is
+    loaded in this process)."""
+    import warnings
+
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
+def plan_models(start: date, through: date) -> tuple[str, dict, list[str]]:
+    """The whole graph's selection and each model's `as_of` for a build of start..through:
+    its fixed windows when they lie inside, else trailing windows that end with the window's
+    last labelled day (lib/models/specs.py `training_plan`); a model the window is too short
+    for is left out of the run, with its predictions and monitoring, and says why."""
+    quiet_dagster_notices()
+    from unified_assets.defs.factory import build_model_assets
+
+    left_out, ops, lines = [], {}, []
+    for spec in SPECS.values():
+        as_of, why = training_plan(spec, start, through)
+        if as_of is None:
+            left_out += [a.key.to_user_string() for a in build_model_assets(spec)]
+            lines.append(f"  {spec.name}: not trained: {why}")
+            continue
+        if as_of:
+            ops[f"models__{spec.name}_training_set"] = {"config": {"as_of": as_of}}
+        lines.append(f"  {spec.name}: {why}")
+    select = "*" if not left_out else "* and not (" + " or ".join(
+        f'key:"{k}"' for k in left_out) + ")"
+    return select, ops, lines
 
 
 @contextmanager
@@ -241,13 +278,8 @@ REPLAY_INSTANCE = TELEMETRY_OFF + NO_COMPUTE_LOGS + CONSOLIDATED_EVENT_LOG
 def cmd_replay(args: argparse.Namespace) -> int:
     """Play days forward against a real Dagster instance in a home of its own, then report."""
     import shutil
-    import warnings
 
-    import dagster as dg
-
-    # The replay's console is its own progress: not Dagster's notices about its beta APIs.
-    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
-        warnings.filterwarnings("ignore", category=category)
+    quiet_dagster_notices()  # the replay's console is its own progress
     from unified_assets.lib.core import scratch
     from unified_assets.lib.raw import scenarios
 

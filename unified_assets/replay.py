@@ -28,7 +28,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from unified_assets.defs.monitoring.sensors import gate_rejection
 from unified_assets.lib.core import config, database
 from unified_assets.lib.deployment import manifests
 from unified_assets.lib.raw import landing, scenarios
@@ -36,7 +35,7 @@ from unified_assets.lib.raw import landing, scenarios
 RUN_KEY_TAG = "dagster/run_key"
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 """Runs log to the instance, not the console: the replay prints each decision and each failed
-run (with its first error line) itself; a gate's rejection is a decision, not a stack trace."""
+run (with its first error line) itself; a gate's rejection is a decision (the run succeeds)."""
 
 
 NOT_REPLAYED = {
@@ -166,13 +165,11 @@ class Daemon:
                  "seconds": round(seconds, 3), "tags": ours}
         self.ledger.runs.append(entry)
         if not result.success:
-            entry["gate_rejection"] = gate_rejection(self.instance, result.run_id)
-            if not entry["gate_rejection"]:
-                failed = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-                error = failed[0].event_specific_data.error.message if failed else ""
-                error = (error.splitlines() or [""])[0]
-                self.log(f"  run {result.run_id[:8]} {job_name} {request.partition_key} FAILED: "
-                         f"{error}")
+            failed = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+            error = failed[0].event_specific_data.error.message if failed else ""
+            error = (error.splitlines() or [""])[0]
+            self.log(f"  run {result.run_id[:8]} {job_name} {request.partition_key} FAILED: "
+                     f"{error}")
             self.record_failure(result)
         return entry
 

@@ -12,6 +12,7 @@ from unified_assets.defs.partitions import daily, single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib.core import artifacts
 from unified_assets.lib.core.database import transaction
+from unified_assets.lib.deployment import manifests
 from unified_assets.lib.models.specs import ModelSpec
 from unified_assets.lib.monitoring import drift_classifier, estimation, model_health
 
@@ -46,6 +47,9 @@ def monitor_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         def estimator_of(version: str) -> dict | None:
             return estimation.load_estimator(home, version)
 
+        if manifests.current(home, spec.name) is None:
+            context.log.warning(f"{spec.name}: no promoted model; nothing to monitor")
+            return dg.MaterializeResult(metadata={"promoted": "none", "scored_rows": 0})
         start, end = context.partition_time_window
         with warehouse.connect() as conn, transaction(conn):
             measured = model_health.monitor_window(conn, spec, start.date(), end.date(),

@@ -171,17 +171,5 @@ def record_failed_runs(context: dg.RunFailureSensorContext, warehouse: Warehouse
         "run_id": run.run_id, "job": run.job_name,
         "model": run.tags.get(MODEL_TAG), "kind": run.tags.get(KIND_TAG),
         "reason": run.tags.get(REASON_TAG), "error": context.failure_event.message,
-        "gate_rejection": gate_rejection(context.instance, run.run_id),
         "recorded_at": datetime.now(UTC).isoformat(),
     })
-
-
-def gate_rejection(instance: dg.DagsterInstance, run_id: str) -> bool:
-    """Did the run fail only because a deployment gate rejected its challenger? That is the
-    gate doing its job, not a failed deployment."""
-    failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    return bool(failures) and all(
-        e.step_key.startswith("deployment__") and e.step_key.endswith("_manifest")
-        and e.dagster_event.event_specific_data.error.cls_name == "DagsterAssetCheckFailedError"
-        for e in failures
-    )

@@ -36,11 +36,9 @@ def predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                     compute: ComputeResource):
         home = warehouse.home_path
         current = manifests.current(home, spec.name)
-        if current is None:
-            raise dg.Failure(
-                f"{spec.name}: no promoted manifest in "
-                f"{manifests.current_path(home, spec.name)}: nothing to score with"
-            )
+        if current is None:  # never promoted (its first challenger rejected): nothing to score
+            context.log.warning(f"{spec.name}: no promoted model; the day is not scored")
+            return dg.MaterializeResult(metadata={"promoted": "none", "dagster/row_count": 0})
         # refuses a tampered file
         booster = artifacts.load_model(home, current["artifact"]["sha256"])
         # Score exactly as the promoted model was trained: its features, its residual base.

@@ -126,6 +126,30 @@ class ModelSpec:
                 "test": (test_start, end)}
 
 
+def training_plan(spec: ModelSpec, start: date, through: date) -> tuple[str | None, str]:
+    """How a build of the days start..through (inclusive) trains `spec`: its fixed windows when
+    they lie inside ("", why); else trailing windows ending with the window's last labelled day
+    (that day as ISO text, why); None when the window holds too little for them (None, why)."""
+    first, last = spec.train[0], spec.test[1] - timedelta(days=1)
+    if start <= first and last <= through:
+        return "", f"its fixed windows {first}..{last}"
+    as_of = through - timedelta(days=spec.label_lag_days)
+    need = spec.rolling.valid_days + spec.rolling.test_days + spec.label_lag_days + 1
+    short = (None, f"{start}..{through} is too short for it: at least {need} days (a training "
+             f"day, {spec.rolling.valid_days} validation and {spec.rolling.test_days} test "
+             f"days, then {spec.label_lag_days} for their labels)")
+    try:
+        windows = spec.windows(as_of)
+    except ValueError:
+        return short
+    valid, test = windows["valid"][0], windows["test"][0]
+    if max(windows["train"][0], start) >= valid:
+        return short
+    return as_of.isoformat(), (f"as of {as_of}: trains on the days before {valid}, validates "
+                               f"on {valid}..{test - timedelta(days=1)}, tests on "
+                               f"{test}..{as_of}")
+
+
 _FLIGHT_KEY = ("flight_date", "carrier", "flight", "origin", "sched_dep_ts")
 # `month` is generated but not used: with a month-based split, test months never occur in
 # training; features that generalise across seasons are preferred.

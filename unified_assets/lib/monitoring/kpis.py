@@ -52,6 +52,8 @@ def rel_cicd(decisions: list[dict], failed_runs: list[dict]) -> dict:
     a crashed retraining or deployment run, and a rollback, are failures."""
     decided = [d for d in decisions if d.get("status") in ("promoted", "rejected")]
     rollbacks = [d for d in decisions if d.get("status") == "rolled_back"]
+    # `gate_rejection`: a record of a run failed by a blocking gate, before gates stopped
+    # failing runs; a rejection is counted once, among the decisions.
     crashed = [r for r in failed_runs if not r.get("gate_rejection") and (
         r.get("kind") == "retrain" or str(r.get("job", "")).startswith("retrain_"))]
     attempts = len(decided) + len(crashed)

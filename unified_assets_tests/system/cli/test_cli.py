@@ -56,3 +56,38 @@ def test_cli_rejects_bad_dates(tmp_path, bad):
     assert out.returncode == 2 and "is not a date" in out.stderr
 
 
+
+
+def test_a_short_build_trains_as_of_its_last_labelled_day_and_leaves_out_what_it_cannot():
+    """`unified-assets build`'s plan for the whole graph over a window shorter than the year."""
+    import warnings
+    from datetime import date
+
+    import dagster as dg
+
+    from unified_assets.cli import plan_models
+    from unified_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    everything = dg.AssetSelection.all().resolve(graph)
+    select, ops, lines = plan_models(date(2013, 1, 1), date(2013, 3, 31))
+    assert select == "*" and set(ops) == {f"models__{n}_training_set" for n in (
+        "delay_classifier", "arrival_delay_regressor", "departures_forecaster")}
+    assert ops["models__departures_forecaster_training_set"] == {"config": {"as_of": "2013-03-24"}}
+    # January: the forecaster's labels come a week late, too late for its windows.
+    select, ops, lines = plan_models(date(2013, 1, 1), date(2013, 1, 31))
+    with warnings.catch_warnings():  # the selection parser warns that it is a beta feature
+        warnings.simplefilter("ignore")
+        chosen = dg.AssetSelection.from_string(select).resolve(graph)
+    left = {k.to_user_string() for k in everything - chosen}
+    assert left == {"models/departures_forecaster_training_set",
+                    "models/departures_forecaster_model",
+                    "models/departures_forecaster_evaluation",
+                    "deployment/departures_forecaster_manifest",
+                    "serving/departures_forecaster_predictions",
+                    "monitoring/departures_forecaster_monitor"}
+    assert "models__departures_forecaster_training_set" not in ops
+    assert any(line.startswith("  departures_forecaster: not trained: 2013-01-01..2013-01-31 "
+                               "is too short") for line in lines)
+    # The whole year keeps every model's fixed windows: no run config.
+    assert plan_models(date(2013, 1, 1), date(2013, 12, 31))[:2] == ("*", {})

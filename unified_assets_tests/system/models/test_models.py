@@ -176,7 +176,7 @@ def test_a_worse_challenger_is_rejected_and_the_champion_stays(featured, instanc
     result = steps(featured, CLASSIFIER, "model", "evaluation", "manifest", instance=instance)
     assert materialization(result, key("models", CLASSIFIER, "model"))["sha256"] != \
         champion["version"]
-    assert not result.success  # the gate's blocking checks failed
+    assert result.success  # a rejection is a decision, not a failed run
     outcomes = check_outcomes(result)
     assert outcomes[("deployment/delay_classifier_manifest", "champion")] is False
     assert manifests.current(featured, "delay_classifier") == champion
@@ -386,3 +386,33 @@ def test_manifest_is_valid_json_on_disk(deployed):
     document = json.loads(path.read_text())
     assert document["model"] == "delay_classifier" and document["features"]["names"]
     assert not list(path.parent.glob("*.tmp*"))  # written atomically, nothing left half-done
+
+
+def test_a_rejected_model_does_not_stop_the_shared_steps(featured):
+    """A fourth model whose first challenger the gates reject: the run succeeds, the decision is
+    recorded, its days are marked not scored, and the scorecard is built in the same run."""
+    fourth = small(specs.DELAY_CLASSIFIER, name="cancellation_classifier", label="is_cancelled",
+                   gates=dataclasses.replace(CLASSIFIER.gates, metric_floor=0.999))
+    chain = build_model_assets(fourth)
+    scorecard = dg.AssetKey(["monitoring", "kpi_scorecard"])
+    selection = [*(a.key for a in chain), scorecard]
+    result = run(featured, data_and_feature_assets() + all_assets_but_models() + chain,
+                 selection=selection, start="2013-01-27", end="2013-01-28")
+    assert result.success
+    assert check_outcomes(result)[("deployment/cancellation_classifier_manifest",
+                                   "metric_floor")] is False
+    assert [h["status"] for h in manifests.history(featured, fourth.name)] == ["rejected"]
+    assert manifests.current(featured, fourth.name) is None
+    done = {a.to_user_string() for a in materialized_keys(result)}
+    assert {"serving/cancellation_classifier_predictions", "monitoring/kpi_scorecard"} <= done
+    predictions = materialization(result, key("serving", fourth, "predictions"))
+    assert predictions["promoted"] == "none" and predictions["dagster/row_count"] == 0
+
+
+def all_assets_but_models():
+    """The code location's assets outside the model chains (the scorecard among them)."""
+    from unified_assets.definitions import defs
+
+    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)
+            and next(iter(a.keys)).path[0] in ("monitoring", "serving")
+            and next(iter(a.keys)).path[-1] in ("kpi_scorecard", "online_store")]
