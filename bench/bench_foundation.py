@@ -35,7 +35,7 @@ BARE = """
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from unified_assets.lib.warehouse import curated
+from unified_assets.lib.sources import SOURCES
 from unified_assets.lib.raw import ingest
 from unified_assets.lib.raw import landing
 from unified_assets.lib.marts import monthly
@@ -57,9 +57,9 @@ with database.transaction(conn):
                  for d in days]
         ingest.replace_daily(conn, table, files, start, end, now)
 with database.transaction(conn):
-    for spec in (curated.CARRIERS, curated.AIRPORTS, curated.PLANES):
+    for spec in (SOURCES[n].curation for n in ("airlines", "airports", "planes")):
         transforms.curate(conn, spec, now)
-    for spec in (curated.FLIGHTS, curated.WEATHER):
+    for spec in (SOURCES["flights"].curation, SOURCES["weather"].curation):
         transforms.curate(conn, spec, now, start, end)
     for table in monthly.MARTS:
         monthly.refresh(conn, table)

@@ -8,6 +8,7 @@ import dagster as dg
 
 from unified_assets.defs.resources import Settings
 from unified_assets.lib.models.specs import SPECS, ModelSpec
+from unified_assets.lib.sources import SOURCES
 
 # Run tags a retraining carries: which model, why, and the evidence the sensor acted on.
 MODEL_TAG = "unified_assets/model"
@@ -47,14 +48,18 @@ def schedule_status() -> dg.DefaultScheduleStatus:
 
 
 # -- selections -----------------------------------------------------------------------------
-DAILY_ASSETS = keys(
-    "raw/flights", "raw/weather", "warehouse/fct_flights", "warehouse/fct_weather_hourly",
-    "features/flight_features", "features/origin_daily",
-)
-REFERENCE_ASSETS = keys(
-    "raw/planes", "raw/airports", "raw/airlines", "warehouse/dim_plane", "warehouse/dim_airport",
-    "warehouse/dim_carrier", "warehouse/dim_date", "features/feature_registry",
-)
+# A day's path: each daily source's raw and curated table, then the feature tables. The
+# reference path: each reference source's raw table and dimension, the calendar, the registry.
+DAILY_ASSETS = [
+    *(dg.AssetKey(["raw", s.name]) for s in SOURCES.values() if s.daily),
+    *(dg.AssetKey(s.table.split(".")) for s in SOURCES.values() if s.daily),
+    *keys("features/flight_features", "features/origin_daily"),
+]
+REFERENCE_ASSETS = [
+    *(dg.AssetKey(["raw", s.name]) for s in SOURCES.values() if not s.daily),
+    *(dg.AssetKey(s.table.split(".")) for s in SOURCES.values() if not s.daily),
+    *keys("warehouse/dim_date", "features/feature_registry"),
+]
 ONLINE_STORE = dg.AssetKey(["serving", "online_store"])
 KPI_SCORECARD = dg.AssetKey(["monitoring", "kpi_scorecard"])
 RETRAINING_STEPS = (("models", "training_set"), ("models", "model"), ("models", "evaluation"),
@@ -76,7 +81,7 @@ ingest_daily = dg.define_asset_job(
 )
 ingest_reference = dg.define_asset_job(
     "ingest_reference", selection=dg.AssetSelection.assets(*REFERENCE_ASSETS),
-    description="The reference tables (planes, airports, airlines) and the dimensions.",
+    description="The reference tables, their dimensions, the calendar and the feature registry.",
 )
 nightly_scoring = dg.define_asset_job(
     "nightly_scoring", selection=dg.AssetSelection.assets(*SCORING_ASSETS),

@@ -14,7 +14,8 @@ from pathlib import Path
 from unified_assets.lib.core import config, database
 from unified_assets.lib.features import flight_table
 from unified_assets.lib.raw import ingest, landing
-from unified_assets.lib.warehouse import calendar, curated, overrides, transforms
+from unified_assets.lib.sources import SOURCES
+from unified_assets.lib.warehouse import calendar, overrides, transforms
 
 
 def build_window(home: Path, start: date, end: date, lead_minutes: int = 120) -> Path:
@@ -36,10 +37,10 @@ def build_window(home: Path, start: date, end: date, lead_minutes: int = 120) ->
                          for d in days]
                 ingest.replace_daily(conn, table, files, start, end, now)
         with database.transaction(conn):
-            for spec in (curated.CARRIERS, curated.AIRPORTS, curated.PLANES):
+            for spec in (SOURCES[n].curation for n in ("airlines", "airports", "planes")):
                 transforms.curate(conn, spec, now)
             overrides.add_airport_overrides(conn)
-            for spec in (curated.FLIGHTS, curated.WEATHER):
+            for spec in (SOURCES["flights"].curation, SOURCES["weather"].curation):
                 transforms.curate(conn, spec, now, start, end)
         with database.transaction(conn):
             calendar.write_dim_date(conn, start, date(end.year, 12, 31))

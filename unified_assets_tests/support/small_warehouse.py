@@ -13,7 +13,8 @@ import pandas as pd
 from unified_assets.lib.core import database
 from unified_assets.lib.features import leakage, tables
 from unified_assets.lib.raw import ingest, landing
-from unified_assets.lib.warehouse import calendar, curated, overrides, transforms
+from unified_assets.lib.sources import SOURCES
+from unified_assets.lib.warehouse import calendar, overrides, transforms
 
 FLIGHT_COLS = (
     "flight_date DATE, carrier VARCHAR, flight INTEGER, tailnum VARCHAR, origin VARCHAR, "
@@ -180,10 +181,10 @@ def build_curated_window(home: Path) -> Path:
                 ]
                 ingest.replace_daily(conn, table, files, REAL_START, REAL_END, now)
         with database.transaction(conn):
-            transforms.curate(conn, curated.PLANES, now)
-            transforms.curate(conn, curated.AIRPORTS, now)
+            transforms.curate(conn, SOURCES["planes"].curation, now)
+            transforms.curate(conn, SOURCES["airports"].curation, now)
             overrides.add_airport_overrides(conn)
-            for spec in (curated.FLIGHTS, curated.WEATHER):
+            for spec in (SOURCES["flights"].curation, SOURCES["weather"].curation):
                 transforms.curate(conn, spec, now, REAL_START, REAL_END)
     finally:
         conn.close()

@@ -1,4 +1,5 @@
-"""raw: the landing files in DuckDB as they arrived, with their lineage."""
+"""raw: the landing files in DuckDB as they arrived, with their lineage; one asset per source
+declaration (lib/sources/)."""
 
 import tempfile
 from datetime import timedelta
@@ -12,6 +13,8 @@ from unified_assets.defs.raw.checks import landing_files, landing_files_spec
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib.core.database import transaction
 from unified_assets.lib.raw import ingest, landing
+from unified_assets.lib.sources import REFERENCE, SOURCES
+from unified_assets.lib.sources.spec import SourceSpec
 
 
 def ingest_daily(
@@ -67,77 +70,35 @@ def ingest_reference(
 # The landing zone, where the graph starts: files an upstream system drops (or `unified-assets
 # land` replays). Dagster does not write them, so they are external assets, shown in the graph.
 landing_zone = [
-    dg.AssetSpec(
-        ["landing", table],
-        group_name="raw",
-        kinds={"csv"},
-        description=f"Landing files: {where} (CSV or Parquet), as an upstream system drops them.",
-    )
-    for table, where in (
-        ("flights", "landing/flights/YYYY-MM-DD.csv, one a day"),
-        ("weather", "landing/weather/YYYY-MM-DD.csv, one a day"),
-        ("reference", "landing/reference/{planes,airports,airlines}.csv"),
-    )
+    *(dg.AssetSpec(["landing", s.name], group_name="raw", kinds={"csv"},
+                   description=f"Landing files: landing/{s.name}/YYYY-MM-DD.csv (or .parquet), "
+                   "one a day, as an upstream system drops them.")
+      for s in SOURCES.values() if s.daily),
+    dg.AssetSpec(["landing", "reference"], group_name="raw", kinds={"csv"},
+                 description="Landing files: landing/reference/{" + ",".join(REFERENCE) + "}.csv "
+                 "(or .parquet), each replaced whole, as an upstream system drops them."),
 ]
 
 
-def _specs(table: str) -> list[dg.AssetCheckSpec]:
-    return table_check_specs(table, landing_files_spec(table))
+def raw_asset(source: SourceSpec) -> dg.AssetsDefinition:
+    """A source's raw table: its landing files as they arrived, with their lineage; a daily
+    source by day, a reference source whole."""
+    common = dict(key=["raw", source.name], group_name="raw", kinds={"duckdb"}, pool="duckdb",
+                  backfill_policy=single_run, description=source.description,
+                  check_specs=table_check_specs(source.raw_table,
+                                                landing_files_spec(source.raw_table)))
+    if source.daily:
+        @dg.asset(partitions_def=daily, deps=[["landing", source.name]], **common)
+        def daily_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+            return ingest_daily(context, warehouse, source.name)
+
+        return daily_table
+
+    @dg.asset(deps=[["landing", "reference"]], **common)
+    def reference_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        return ingest_reference(context, warehouse, source.name)
+
+    return reference_table
 
 
-_DAILY = dict(
-    group_name="raw",
-    partitions_def=daily,
-    backfill_policy=single_run,
-    kinds={"duckdb"},
-    pool="duckdb",
-)
-
-
-@dg.asset(
-    key=["raw", "flights"],
-    check_specs=_specs("raw.flights"),
-    deps=[["landing", "flights"]],
-    **_DAILY,
-)
-def flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Every flight that left a New York airport, one landing file per day, as it arrived."""
-    return ingest_daily(context, warehouse, "flights")
-
-
-@dg.asset(
-    key=["raw", "weather"],
-    check_specs=_specs("raw.weather"),
-    deps=[["landing", "weather"]],
-    **_DAILY,
-)
-def weather(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Hourly weather at the three New York origins, one landing file per day, as it arrived."""
-    return ingest_daily(context, warehouse, "weather")
-
-
-_REFERENCE = dict(
-    deps=[["landing", "reference"]],
-    group_name="raw",
-    kinds={"duckdb"},
-    pool="duckdb",
-    backfill_policy=single_run,
-)
-
-
-@dg.asset(key=["raw", "planes"], check_specs=_specs("raw.planes"), **_REFERENCE)
-def planes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """The aircraft register: build year, seats and engines by tail number, as it arrived."""
-    return ingest_reference(context, warehouse, "planes")
-
-
-@dg.asset(key=["raw", "airports"], check_specs=_specs("raw.airports"), **_REFERENCE)
-def airports(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Airports by FAA code with location and time zone, as it arrived."""
-    return ingest_reference(context, warehouse, "airports")
-
-
-@dg.asset(key=["raw", "airlines"], check_specs=_specs("raw.airlines"), **_REFERENCE)
-def airlines(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Carrier codes and names, as they arrived."""
-    return ingest_reference(context, warehouse, "airlines")
+raw_tables = [raw_asset(source) for source in SOURCES.values()]

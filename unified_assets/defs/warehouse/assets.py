@@ -1,4 +1,5 @@
-"""warehouse: typed, deduplicated, conformed facts and dimensions; bad rows quarantined."""
+"""warehouse: typed, deduplicated, conformed facts and dimensions; bad rows quarantined. One
+asset per source declaration (lib/sources/), and the calendar."""
 
 from datetime import date
 
@@ -11,7 +12,9 @@ from unified_assets.defs.warehouse import checks
 from unified_assets.lib.core.config import FIRST_DAY
 from unified_assets.lib.core.database import transaction
 from unified_assets.lib.raw import landing
-from unified_assets.lib.warehouse import calendar, curated, overrides, transforms
+from unified_assets.lib.sources import SOURCES
+from unified_assets.lib.sources.spec import SourceSpec
+from unified_assets.lib.warehouse import calendar, transforms
 from unified_assets.lib.warehouse.transforms import Curation
 
 
@@ -63,47 +66,33 @@ def _specs(spec: Curation, *extra: dg.AssetCheckSpec) -> list[dg.AssetCheckSpec]
     )
 
 
-_DIM = dict(group_name="warehouse", kinds={"duckdb"}, pool="duckdb", backfill_policy=single_run)
-_FACT = _DIM | dict(partitions_def=daily)
+def curated_asset(source: SourceSpec) -> dg.AssetsDefinition:
+    """A source's curated table (a fact by day, or a dimension), with its checks: those of
+    every curated table, a dimension's loss check, and the source's own (`extra_checks`)."""
+    curation = source.curation
+    extra = [checks.EXTRA[name] for name in source.extra_checks]
+
+    @dg.asset(
+        key=curation.target.split("."),
+        deps=[["raw", source.name], *(t.split(".") for t in source.needs)],
+        check_specs=_specs(curation, *(spec() for spec, _ in extra)),
+        description=source.table_description,
+        partitions_def=daily if source.daily else None,
+        group_name="warehouse", kinds={"duckdb"}, pool="duckdb", backfill_policy=single_run,
+    )
+    def curated_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        return build(context, warehouse, curation, extra=[evaluate for _, evaluate in extra],
+                     complete=source.add_rows)
+
+    return curated_table
+
+
+curated_tables = [curated_asset(source) for source in SOURCES.values()]
 
 
 @dg.asset(
-    key=["warehouse", "dim_carrier"],
-    deps=[["raw", "airlines"]],
-    check_specs=_specs(curated.CARRIERS),
-    **_DIM,
-)
-def dim_carrier(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Airlines by carrier code."""
-    return build(context, warehouse, curated.CARRIERS)
-
-
-@dg.asset(
-    key=["warehouse", "dim_airport"],
-    deps=[["raw", "airports"]],
-    check_specs=_specs(curated.AIRPORTS),
-    **_DIM,
-)
-def dim_airport(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Airports by FAA code: location, altitude and time zone; the airports the landing file
-    lacks come from the curated override (lib/reference/airports_override.csv)."""
-    return build(context, warehouse, curated.AIRPORTS, complete=lambda conn: {
-        "added_from_override": ", ".join(overrides.add_airport_overrides(conn)) or "none"})
-
-
-@dg.asset(
-    key=["warehouse", "dim_plane"],
-    deps=[["raw", "planes"]],
-    check_specs=_specs(curated.PLANES),
-    **_DIM,
-)
-def dim_plane(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Aircraft by tail number: build year, seats, engines."""
-    return build(context, warehouse, curated.PLANES)
-
-
-@dg.asset(
-    key=["warehouse", "dim_date"], check_specs=table_check_specs("warehouse.dim_date"), **_DIM
+    key=["warehouse", "dim_date"], check_specs=table_check_specs("warehouse.dim_date"),
+    group_name="warehouse", kinds={"duckdb"}, pool="duckdb", backfill_policy=single_run,
 )
 def dim_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """The calendar from the first partition to the end of the last landed year, with holidays."""
@@ -119,26 +108,3 @@ def dim_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             metadata={"first_day": str(FIRST_DAY), "last_day": str(last)},
             settings=warehouse.settings.quality(),
         )
-
-
-@dg.asset(
-    key=["warehouse", "fct_flights"],
-    deps=[["raw", "flights"], ["warehouse", "dim_carrier"], ["warehouse", "dim_airport"],
-          ["warehouse", "dim_plane"]],
-    check_specs=_specs(curated.FLIGHTS, checks.referential_spec()),
-    **_FACT,
-)
-def fct_flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """One row per scheduled flight: typed times, delays, cancelled and diverted flags."""
-    return build(context, warehouse, curated.FLIGHTS, extra=[checks.referential_integrity])
-
-
-@dg.asset(
-    key=["warehouse", "fct_weather_hourly"],
-    deps=[["raw", "weather"], ["warehouse", "dim_airport"]],
-    check_specs=_specs(curated.WEATHER, checks.coverage_spec()),
-    **_FACT,
-)
-def fct_weather_hourly(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """One row per origin and hour: temperature, wind, visibility, pressure, precipitation."""
-    return build(context, warehouse, curated.WEATHER, extra=[checks.hour_coverage])

@@ -155,3 +155,11 @@ def conflicting_duplicates(conn, table: str, start: date | None, end: date | Non
             ),
         },
     )
+
+
+# The checks a source declaration can name in `extra_checks`: spec, then evaluation (over the
+# run's partitions, inside its write).
+EXTRA = {
+    "referential_integrity": (referential_spec, referential_integrity),
+    "hour_coverage": (coverage_spec, hour_coverage),
+}

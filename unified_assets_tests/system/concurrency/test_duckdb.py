@@ -25,7 +25,7 @@ import pytest
 from unified_assets.defs.partitions import daily
 from unified_assets.lib.core import config, database
 from unified_assets.lib.raw import ingest, landing
-from unified_assets.lib.warehouse import curated as curations
+from unified_assets.lib.sources import SOURCES
 from unified_assets.lib.warehouse import transforms
 from unified_assets_tests.support.programs import REPO
 from unified_assets_tests.support.reads import data_rows, query, scalar
@@ -95,7 +95,6 @@ STEPPED_WRITER = textwrap.dedent(
     from datetime import date, datetime, timedelta
     from pathlib import Path
     from unified_assets.lib.core import config
-    from unified_assets.lib.warehouse import curated
     from unified_assets.lib.raw import ingest
     from unified_assets.lib.raw import landing
     from unified_assets.lib.warehouse import transforms
@@ -117,7 +116,7 @@ STEPPED_WRITER = textwrap.dedent(
             source = ingest.inspect_file(landing.daily_file(home, "flights", day),
                                          home / "scratch", conn)
             ingest.replace_daily(conn, "flights", [(source, day)], day, end, datetime.now())
-            totals = transforms.curate(conn, curated.FLIGHTS, datetime.now(), day, end)
+            totals = transforms.curate(conn, SOURCES["flights"].curation, datetime.now(), day, end)
             print("written", totals["rows_in"], flush=True)
         elif command == "commit":
             conn.execute("COMMIT")
@@ -299,7 +298,8 @@ def test_a_writer_that_read_stale_state_and_waited_for_the_lock_loses_no_write(h
     conn = database.connect(db_file)
     database.ensure_schemas(conn)
     conn.execute(ingest.ddl("flights", partitioned=True))
-    transforms.curate(conn, curations.FLIGHTS, datetime.now(), DAYS[0], DAYS[0])  # empty tables
+    # empty tables
+    transforms.curate(conn, SOURCES["flights"].curation, datetime.now(), DAYS[0], DAYS[0])
     conn.close()
     env = dict(os.environ)
     err_b = tmp_path / "b.err"

@@ -10,10 +10,11 @@ from unified_assets.lib.core import config, database
 from unified_assets.lib.marts import monthly
 from unified_assets.lib.raw import ingest
 from unified_assets.lib.raw.landing import COLUMNS
-from unified_assets.lib.warehouse import curated, transforms
+from unified_assets.lib.sources import SOURCES
+from unified_assets.lib.warehouse import transforms
 
 NOW = datetime(2026, 1, 1)
-FLIGHTS = curated.FLIGHTS.target
+FLIGHTS = SOURCES["flights"].curation.target
 DAY = date(2013, 1, 1)
 
 GOOD = dict(
@@ -44,7 +45,7 @@ def put(conn, rows, day=DAY):
 
 
 def curate(conn, start=DAY, end=date(2013, 1, 2)):
-    return transforms.curate(conn, curated.FLIGHTS, NOW, start, end)
+    return transforms.curate(conn, SOURCES["flights"].curation, NOW, start, end)
 
 
 def totals(rows_in=0, curated=0, quarantined=0, duplicates=0, conflicting_duplicates=0):
