@@ -9,6 +9,7 @@ from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib.core.database import transaction
 from unified_assets.lib.features import catalog, flight_table, origin_daily_table
 from unified_assets.lib.features import leakage as leakage_audit
+from unified_assets.lib.features.tables import BUILDER_READS
 
 
 def leakage_spec(table: str) -> dg.AssetCheckSpec:
@@ -73,10 +74,15 @@ _FEATURES = dict(
 )
 
 
+def _deps(table: str) -> list[dg.AssetKey]:
+    """A feature table's inputs, from its features' declarations (catalog.py) and what its
+    builder reads besides."""
+    return [asset_key(t) for t in sorted({*catalog.source_tables(table), *BUILDER_READS[table]})]
+
+
 @dg.asset(
     key=["features", "flight_features"],
-    deps=[["warehouse", "fct_flights"], ["warehouse", "fct_weather_hourly"],
-          ["warehouse", "dim_plane"], ["warehouse", "dim_date"], ["warehouse", "dim_airport"]],
+    deps=_deps("features.flight_features"),
     check_specs=[leakage_spec("features.flight_features")],
     **_FEATURES,
 )
@@ -92,7 +98,7 @@ def flight_features(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 
 @dg.asset(
     key=["features", "origin_daily"],
-    deps=[["warehouse", "fct_flights"], ["warehouse", "dim_date"]],
+    deps=_deps("features.origin_daily"),
     check_specs=[leakage_spec("features.origin_daily")],
     **_FEATURES,
 )

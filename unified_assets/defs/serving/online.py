@@ -12,6 +12,8 @@ from unified_assets.defs.jobs import ONLINE_STORE, key, online_refresh, schedule
 from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib.core.database import table_exists
+from unified_assets.lib.features import catalog
+from unified_assets.lib.features.tables import BUILDER_READS, FLIGHT_FEATURES, ORIGIN_DAILY
 from unified_assets.lib.models.specs import SPECS, ModelSpec
 from unified_assets.lib.serving import online_export, online_store
 from unified_assets.online.service import (
@@ -28,24 +30,45 @@ PARITY_TOLERANCE = 1e-9
 @dg.asset(
     key=ONLINE_STORE,
     group_name="serving",
-    deps=[["warehouse", t] for t in ("fct_flights", "fct_weather_hourly", "dim_plane",
-                                     "dim_date", "dim_airport")]
-    + [["features", "origin_daily"]],
+    # What the export reads (the feature tables' inputs, each lookup's table), and the batch
+    # predictions its parity is checked against.
+    deps=sorted({dg.AssetKey(t.split(".")) for t in (
+        *catalog.source_tables(FLIGHT_FEATURES), *BUILDER_READS[FLIGHT_FEATURES],
+        *catalog.source_tables(ORIGIN_DAILY), ORIGIN_DAILY)}, key=str)
+    + [key("serving", s, "predictions") for s in SPECS.values()],
+    check_specs=[dg.AssetCheckSpec(
+        "online_parity", asset=ONLINE_STORE, blocking=True,
+        description="Before the new store is served: for every model, a sample of its latest "
+        "batch day re-scored through the online service's code path (the new store, the served "
+        f"model) equals the batch predictions of the same version within {PARITY_TOLERANCE:g}. "
+        "A store that does not is not published; the service keeps the last one.",
+    )],
     backfill_policy=single_run,
     kinds={"duckdb", "parquet"},
     pool="duckdb",
 )
 def online_store_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """What the prediction service computes features from: every flight's schedule and outcome
-    times, delay rates per carrier, origin and route for every day, weather, planes, calendar
-    and the forecaster's rows, exported with the feature SQL to online/ (the service follows)."""
+    times, delay rates per carrier, origin and route for every day, weather, planes, calendar,
+    each lookup feature's rows and the forecaster's rows, exported with the feature SQL to
+    online/, and published (the service follows) once it reproduces the batch predictions."""
+    home = warehouse.home_path
     with warehouse.connect(read_only=True) as conn:
-        pointer = online_export.export(conn, warehouse.home_path)
-    context.log.info(f"online store {pointer['folder']}: {pointer['rows']}")
+        pointer = online_export.stage(conn, home)
+        samples = {spec.name: _batch_sample(conn, spec) if table_exists(
+            conn, f"serving.{spec.name}_predictions") else pd.DataFrame()
+            for spec in SPECS.values()}
+    check = online_parity(home, warehouse.settings.lead_minutes(), pointer, samples)
+    if check.passed:
+        online_export.publish(home, pointer)
+        context.log.info(f"online store {pointer['folder']} published: {pointer['rows']}")
+    else:
+        online_export.discard(home, pointer)
+        context.log.error(f"online store {pointer['folder']} not published: parity failed")
     return dg.MaterializeResult(metadata={
-        "folder": pointer["folder"], "first_day": pointer["first_day"],
+        "folder": pointer["folder"], "published": check.passed, "first_day": pointer["first_day"],
         "last_day": pointer["last_day"], **{f"rows_{k}": v for k, v in pointer["rows"].items()},
-    })
+    }, check_results=[check])
 
 
 def _batch_sample(conn, spec: ModelSpec) -> pd.DataFrame:
@@ -103,31 +126,27 @@ def model_parity(service: Service, spec: ModelSpec, sample: pd.DataFrame) -> tup
     return found["max_abs_gap"] <= PARITY_TOLERANCE, found
 
 
-@dg.asset_check(
-    asset=ONLINE_STORE,
-    name="online_parity",
-    additional_deps=[key("serving", s, "predictions") for s in SPECS.values()],
-    blocking=False,
-    pool="duckdb",
-    description="For every model, a sample of its latest batch day re-scored through the online "
-    "service's code path (this online store, the served model) equals the batch predictions of "
-    f"the same version within {PARITY_TOLERANCE:g}.",
-)
-def online_parity(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    home = warehouse.home_path
-    with warehouse.connect(read_only=True) as conn:
-        samples = {spec.name: _batch_sample(conn, spec) if table_exists(
-            conn, f"serving.{spec.name}_predictions") else pd.DataFrame()
-            for spec in SPECS.values()}
-    service = Service(ServiceConfig(home, warehouse.settings.lead_minutes(),
-                                    log_requests=False))
-    service.refresh()
-    if service.store is None:
-        return dg.AssetCheckResult(passed=False, metadata={"reason": service.store_error})
+def online_parity(home, lead_minutes: int, pointer: dict, samples: dict[str, pd.DataFrame]
+                  ) -> dg.AssetCheckResult:
+    """The staged store's verdict: each model's batch sample re-scored through the service's
+    code path over the staged store."""
+    service = Service(ServiceConfig(home, lead_minutes, log_requests=False))
+    service.registry.refresh()
+    try:
+        service.store = online_store.load(home, pointer)
+    except (OSError, ValueError, KeyError) as exc:
+        return dg.AssetCheckResult(check_name="online_parity", passed=False,
+                                   metadata={"reason": f"the staged store did not load: {exc}"})
+    names = [f.name for f in catalog.features_of(FLIGHT_FEATURES)]
+    missing = online_store.uncovered(service.store, names, lead_minutes)
+    if missing:  # never a silent null online: declare it as a lookup, or compute it online
+        return dg.AssetCheckResult(check_name="online_parity", passed=False, metadata={
+            "reason": f"features the online path does not compute: {', '.join(missing)}"})
     verdicts = {spec.name: model_parity(service, spec, samples[spec.name])
                 for spec in SPECS.values()}
     gaps = [v[1]["max_abs_gap"] for v in verdicts.values() if v[1].get("max_abs_gap") is not None]
     return dg.AssetCheckResult(
+        check_name="online_parity",
         passed=all(ok for ok, _ in verdicts.values()),
         metadata={"max_abs_gap": max(gaps) if gaps else None,
                   "models": dg.MetadataValue.json({n: {"passed": ok} | found
@@ -155,5 +174,5 @@ def online_refresh_schedule(context: dg.ScheduleEvaluationContext, warehouse: Wa
 
 
 defs = dg.Definitions(
-    assets=[online_store_asset], asset_checks=[online_parity], schedules=[online_refresh_schedule],
+    assets=[online_store_asset], schedules=[online_refresh_schedule],
 )

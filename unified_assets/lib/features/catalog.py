@@ -3,7 +3,10 @@ the curated tables it comes from, its owner, and the column holding when its val
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from unified_assets.lib.features.tables import (
     COLUMNS,
@@ -18,6 +21,31 @@ from unified_assets.lib.features.tables import (
     WEATHER,
 )
 
+# The columns of a flight-feature row that the online path knows from the request itself: a
+# lookup feature's key must be among them.
+REQUEST_COLUMNS = ("flight_date", "carrier", "flight", "origin", "dest", "tailnum", "sched_hour")
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A feature that is a value looked up by key in a curated table: one declaration gives the
+    batch column (a join in the feature SQL) and the online value (the same rows, exported to
+    the online store), so the two cannot differ.
+
+    `on` pairs a column of the feature row with a key column of `table`; `value` is SQL over a
+    row of `table`; `default` (SQL) is the value when no row matches."""
+
+    table: str
+    on: tuple[tuple[str, str], ...]
+    value: str
+    sql_type: str
+    default: str = "NULL"
+
+    def rows_sql(self) -> str:
+        """The looked-up rows: key columns k0, k1, ... and the value v."""
+        keys = ", ".join(f"{col} AS k{i}" for i, (_, col) in enumerate(self.on))
+        return f"SELECT {keys}, {self.value} AS v FROM {self.table}"
+
 
 @dataclass(frozen=True)
 class Feature:
@@ -30,6 +58,22 @@ class Feature:
     owner: str
     table: str  # FLIGHT_FEATURES or ORIGIN_DAILY
     as_of: str  # the column holding when the value was known ("cutoff_utc": known in advance)
+    lookup: Lookup | None = None  # declared as a lookup: computed from this declaration alone
+
+    def __post_init__(self):
+        if self.lookup is None:
+            return
+        if self.table != FLIGHT_FEATURES:
+            raise ValueError(f"{self.name}: lookup features are flight features")
+        unknown = [c for c, _ in self.lookup.on if c not in REQUEST_COLUMNS]
+        if unknown:
+            raise ValueError(f"{self.name}: its lookup key {unknown} is not known online "
+                             f"(a request gives {', '.join(REQUEST_COLUMNS)})")
+        if self.as_of != "cutoff_utc":
+            raise ValueError(f"{self.name}: a lookup is reference data, known in advance: its "
+                             "availability rule is cutoff_utc")
+        if self.lookup.table not in self.source_tables:
+            raise ValueError(f"{self.name}: its source tables must name {self.lookup.table}")
 
 
 OWNER = "ml-platform"
@@ -38,6 +82,13 @@ DTYPES = ("float", "int", "category", "bool")
 
 def _flight(name: str, dtype: str, as_of: str, sources: tuple[str, ...], text: str) -> Feature:
     return Feature(name, text, dtype, sources, OWNER, FLIGHT_FEATURES, as_of)
+
+
+def lookup(name: str, dtype: str, table: str, on: dict[str, str], value: str, sql_type: str,
+           text: str, default: str = "NULL", owner: str = OWNER) -> Feature:
+    """A flight feature looked up by key in a curated table (see `Lookup`)."""
+    return Feature(name, text, dtype, (table,), owner, FLIGHT_FEATURES, "cutoff_utc",
+                   Lookup(table, tuple(on.items()), value, sql_type, default))
 
 
 def _daily(name: str, dtype: str, as_of: str, sources: tuple[str, ...], text: str) -> Feature:
@@ -67,8 +118,6 @@ _FEATURES: list[Feature] = [
     _flight("days_to_holiday", "int", "cutoff_utc", _D, "Days to the nearest US holiday."),
     _flight("distance_mi", "int", "cutoff_utc", _F, "Route distance in miles."),
     _flight("plane_age_years", "int", "cutoff_utc", _F + _P, "Flight year minus the year built."),
-    _flight("seats", "int", "cutoff_utc", _P, "Seats of the plane (dim_plane)."),
-    _flight("engine", "category", "cutoff_utc", _P, "Engine type of the plane (dim_plane)."),
     *(
         _flight(
             name,
@@ -163,7 +212,45 @@ _FEATURES: list[Feature] = [
     _daily("target_days_to_holiday", "int", "cutoff_utc", _D, "Target day's days to a US holiday."),
 ]
 
-REGISTRY: dict[str, Feature] = {f.name: f for f in _FEATURES}
+
+
+def _declared() -> list[Feature]:
+    """The lookup features declared in lookups/, one module per curated table they read, each
+    with `FEATURES`: adding one is adding a declaration there, nothing else."""
+    found = []
+    for module in pkgutil.iter_modules([str(Path(__file__).with_name("lookups"))]):
+        declared = importlib.import_module(f"{__package__}.lookups.{module.name}")
+        found += list(getattr(declared, "FEATURES", ()))
+    return found
+
+
+def _registry(features: list[Feature]) -> dict[str, Feature]:
+    names = [f.name for f in features]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"features declared twice: {twice}")
+    return {f.name: f for f in features}
+
+
+REGISTRY: dict[str, Feature] = _registry([*_FEATURES, *_declared()])
+
+
+def lookups_of(table: str, registry: dict[str, Feature] | None = None) -> list[Feature]:
+    """The lookup features of a feature table, in registry order."""
+    return [f for f in features_of(table, registry) if f.lookup is not None]
+
+
+def layout(table: str, registry: dict[str, Feature] | None = None
+           ) -> tuple[tuple[str, str], ...]:
+    """A feature table's columns and SQL types: its base layout, then its lookup features."""
+    return (*COLUMNS[table],
+            *((f.name, f.lookup.sql_type) for f in lookups_of(table, registry)))
+
+
+def source_tables(table: str, registry: dict[str, Feature] | None = None) -> list[str]:
+    """The curated tables a feature table is computed from, from its features' declarations:
+    what its asset depends on."""
+    return sorted({t for f in features_of(table, registry) for t in f.source_tables})
 
 
 def features_of(table: str, registry: dict[str, Feature] | None = None) -> list[Feature]:

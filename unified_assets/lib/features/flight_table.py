@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import duckdb
 
+from unified_assets.lib.features import catalog
 from unified_assets.lib.features.tables import (
     AIRPORT,
     DATE,
@@ -64,6 +65,17 @@ def _live_cte(grain: str) -> str:
 
 
 def _flight_features_sql() -> str:
+    """The table's SQL; each lookup feature of the registry adds its rows (a CTE), a join on
+    its key and its column, from its one declaration (catalog.Lookup)."""
+    lookups = catalog.lookups_of(FLIGHT_FEATURES)
+    lookup_ctes = "".join(f",\n    lookup_{f.name} AS ({f.lookup.rows_sql()})" for f in lookups)
+    lookup_joins = "".join(
+        f"\n    LEFT JOIN lookup_{f.name} ON "
+        + " AND ".join(f"lookup_{f.name}.k{i} = b.{col}" for i, (col, _) in enumerate(f.lookup.on))
+        for f in lookups)
+    lookup_columns = "".join(
+        f",\n        CASE WHEN lookup_{f.name}.k0 IS NULL THEN {f.lookup.default} "
+        f"ELSE lookup_{f.name}.v END AS {f.name}" for f in lookups)
     rates = ",".join(rate_ctes(name, keys) for name, keys in GRAINS.items())
     rate_joins = "\n".join(
         f"LEFT JOIN rate_{name} ON "
@@ -137,27 +149,29 @@ def _flight_features_sql() -> str:
         ) = 1
     ),
 {_live_cte("origin")},
-{_live_cte("carrier")}
+{_live_cte("carrier")}{lookup_ctes}
     SELECT b.flight_date, b.carrier, b.flight, b.origin, b.dest, b.tailnum, b.sched_dep_ts,
-        b.sched_dep_utc, $lead, b.cutoff_utc,
+        b.sched_dep_utc, $lead AS lead_minutes, b.cutoff_utc,
         b.arr_delay_min,
-        CASE WHEN b.is_cancelled OR b.is_diverted THEN NULL ELSE b.arr_delay_min > 15 END,
+        CASE WHEN b.is_cancelled OR b.is_diverted THEN NULL ELSE b.arr_delay_min > 15 END
+            AS is_late_15,
         b.is_cancelled, b.is_diverted,
-        b.sched_hour, dd.day_of_week, dd.month, dd.days_to_nearest_holiday,
+        b.sched_hour, dd.day_of_week, dd.month, dd.days_to_nearest_holiday AS days_to_holiday,
         b.distance_mi,
-        year(b.flight_date) - pl.year_built, pl.seats, pl.engine,
+        year(b.flight_date) - pl.year_built AS plane_age_years,
         w.temp_f, w.dewp_f, w.humid_pct, w.wind_speed_mph, w.wind_gust_mph, w.precip_in,
         w.pressure_mb, w.visib_mi, w.weather_as_of,
         rate_carrier.carrier_late_rate_7d, rate_carrier.carrier_late_rate_28d,
         rate_carrier.carrier_flights_28d,
         rate_origin.origin_late_rate_7d, rate_origin.origin_late_rate_28d,
         rate_route.route_late_rate_7d, rate_route.route_late_rate_28d,
-        {ny_midnight_utc("b.anchor_day")},
+        {ny_midnight_utc("b.anchor_day")} AS rates_as_of,
         b.origin_hour_departures,
-        i.prev_arr_delay_min, i.inbound_as_of IS NOT NULL, i.inbound_as_of,
+        i.prev_arr_delay_min, i.inbound_as_of IS NOT NULL AS has_prev_flight, i.inbound_as_of,
         pd.prev_dep_delay_min, pd.prev_dep_as_of,
-        ol.origin_dep_delay_3h, coalesce(ol.origin_departures_3h, 0), cl.carrier_dep_delay_3h,
-        greatest(ol.origin_live_as_of, cl.carrier_live_as_of)
+        ol.origin_dep_delay_3h, coalesce(ol.origin_departures_3h, 0) AS origin_departures_3h,
+        cl.carrier_dep_delay_3h,
+        greatest(ol.origin_live_as_of, cl.carrier_live_as_of) AS live_as_of{lookup_columns}
     FROM base b
     LEFT JOIN {DATE} dd ON dd.date = b.flight_date
     LEFT JOIN {PLANE} pl ON pl.tailnum = b.tailnum
@@ -166,7 +180,7 @@ def _flight_features_sql() -> str:
     LEFT JOIN prev_departure pd USING (flight_date, carrier, flight, origin, sched_dep_ts)
     LEFT JOIN origin_live ol USING (flight_date, carrier, flight, origin, sched_dep_ts)
     LEFT JOIN carrier_live cl USING (flight_date, carrier, flight, origin, sched_dep_ts)
-    {rate_joins}
+    {rate_joins}{lookup_joins}
     """
 
 
@@ -186,4 +200,5 @@ def build_flight_features(
     lead_days = lead_minutes // 1440 + 1
     history_start = start - timedelta(days=max(RATE_DAYS) + lead_days + _HISTORY_MARGIN_DAYS)
     params = {"start": start, "end": end, "lead": lead_minutes, "history_start": history_start}
-    return replace(conn, FLIGHT_FEATURES, _flight_features_sql(), params, start, end)
+    return replace(conn, FLIGHT_FEATURES, _flight_features_sql(), params, start, end,
+                   catalog.layout(FLIGHT_FEATURES))

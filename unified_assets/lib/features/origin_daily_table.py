@@ -61,15 +61,18 @@ recent AS (
         ON h.origin = g.origin AND h.day BETWEEN g.feature_date - 27 AND g.feature_date
     GROUP BY ALL
 )
-SELECT g.origin, g.feature_date, g.target_date, $horizon,
-    {ny_midnight_utc("g.feature_date + 1")},
-    ht.departures,
-    h0.departed_by_day_end, h1.departures,
-    CASE WHEN h7.day = g.feature_date THEN h7.departed_by_day_end ELSE h7.departures END,
-    CASE WHEN h14.day = g.feature_date THEN h14.departed_by_day_end ELSE h14.departures END,
-    r.mean_7d, r.mean_28d,
-    dd.day_of_week, dd.month, dd.days_to_nearest_holiday,
-    {ny_midnight_utc("r.latest_day + 1")}
+SELECT g.origin, g.feature_date, g.target_date, $horizon AS horizon_days,
+    {ny_midnight_utc("g.feature_date + 1")} AS cutoff_utc,
+    ht.departures AS departures_target,
+    h0.departed_by_day_end AS departures_d0, h1.departures AS departures_d1,
+    CASE WHEN h7.day = g.feature_date THEN h7.departed_by_day_end ELSE h7.departures END
+        AS departures_lag7,
+    CASE WHEN h14.day = g.feature_date THEN h14.departed_by_day_end ELSE h14.departures END
+        AS departures_lag14,
+    r.mean_7d AS departures_mean_7d, r.mean_28d AS departures_mean_28d,
+    dd.day_of_week AS target_day_of_week, dd.month AS target_month,
+    dd.days_to_nearest_holiday AS target_days_to_holiday,
+    {ny_midnight_utc("r.latest_day + 1")} AS history_as_of
 FROM grid g
 LEFT JOIN recent r USING (origin, feature_date)
 LEFT JOIN history ht ON ht.origin = g.origin AND ht.day = g.target_date

@@ -44,6 +44,9 @@ RATE_DAYS = (7, 28)
 
 # The curated tables each feature table is computed from: their DQ is the model's input DQ.
 FEATURE_SOURCES = {FLIGHT_FEATURES: (FLIGHTS, WEATHER), ORIGIN_DAILY: (FLIGHTS,)}
+# What a builder reads beyond its features' own source tables (catalog.source_tables): the
+# destinations' time zones, which say when an outcome became known.
+BUILDER_READS = {FLIGHT_FEATURES: (AIRPORT,), ORIGIN_DAILY: ()}
 
 OUTCOME_LAG_MINUTES = 60
 """A landed flight's arrival delay reaches the platform this long after it lands."""
@@ -95,8 +98,6 @@ _FLIGHT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("days_to_holiday", "SMALLINT"),
     ("distance_mi", "INTEGER"),
     ("plane_age_years", "SMALLINT"),
-    ("seats", "SMALLINT"),
-    ("engine", "VARCHAR"),
     ("temp_f", "DOUBLE"),
     ("dewp_f", "DOUBLE"),
     ("humid_pct", "DOUBLE"),
@@ -151,10 +152,11 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def _create(conn: duckdb.DuckDBPyConnection, table: str) -> None:
+def _create(conn: duckdb.DuckDBPyConnection, table: str,
+            layout: tuple[tuple[str, str], ...]) -> None:
     schema = table.split(".")[0]
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    cols = ", ".join(f"{name} {sql_type}" for name, sql_type in COLUMNS[table])
+    cols = ", ".join(f"{name} {sql_type}" for name, sql_type in layout)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
     # A feature added to the layout is added to an existing table: its older days read NULL
     # until they are rebuilt (a model trained on them would see the gap in its FEE).
@@ -162,21 +164,32 @@ def _create(conn: duckdb.DuckDBPyConnection, table: str) -> None:
     existing = {r[0] for r in conn.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = $s "
         "AND table_name = $t", {"s": schema, "t": name}).fetchall()}
-    for column, sql_type in COLUMNS[table]:
+    for column, sql_type in layout:
         if column not in existing:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
 
 def replace(
-    conn: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: dict, start, end
+    conn: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: dict, start, end,
+    layout: tuple[tuple[str, str], ...] | None = None,
 ) -> int:
-    """Delete the window [start, end) of a feature table, insert the select, count the window."""
-    _create(conn, table)
+    """Delete the window [start, end) of a feature table, insert the select, count the window.
+    The select's columns are matched to the table's by name (`layout`: the table's columns,
+    its base layout by default)."""
+    layout = layout or COLUMNS[table]
+    _create(conn, table, layout)
     column = WINDOW_COLUMN[table]
     window = {"start": start, "end": end}
     conn.execute(f"DELETE FROM {table} WHERE {column} >= $start AND {column} < $end", window)
-    names = ", ".join(name for name, _ in COLUMNS[table])
-    conn.execute(f"INSERT INTO {table} ({names}) {select_sql}", params)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _feature_rows AS {select_sql}", params)
+    selected = [d[0] for d in conn.execute("SELECT * FROM _feature_rows LIMIT 0").description]
+    missing = [name for name, _ in layout if name not in selected]
+    extra = [name for name in selected if name not in dict(layout)]
+    if missing or extra:
+        raise ValueError(f"{table}: the feature SQL does not give the table's columns: "
+                         f"missing {missing}, not in the table {extra}")
+    conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _feature_rows")
+    conn.execute("DROP TABLE _feature_rows")
     return conn.execute(
         f"SELECT count(*) FROM {table} WHERE {column} >= $start AND {column} < $end", window
     ).fetchall()[0][0]

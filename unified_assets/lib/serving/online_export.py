@@ -15,10 +15,12 @@ from pathlib import Path
 import duckdb
 
 from unified_assets.lib.core.database import table_exists
+from unified_assets.lib.features import catalog
 from unified_assets.lib.features.tables import (
     AIRPORT,
     DATE,
     DEP_UTC,
+    FLIGHT_FEATURES,
     FLIGHTS,
     GRAINS,
     KNOWN_AT_UTC,
@@ -87,14 +89,22 @@ _EXPORTS = {
     "flights": _FLIGHTS_SQL,
     "weather": f"SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS known_utc, "
     f"{', '.join(WEATHER_COLUMNS)} FROM {WEATHER} ORDER BY origin, known_utc",
-    "planes": f"SELECT tailnum, year_built, seats, engine FROM {PLANE}",
+    "planes": f"SELECT tailnum, year_built FROM {PLANE}",
     "dates": f"SELECT date, day_of_week, month, days_to_nearest_holiday FROM {DATE}",
 }
 
 
 def export(conn: duckdb.DuckDBPyConnection, home: Path) -> dict:
-    """Write the store from the warehouse into a new folder and point `online/store.json` at
-    it; older folders are removed. Returns the pointer (folder, files' sha256, days, rows)."""
+    """Stage the store and publish it at once (see `stage` and `publish`)."""
+    pointer = stage(conn, home)
+    publish(home, pointer)
+    return pointer
+
+
+def stage(conn: duckdb.DuckDBPyConnection, home: Path) -> dict:
+    """Write the store from the warehouse into a new folder, not yet served: `publish` points
+    `online/store.json` at it, `discard` removes it. Returns its pointer (folder, files'
+    sha256, days, rows, lookups)."""
     root = online_root(home)
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -102,6 +112,11 @@ def export(conn: duckdb.DuckDBPyConnection, home: Path) -> dict:
     tmp = root / f".{folder.name}.tmp"
     tmp.mkdir()
     sqls = dict(_EXPORTS, rates=_rates_sql())
+    # Each lookup feature: the rows its batch join reads, from the same declaration.
+    lookups = catalog.lookups_of(FLIGHT_FEATURES)
+    sqls |= {f"lookup_{f.name}": f.lookup.rows_sql() for f in lookups}
+    defaults = {f.name: conn.execute(f"SELECT {f.lookup.default}").fetchall()[0][0]
+                for f in lookups}
     if table_exists(conn, ORIGIN_DAILY):
         sqls["origin_daily"] = f"SELECT * FROM {ORIGIN_DAILY}"
     files, rows = {}, {}
@@ -115,10 +130,22 @@ def export(conn: duckdb.DuckDBPyConnection, home: Path) -> dict:
     ).fetchall()[0]
     tmp.rename(folder)
     pointer = {"folder": folder.name, "files": files, "rows": rows, "built_at": stamp,
+               "lookups": {f.name: {"on": [c for c, _ in f.lookup.on],
+                                    "default": defaults[f.name]} for f in lookups},
                "first_day": str(first) if first else None,
                "last_day": str(last) if last else None}
+    return pointer
+
+
+def publish(home: Path, pointer: dict) -> None:
+    """Serve a staged store: replace `online/store.json` atomically; older folders go."""
+    root = online_root(home)
     write_atomic(pointer_path(home), (json.dumps(pointer, indent=2) + "\n").encode())
     for old in root.glob("store-*"):
-        if old.is_dir() and old.name != folder.name:
+        if old.is_dir() and old.name != pointer["folder"]:
             shutil.rmtree(old, ignore_errors=True)
-    return pointer
+
+
+def discard(home: Path, pointer: dict) -> None:
+    """Remove a staged store that will not be served."""
+    shutil.rmtree(online_root(home) / pointer["folder"], ignore_errors=True)

@@ -112,7 +112,8 @@ class OnlineStore:
     routes: dict = field(default_factory=dict)  # (origin, dest) -> distance
     rates: dict = field(default_factory=dict)  # (grain, key1, key2, anchor) -> (short, long, n)
     weather: dict = field(default_factory=dict)  # origin -> (known_us array, values matrix)
-    planes: dict = field(default_factory=dict)  # tailnum -> (year_built, seats, engine)
+    planes: dict = field(default_factory=dict)  # tailnum -> year_built
+    lookups: dict = field(default_factory=dict)  # feature -> (request columns, {key: v}, default)
     dates: dict = field(default_factory=dict)  # day -> (day_of_week, month, days_to_holiday)
     live: dict = field(default_factory=dict)  # ("origin"|"carrier", key) -> _Series
     origin_daily: dict = field(default_factory=dict)  # (origin, feature_date) -> row dict
@@ -122,20 +123,29 @@ class OnlineStore:
         return self.pointer.get("built_at", "")
 
 
-def load(home: Path) -> OnlineStore:
-    """The store `online/store.json` points at, each file verified against its sha256."""
-    path = pointer_path(home)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no online store at {path}: materialize serving/online_store first"
-        )
-    pointer = json.loads(path.read_text("utf-8"))
+def load(home: Path, pointer: dict | None = None) -> OnlineStore:
+    """The store `online/store.json` points at (or the staged one `pointer` names), each file
+    verified against its sha256."""
+    if pointer is None:
+        path = pointer_path(home)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no online store at {path}: materialize serving/online_store first"
+            )
+        pointer = json.loads(path.read_text("utf-8"))
     folder = online_root(home) / pointer["folder"]
     frames = {}
     for name, sha in pointer["files"].items():
         data = files.read_verified(folder / f"{name}.parquet", sha, "online store file")
         frames[name] = pd.read_parquet(io.BytesIO(data))
     return _build(pointer, frames)
+
+
+def _key_values(column: pd.Series) -> list:
+    """A lookup's key column as the request gives it: dates as dates, numbers as ints."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return list(column.dt.date)
+    return [_none(v) for v in column.to_numpy(dtype=object)]
 
 
 def _build(pointer: dict, frames: dict[str, pd.DataFrame]) -> OnlineStore:
@@ -185,8 +195,14 @@ def _build(pointer: dict, frames: dict[str, pd.DataFrame]) -> OnlineStore:
             _us(part["known_utc"]),
             part[list(WEATHER_COLUMNS)].to_numpy(dtype=float, na_value=np.nan),
         )
-    for t, y, s, e in frames["planes"].itertuples(index=False):
-        store.planes[t] = (_none(y), _none(s), _none(e))
+    for t, y in frames["planes"].itertuples(index=False):
+        store.planes[t] = _none(y)
+    for name, declared in pointer.get("lookups", {}).items():
+        rows = frames[f"lookup_{name}"]
+        keys = [_key_values(rows[f"k{i}"]) for i in range(len(declared["on"]))]
+        values = [_none(v) for v in rows["v"].to_numpy(dtype=object)]
+        found = dict(zip(zip(*keys, strict=True), values, strict=True))
+        store.lookups[name] = (tuple(declared["on"]), found, declared["default"])
     for d, dow, m, h in frames["dates"].itertuples(index=False):
         store.dates[pd.Timestamp(d).date()] = (int(dow), int(m), int(h))
     if "origin_daily" in frames:
@@ -253,9 +269,14 @@ def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minut
         v |= {"day_of_week": dow, "month": month, "days_to_holiday": holiday}
         distance = known_flight[1] if known_flight else store.routes.get((f.origin, f.dest))
         v["distance_mi"] = distance
-        year, seats, engine = store.planes.get(f.tailnum, (None, None, None))
+        year = store.planes.get(f.tailnum)
         v["plane_age_years"] = day.year - year if year is not None else None
-        v["seats"], v["engine"] = seats, engine
+        # lookup features, from their declarations (catalog.Lookup): the request's columns
+        request = {"flight_date": day, "carrier": f.carrier, "flight": f.flight,
+                   "origin": f.origin, "dest": f.dest, "tailnum": f.tailnum,
+                   "sched_hour": f.sched_dep.hour}
+        for name, (on, rows, default) in store.lookups.items():
+            v[name] = rows.get(tuple(request[c] for c in on), default)
         # weather: the latest reading known by the cutoff
         readings = store.weather.get(f.origin)
         weather_as_of = None
@@ -325,6 +346,18 @@ def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minut
             flags.append("store_behind_cutoff")
         out.append(FlightFeatures(v, as_of, from_us(cutoff), flags))
     return out
+
+
+def uncovered(store: OnlineStore, names: list[str], lead_minutes: int) -> list[str]:
+    """The registered flight features the online path does not compute: a feature declared in
+    the registry but built only in the batch SQL (a lookup feature never is: see catalog)."""
+    if not store.flights:
+        return []
+    day, carrier, flight, origin, local_us = next(iter(store.flights))
+    sched = datetime(1970, 1, 1) + timedelta(microseconds=local_us)
+    request = FlightRequest(carrier, flight, origin, "???", sched)
+    (computed,) = flight_features(store, [request], lead_minutes)
+    return [n for n in names if n not in computed.values]
 
 
 def _last_rate_day(store: OnlineStore) -> date:

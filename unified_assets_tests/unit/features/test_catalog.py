@@ -12,7 +12,7 @@ def test_registry_covers_the_feature_columns():
         *KEY, "dest", "tailnum", "sched_dep_utc", "lead_minutes", "cutoff_utc", *AS_OF,
         "arr_delay_min", "is_late_15", "is_cancelled", "is_diverted",
     } - {"carrier", "origin"}
-    flight_cols = {name for name, _ in tables.COLUMNS[tables.FLIGHT_FEATURES]}
+    flight_cols = {name for name, _ in catalog.layout(tables.FLIGHT_FEATURES)}
     expected = (flight_cols - not_features) | {"dest"}
     assert {f.name for f in catalog.features_of(tables.FLIGHT_FEATURES)} == expected
     daily_cols = {name for name, _ in tables.COLUMNS[tables.ORIGIN_DAILY]}
@@ -25,3 +25,23 @@ def test_registry_covers_the_feature_columns():
     leak = planted_leak_feature()
     assert leak.name == "leaky_arrival_delay" and leak.as_of == "leaky_as_of"
     assert leak.name not in catalog.REGISTRY
+
+
+def test_a_lookup_must_be_computable_online_and_known_in_advance():
+    import pytest
+
+    ok = catalog.lookup("is_holiday", "bool", "warehouse.dim_holiday",
+                        {"flight_date": "holiday_date"}, "TRUE", "BOOLEAN", "Holiday.",
+                        default="FALSE")
+    assert ok.lookup.rows_sql() == "SELECT holiday_date AS k0, TRUE AS v FROM warehouse.dim_holiday"
+    assert ok.as_of == "cutoff_utc" and ok.source_tables == ("warehouse.dim_holiday",)
+    with pytest.raises(ValueError, match="not known online"):
+        catalog.lookup("x", "int", "warehouse.dim_plane", {"arr_delay_min": "seats"}, "1",
+                       "INTEGER", "A key only the outcome knows.")
+    with pytest.raises(ValueError, match="availability rule is cutoff_utc"):
+        catalog.Feature("x", "X.", "int", ("warehouse.dim_plane",), "me", tables.FLIGHT_FEATURES,
+                        "weather_as_of", ok.lookup)
+    # the shipped lookups are the plane's: the table layout ends with them, matched by name
+    assert [f.name for f in catalog.lookups_of(tables.FLIGHT_FEATURES)] == ["seats", "engine"]
+    assert catalog.layout(tables.FLIGHT_FEATURES)[-2:] == (("seats", "SMALLINT"),
+                                                           ("engine", "VARCHAR"))
