@@ -14,9 +14,12 @@ from unified_assets.lib.sources.spec import SourceSpec
 from unified_assets.lib.warehouse.transforms import (
     Column,
     Rule,
+    iso_utc,
     matches,
     parsed_each,
+    parsed_utc,
     same_day,
+    valid_date,
     within,
 )
 
@@ -34,7 +37,6 @@ _SCHED_ARR = (
     "CAST(ymd(year, month, day) AS TIMESTAMP) + to_minutes(hhmm_min(sched_arr_time)"
     " + CASE WHEN hhmm_min(sched_arr_time) < hhmm_min(sched_dep_time) THEN 1440 ELSE 0 END)"
 )
-_UTC = "try_strptime(time_hour, '%Y-%m-%dT%H:%M:%SZ')"
 _CODE = {2: pa.Check.str_matches(r"^[A-Z0-9]{2}$"), 3: pa.Check.str_matches(r"^[A-Z0-9]{3}$")}
 
 
@@ -70,7 +72,7 @@ SOURCE = SourceSpec(
         Column("air_time_min", "INTEGER", "TRY_CAST(air_time AS INTEGER)"),
         Column("distance_mi", "INTEGER", "TRY_CAST(distance AS INTEGER)"),
         Column("sched_hour", "SMALLINT", "hhmm_min(sched_dep_time) // 60"),
-        Column("time_hour_utc", "TIMESTAMP", _UTC),
+        Column("time_hour_utc", "TIMESTAMP", iso_utc("time_hour")),
         Column("is_cancelled", "BOOLEAN", "dep_time IS NULL"),
         Column("is_diverted", "BOOLEAN", "dep_time IS NOT NULL AND arr_delay IS NULL"),
         Column(
@@ -87,11 +89,8 @@ SOURCE = SourceSpec(
               "sched_arr_time", "distance", "time_hour"),
     rules=(
         *parsed_each("INTEGER", *_NUMERIC),
-        Rule(f"time_hour IS NOT NULL AND {_UTC} IS NULL", "'unparseable time_hour: ' || time_hour"),
-        Rule(
-            "year IS NOT NULL AND month IS NOT NULL AND day IS NOT NULL AND c_flight_date IS NULL",
-            "'invalid date: ' || year || '-' || month || '-' || day",
-        ),
+        parsed_utc("time_hour"),
+        valid_date("flight_date"),
         same_day("flight_date"),
         *_clock("dep_time", "sched_dep_time", "arr_time", "sched_arr_time"),
         Rule("dep_time IS NOT NULL AND dep_delay IS NULL", "'departed without a dep_delay'"),

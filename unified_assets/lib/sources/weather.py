@@ -12,14 +12,15 @@ from unified_assets.lib.quality.checks import (
 from unified_assets.lib.sources.spec import SourceSpec
 from unified_assets.lib.warehouse.transforms import (
     Column,
-    Rule,
+    iso_utc,
     matches,
     parsed_each,
+    parsed_utc,
     same_day,
+    valid_date,
     within,
 )
 
-_UTC = "try_strptime(time_hour, '%Y-%m-%dT%H:%M:%SZ')"
 # landing column, curated column, plausible range (outside it: quarantined)
 _NUMBERS = (
     ("temp", "temp_f", -60, 130),
@@ -50,7 +51,7 @@ SOURCE = SourceSpec(
         Column("origin", "VARCHAR", "origin"),
         Column("weather_date", "DATE", "ymd(year, month, day)"),
         Column("local_hour", "SMALLINT", "TRY_CAST(hour AS SMALLINT)"),
-        Column("time_hour_utc", "TIMESTAMP", _UTC),
+        Column("time_hour_utc", "TIMESTAMP", iso_utc("time_hour")),
         *(Column(name, "DOUBLE", f"TRY_CAST({raw} AS DOUBLE)") for raw, name, _, _ in _NUMBERS),
     ),
     key=("origin", "time_hour_utc"),
@@ -58,11 +59,8 @@ SOURCE = SourceSpec(
     rules=(
         *parsed_each("INTEGER", "year", "month", "day", "hour"),
         *parsed_each("DOUBLE", *(raw for raw, _, _, _ in _NUMBERS)),
-        Rule(f"time_hour IS NOT NULL AND {_UTC} IS NULL", "'unparseable time_hour: ' || time_hour"),
-        Rule(
-            "year IS NOT NULL AND month IS NOT NULL AND day IS NOT NULL AND c_weather_date IS NULL",
-            "'invalid date: ' || year || '-' || month || '-' || day",
-        ),
+        parsed_utc("time_hour"),
+        valid_date("weather_date"),
         same_day("weather_date"),
         within("local_hour", 0, 23, "hour"),
         *(within(name, lo, hi, raw) for raw, name, lo, hi in _NUMBERS),

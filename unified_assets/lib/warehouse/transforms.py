@@ -98,6 +98,24 @@ def parsed_each(sql_type: str, *cols: str) -> tuple[Rule, ...]:
     return tuple(parsed(c, sql_type) for c in cols)
 
 
+def iso_utc(col: str) -> str:
+    """SQL: an ISO UTC text ('2013-01-01T10:00:00Z') as a naive UTC timestamp, NULL if not one."""
+    return f"try_strptime({col}, '%Y-%m-%dT%H:%M:%SZ')"
+
+
+def parsed_utc(col: str) -> Rule:
+    """Quarantine an ISO UTC text that does not parse."""
+    return Rule(f"{col} IS NOT NULL AND {iso_utc(col)} IS NULL", f"'unparseable {col}: ' || {col}")
+
+
+def valid_date(typed: str, year: str = "year", month: str = "month", day: str = "day") -> Rule:
+    """Quarantine a row whose year, month and day are there but make no date (a 30 February)."""
+    return Rule(
+        f"{year} IS NOT NULL AND {month} IS NOT NULL AND {day} IS NOT NULL AND c_{typed} IS NULL",
+        f"'invalid date: ' || {year} || '-' || {month} || '-' || {day}",
+    )
+
+
 def required(*cols: str) -> tuple[Rule, ...]:
     return tuple(Rule(f"{c} IS NULL", f"'missing {c}'") for c in cols)
 

@@ -99,6 +99,7 @@ STEPPED_WRITER = textwrap.dedent(
     from unified_assets.lib.raw import landing
     from unified_assets.lib.warehouse import transforms
     from unified_assets.lib.core import database
+    from unified_assets.lib.sources import SOURCES
 
     home, day = Path(sys.argv[1]), date.fromisoformat(sys.argv[2])
     db_file, end = config.warehouse_path(home), day + timedelta(days=1)
