@@ -244,7 +244,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from unified_assets.online.service import ServiceConfig
 
     settings = Settings.from_env()
-    config = ServiceConfig(settings.home_path, settings.lead_minutes(), max_rows=args.max_rows)
+    config = ServiceConfig(settings.home_path, settings.lead_minutes(), max_rows=args.max_rows,
+                           max_body_bytes=args.max_body_bytes, body_timeout_s=args.body_timeout_s)
     print(f"serving the promoted models of {settings.home_path} on http://{args.host}:{args.port}"
           " (docs at /docs)", flush=True)
     serve(config, host=args.host, port=args.port)
@@ -448,6 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--max-rows", type=int, default=10_000, help="rows per request at most")
+    serve.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024,
+                       help="a larger body is refused (413) before it is read whole")
+    serve.add_argument("--body-timeout-s", type=float, default=30.0,
+                       help="a client that has not sent its body by then gets a 408")
     serve.set_defaults(func=cmd_serve)
 
     args = parser.parse_args(argv)

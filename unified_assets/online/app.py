@@ -8,7 +8,9 @@ Bodies over `INLINE_BYTES` are scored in a worker thread so they do not stall th
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -27,13 +29,28 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from unified_assets.lib.models.specs import SPECS
 from unified_assets.lib.serving.online_store import NY, FlightRequest
-from unified_assets.online.service import RequestError, Service, ServiceConfig
+from unified_assets.online.service import (
+    FIRST_SERVED_DAY,
+    LAST_SERVED_DAY,
+    RequestError,
+    Service,
+    ServiceConfig,
+    public,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +62,34 @@ Value = float | int | bool | str | None
 INLINE_BYTES = 64 * 1024
 
 
+def _in_served_range(value):
+    """A date or time the service can score (FIRST_SERVED_DAY..LAST_SERVED_DAY), else a 422."""
+    if value is None:
+        return value
+    day = value.date() if isinstance(value, datetime) else value
+    if not FIRST_SERVED_DAY <= day <= LAST_SERVED_DAY:
+        raise ValueError(f"must be within {FIRST_SERVED_DAY} .. {LAST_SERVED_DAY}")
+    return value
+
+
+def _finite(row: dict) -> dict:
+    """A ready-made feature row: every number finite and within a float's range."""
+    for name, value in row.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:
+                raise ValueError(f"{name}: {str(value)[:20]}... is too large") from None
+            if not math.isfinite(number):
+                raise ValueError(f"{name}: {value} is not a finite number")
+    return row
+
+
+ServedTime = Annotated[datetime, AfterValidator(_in_served_range)]
+ServedDay = Annotated[date, AfterValidator(_in_served_range)]
+FeatureRow = Annotated[dict[str, Value], AfterValidator(_finite)]
+
+
 class Flight(BaseModel):
     """A flight as the published schedule knows it."""
 
@@ -53,10 +98,10 @@ class Flight(BaseModel):
     flight: int = Field(ge=0, le=99_999, description="Flight number.")
     origin: Airport = Field(description="Origin airport (FAA code).")
     dest: Airport = Field(description="Destination airport (FAA code).")
-    sched_dep: datetime = Field(description="Scheduled departure, New York local time "
-                                "(a time with an offset is converted).")
+    sched_dep: ServedTime = Field(description="Scheduled departure, New York local time "
+                                  "(a time with an offset is converted).")
     tailnum: str | None = Field(default=None, max_length=10, description="Tail number.")
-    as_of: datetime | None = Field(default=None, description="Score as of this time (UTC; for "
+    as_of: ServedTime | None = Field(default=None, description="Score as of this time (UTC; for "
                                    "historical days); the features never pass the flight's "
                                    "cutoff either way.")
 
@@ -66,7 +111,7 @@ class Forecast(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     origin: Airport
-    target_date: date
+    target_date: ServedDay
 
 
 class PredictRequest(BaseModel):
@@ -76,7 +121,7 @@ class PredictRequest(BaseModel):
     request_id: str | None = Field(default=None, max_length=100)
     flights: list[Flight] | None = None
     forecasts: list[Forecast] | None = None
-    features: list[dict[str, Value]] | None = None
+    features: list[FeatureRow] | None = None
     return_features: bool = Field(default=False, description="Echo the computed features.")
 
 
@@ -106,6 +151,10 @@ class PredictResponse(BaseModel):
     store_version: str | None
     latency_ms: float = Field(description="Time in the service, features and scoring.")
     predictions: list[Prediction]
+
+
+class BodyTooLarge(ValueError):
+    """A body over the service's byte limit (413)."""
 
 
 class FieldError(BaseModel):
@@ -179,6 +228,9 @@ class Metrics:
         self.refused = Counter("unified_assets_online_refused_reloads",
                                "Promoted manifests refused (artifact missing or tampered).",
                                ["model"], registry=r)
+        self.responses = Counter("unified_assets_online_http_responses",
+                                 "Every HTTP response, by route and status (5xx included).",
+                                 ["route", "status"], registry=r)
         self._serving: dict[str, str] = {}
         self._ok: dict[str, tuple] = {}
 
@@ -213,6 +265,39 @@ class Metrics:
         self.errors.labels(model, str(status)).inc()
 
 
+_ROUTES = ("/health", "/ready", "/metrics", "/v1/models", "/docs", "/openapi.json")
+
+
+def route_of(path: str) -> str:
+    """A response's route for the metrics: the template, never what a client put in the path
+    (so many distinct paths cannot make many distinct series)."""
+    if path.startswith("/v1/models/") and path.endswith("/predict") and path.count("/") == 4:
+        return "/v1/models/{model}/predict"
+    return path if path in _ROUTES else "other"
+
+
+class CountResponses:
+    """ASGI middleware: counts every response by route and status, a crash as a 500."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = [500]
+
+        async def counting(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting)
+        finally:
+            self.metrics.responses.labels(route_of(scope["path"]), str(status[0])).inc()
+
+
 def create_app(config: ServiceConfig) -> FastAPI:
     """The service's ASGI app over one home folder; it starts following on startup."""
     metrics = Metrics()
@@ -229,6 +314,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
                   "path's features. Follows deployments/<model>/current.json.")
     app.state.service = service
     app.state.metrics = metrics
+    app.add_middleware(CountResponses, metrics=metrics)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception):
+        log.exception("%s %s failed: %s", request.method, route_of(request.url.path),
+                      type(exc).__name__)
+        return JSONResponse(status_code=500, content={
+            "detail": f"internal error ({type(exc).__name__})", "field": None})
 
     def invalid_body(model: str | None, errors: list[dict]) -> JSONResponse:
         if model is not None:  # a predict request
@@ -259,13 +352,42 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def predict(request: Request, model: str) -> Response:
         """Score flights (or forecasts, or feature rows) with the model's promoted version."""
         started = time.perf_counter()
-        raw = await request.body()
+        label = model if model in SPECS else "unknown"
         if not _is_json(request.headers.get("content-type")):
             return invalid_body(model, [{"loc": ("body",), "msg": "the body must be JSON "
                                          "(content-type: application/json)"}])
+        try:
+            raw = await asyncio.wait_for(read_body(request), timeout=config.body_timeout_s)
+        except BodyTooLarge as exc:
+            metrics.failed(label, 413)
+            return JSONResponse(status_code=413, content={"detail": str(exc), "field": None})
+        except TimeoutError:
+            metrics.failed(label, 408)
+            return JSONResponse(status_code=408, content={
+                "detail": f"the body did not arrive within {config.body_timeout_s:g} s",
+                "field": None})
+        except ClientDisconnect:
+            metrics.failed(label, 499)
+            log.info("a client hung up before its body arrived (%s)", model[:40])
+            return Response(status_code=499)
         if len(raw) > INLINE_BYTES:  # a big request scores in a thread; small ones go on
             return await run_in_threadpool(answer, model, raw, started)
         return answer(model, raw, started)
+
+    async def read_body(request: Request) -> bytes:
+        """The body, refused before it is read whole when it is over the limit: by its
+        Content-Length, else by counting as it streams in."""
+        limit = config.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"a body of {int(declared)} bytes; at most {limit}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"a body of more than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def answer(model: str, raw: bytes, started: float) -> Response:
         label = model if model in SPECS else "unknown"
@@ -273,6 +395,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
             body = PredictRequest.model_validate_json(raw)
         except ValidationError as exc:
             return invalid_body(model, exc.errors(include_url=False))
+        except RecursionError:
+            return invalid_body(model, [{"loc": ("body",), "msg": "nested too deeply"}])
         try:
             flights = None
             if body.flights is not None:
@@ -290,7 +414,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
         except RequestError as exc:
             metrics.failed(label, exc.status)
             return JSONResponse(status_code=exc.status,
-                                content={"detail": str(exc), "field": exc.field})
+                                content={"detail": public(str(exc)), "field": exc.field})
+        except Exception as exc:  # a fault of ours: one line in the log, JSON to the client
+            metrics.failed(label, 500)
+            log.exception("predict %s failed: %s", label, type(exc).__name__)
+            return JSONResponse(status_code=500, content={
+                "detail": f"internal error ({type(exc).__name__}); the service stays up",
+                "field": None})
         content = to_json(result, inf_nan_mode="null")
         metrics.scored(label, len(result["predictions"]), time.perf_counter() - started)
         return Response(content, media_type="application/json")
@@ -306,6 +436,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             manifest = served.manifest if served else None
             out.append({
                 "model": name, "task": SPECS[name].task,
+                "promoted_version": state.promoted_version,
                 "version": served.version if served else None,
                 "sha256": served.sha256 if served else None,
                 "promoted_at": (manifest.get("rolled_back_at") or manifest.get("recorded_at")
@@ -314,7 +445,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 "test_metrics": (manifest.get("metrics") or {}).get("test") if manifest else None,
                 "threshold": manifest.get("threshold") if manifest else None,
                 "features": list(served.features) if served else None,
-                "refused": state.refused,
+                "refused": public(state.refused),
             })
         return {"models": out, "store_version": service.store.version if service.store else None}
 
@@ -328,7 +459,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         """200 once every promoted model is loaded and verified, else 503 with the reasons."""
         ok, why = service.ready()
         serving = {n: s.served.version for n, s in service.registry.states.items() if s.served}
-        body = {"ready": ok, "serving": serving, "waiting_for": why}
+        body = {"ready": ok, "serving": serving,
+                "waiting_for": {k: public(str(v)) for k, v in why.items()}}
         return JSONResponse(status_code=200 if ok else 503, content=body)
 
     @app.get("/metrics")

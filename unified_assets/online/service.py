@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -23,7 +24,17 @@ from unified_assets.lib.serving.served_models import ModelRegistry, ServedModel
 log = logging.getLogger(__name__)
 
 MAX_ROWS = 10_000
+MAX_BODY_BYTES = 16 * 1024 * 1024  # 10,000 rows of ready-made features fit with room to spare
+BODY_TIMEOUT_S = 30.0  # a client that has not sent its whole body by then is cut off
 FORECAST_HORIZON_DAYS = 7
+# The dates the service scores: outside them a date is refused with a 422 naming the field.
+FIRST_SERVED_DAY, LAST_SERVED_DAY = date(1900, 1, 1), date(2099, 12, 31)
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[^/\s'\"():,]+)+/([^/\s'\"():,]+)")
+
+
+def public(text: str | None) -> str | None:
+    """A message as a client may see it: a file path reduced to its file name."""
+    return None if text is None else _PATH.sub(r"\1", text)
 
 
 class RequestError(ValueError):
@@ -39,6 +50,8 @@ class ServiceConfig:
     home: Path
     lead_minutes: int = 120
     max_rows: int = MAX_ROWS
+    max_body_bytes: int = MAX_BODY_BYTES
+    body_timeout_s: float = BODY_TIMEOUT_S
     poll_s: float = 0.5
     log_requests: bool = True
 

@@ -5,7 +5,6 @@ from datetime import timedelta
 from functools import cache, partial
 
 import dagster as dg
-import pandas as pd
 
 from unified_assets.defs.checks import window
 from unified_assets.defs.jobs import key
@@ -37,8 +36,7 @@ def online_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     start, end = window(context)
     home = warehouse.home_path
     days = [start + timedelta(days=i) for i in range((end - start).days)]
-    frame = pd.concat([request_log.read_day(home, d).assign(day=d) for d in days],
-                      ignore_index=True)
+    frame = request_log.read_days(home, days)
     with warehouse.connect() as conn, transaction(conn):
         rows, summary = online_monitoring.record(
             conn, frame, start, end,

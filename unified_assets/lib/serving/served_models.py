@@ -16,6 +16,7 @@ import hashlib
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ from unified_assets.lib.deployment import manifests
 from unified_assets.lib.models.specs import SPECS, ModelSpec
 
 log = logging.getLogger(__name__)
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
+"""A refused manifest (its artifact missing or tampered) is tried again after 1 s, then 2, 4,
+... up to a minute apart, so a repaired file is picked up without a restart."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,9 @@ class ModelState:
     served: ServedModel | None = None
     manifest_sha: str | None = None
     refused: str | None = None  # why the last manifest seen was refused
+    promoted_version: str | None = None  # what the last manifest seen names
+    retry_at: float = 0.0  # a refused manifest is tried again from then (monotonic seconds)
+    retry_s: float = 0.0  # the wait before that try, doubling up to RETRY_MAX_S
 
 
 @dataclass
@@ -135,15 +142,17 @@ class ModelRegistry:
         return [n for n in SPECS if manifests.current_path(self.home, n).exists()]
 
     def ready(self) -> tuple[bool, dict]:
-        """True when every promoted model is loaded with the version its manifest names."""
+        """True when every promoted model is served at the version its manifest names; else
+        False, with each model that is not and why (an older version serving, or none)."""
         why = {}
         for name in self.promoted():
             state = self.states[name]
             if state.served is None:
                 why[name] = state.refused or "not loaded yet"
             elif state.refused:
-                why[name] = f"serving {state.served.version[:12]}; newer refused: {state.refused}"
-        return not any(self.states[n].served is None for n in self.promoted()), why
+                why[name] = (f"serving {state.served.version[:12]}, promoted "
+                             f"{(state.promoted_version or '?')[:12]} refused: {state.refused}")
+        return not why, why
 
     def refresh(self) -> None:
         """Re-read every manifest; load and swap in what changed (one call at a time)."""
@@ -159,23 +168,32 @@ class ModelRegistry:
             return
         sha = hashlib.sha256(data).hexdigest()
         state = self.states[name]
-        if sha == state.manifest_sha:
-            return
+        if sha == state.manifest_sha and (state.refused is None
+                                          or time.monotonic() < state.retry_at):
+            return  # nothing new, or a refused one whose next try has not come
+        if sha != state.manifest_sha:
+            state.retry_s = 0.0
         state.manifest_sha = sha
         try:
             manifest = manifests.current(self.home, name)
+            state.promoted_version = manifest.get("version")
             if state.served is not None and manifest["version"] == state.served.version:
                 served = dataclasses.replace(state.served, manifest=manifest)
             else:
                 served = load_served(self.home, manifest)
         except (OSError, ValueError, KeyError, artifacts.ArtifactIntegrityError,
                 lgb.basic.LightGBMError) as exc:
+            first = state.retry_s == 0.0
             state.refused = f"{type(exc).__name__}: {exc}"
-            log.error("refused %s manifest %s: %s", name, path, state.refused)
-            self.on_refused(name, state.refused)
+            state.retry_s = min(RETRY_MAX_S, max(RETRY_FIRST_S, state.retry_s * 2))
+            state.retry_at = time.monotonic() + state.retry_s
+            if first:  # once per manifest; its retries log nothing until one succeeds
+                log.error("refused %s manifest %s: %s (trying again with backoff)", name, path,
+                          state.refused)
+                self.on_refused(name, state.refused)
             return
         changed = state.served is None or state.served.version != served.version
-        state.served, state.refused = served, None
+        state.served, state.refused, state.retry_s = served, None, 0.0
         if changed:
             log.info("%s now serves %s", name, served.version[:12])
             self.on_reload(name, served)

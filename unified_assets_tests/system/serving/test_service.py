@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -31,6 +31,7 @@ from unified_assets_tests.support.train_small import FEATURE_DAYS
 from unified_assets_tests.support.train_small import spec as small_spec
 
 MODEL = "delay_classifier"
+MAX_BODY = 4 * 1024 * 1024  # the served limit here: 10,000 flights fit, 4 MiB of junk does not
 DAY = "2013-01-14"
 PREDICTIONS = dg.AssetKey(["serving", f"{MODEL}_predictions"])
 ONLINE_STORE = dg.AssetKey(["serving", "online_store"])
@@ -65,7 +66,8 @@ def server(served_home):
     """`unified-assets serve` on a free loopback port, ready."""
     home, port = served_home["home"], _free_port()
     env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home))
-    command = [sys.executable, "-m", "unified_assets.cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "unified_assets.cli", "serve", "--port", str(port),
+               "--body-timeout-s", "2", "--max-body-bytes", str(MAX_BODY)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -80,7 +82,7 @@ def server(served_home):
             assert process.poll() is None, process.stdout.read()
             assert time.monotonic() < deadline, "the service did not become ready in 60 s"
             time.sleep(0.2)
-        yield {"url": url, "client": client, "home": home, **served_home}
+        yield {"url": url, "client": client, "home": home, "pid": process.pid, **served_home}
     process.terminate()
     process.wait(timeout=20)
     process.stdout.close()
@@ -311,9 +313,19 @@ def test_tampered_artifact_is_refused_and_the_old_model_keeps_serving(server):
         assert response.status_code == 200 and response.json()["version"] == challenger
         models = {m["model"]: m for m in client.get("/v1/models").json()["models"]}
         assert "integrity check" in models[MODEL]["refused"]
+        assert (models[MODEL]["promoted_version"], models[MODEL]["version"]) == (
+            server["champion"]["version"], challenger)
         assert "unified_assets_online_refused_reloads_total" in metrics
+        # not ready: the promoted version is not the one serving, and it says which and why
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert "refused" in ready.json()["waiting_for"][MODEL]
+        assert str(home) not in ready.text + client.get("/v1/models").text
     finally:
         path.write_bytes(original)
+    # the repaired file is tried again (with backoff) and picked up, no restart
+    assert _wait_for(client, server["champion"]["version"], 10), "the repair was not picked up"
+    assert client.get("/ready").status_code == 200
 
 
 def test_online_log_read_back_by_the_monitoring_asset(server):
@@ -321,13 +333,15 @@ def test_online_log_read_back_by_the_monitoring_asset(server):
     flights = _flights(home, "2013-01-13", limit=20)
     response = _predict(client, {"flights": flights, "request_id": "monitored"})
     assert response.status_code == 200
-    log = home / "online" / "requests" / "2013-01-13.jsonl"
+    # logged in the file of the day it arrived (the server's UTC day), each line with its day
+    log = home / "online" / "requests" / f"{datetime.now(UTC).date()}.jsonl"
     deadline = time.monotonic() + 5
     while not log.exists() or "monitored" not in log.read_text():
         assert time.monotonic() < deadline
         time.sleep(0.1)
     time.sleep(0.5)  # the writer's sync interval
     lines = [json.loads(line) for line in log.read_text().splitlines()]
+    lines = [line for line in lines if line["day"] == "2013-01-13"]
     mine = [line for line in lines if line["request_id"] == "monitored"]
     assert len(mine) == 20 and {m["model_version"] for m in mine} == {response.json()["version"]}
     assert set(mine[0]) >= {"request_id", "model_version", "features", "prediction", "latency_ms"}
@@ -352,3 +366,127 @@ def test_online_log_read_back_by_the_monitoring_asset(server):
     )
     assert drifted[0] == len(lines) and drifted[1] in ("partial", "fixed")
     assert drifted[2] is not None and drifted[2] >= 0 and drifted[3] in (True, False)
+
+
+def _open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _counted(client: httpx.Client, route: str, status: int) -> float:
+    """The service's count of responses of a route and status, from /metrics."""
+    line = f'unified_assets_online_http_responses_total{{route="{route}",status="{status}"}} '
+    found = [row for row in client.get("/metrics").text.splitlines() if row.startswith(line)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+PREDICT = "/v1/models/{model}/predict"
+
+
+def test_requests_over_many_dates_open_one_log_file(server):
+    """Two requests of flights on thousands of distinct dates (the outage of one file per
+    scored date): the log keeps one file open, the service stays healthy."""
+    client, pid = server["client"], server["pid"]
+    flight = _flights(server["home"], DAY, limit=1)[0]
+    before = _open_files(pid)
+    for start in (date(2014, 1, 1), date(2041, 6, 1)):
+        flights = [flight | {"sched_dep": f"{start + timedelta(days=i)}T08:30:00"}
+                   for i in range(3_000)]
+        response = _predict(client, {"flights": flights})
+        assert response.status_code == 200
+    time.sleep(0.5)  # the log thread's turn
+    assert _open_files(pid) <= before + 1
+    files = list((server["home"] / "online" / "requests").glob("*.jsonl"))
+    assert len(files) <= 2  # today's (and yesterday's, across midnight UTC)
+    assert client.get("/health").status_code == 200
+    assert _predict(client, {"flights": [flight]}).status_code == 200
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"flights": [{"sched_dep": "0001-01-01T00:30:00"}]}, "flights.0.sched_dep"),
+    ({"flights": [{"sched_dep": "9999-12-31T23:00:00"}]}, "flights.0.sched_dep"),
+    ({"flights": [{"as_of": "0001-01-01T00:00:00"}]}, "flights.0.as_of"),
+    ({"flights": [{"sched_dep": "2013-01-14T25:00:00"}]}, "flights.0.sched_dep"),
+    ({"forecasts": [{"origin": "JFK", "target_date": "0001-01-01"}]},
+     "forecasts.0.target_date"),
+])
+def test_values_outside_what_can_be_scored_are_422(server, body, field):
+    client = server["client"]
+    flight = _flights(server["home"], DAY, limit=1)[0]
+    if "flights" in body:
+        body = {"flights": [flight | body["flights"][0]]}
+    before = _counted(client, PREDICT, 422)
+    model = "departures_forecaster" if "forecasts" in body else MODEL
+    response = _predict(client, body, model=model)
+    assert response.status_code == 422 and response.json()["field"] == field
+    assert _counted(client, PREDICT, 422) == before + 1
+    assert _counted(client, PREDICT, 500) == 0
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"features": [{"seats": 1e400}]}',
+    b'{"features": [{"seats": ' + b"9" * 400 + b"}]}",
+    b'{"features": [{"seats": NaN}]}',
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"flights": [' + b'{"carrier": "UA"},' * 3 + b"]}",
+    b"\xff\xfe not json",
+])
+def test_malformed_and_extreme_bodies_are_422_never_500(server, raw):
+    client = server["client"]
+    response = client.post(f"/v1/models/{MODEL}/predict", content=raw,
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]
+    assert _counted(client, PREDICT, 500) == 0
+    assert _predict(client, {"flights": _flights(server["home"], DAY, limit=1)}).status_code == 200
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
+    client = server["client"]
+    before = _counted(client, PREDICT, 413)
+    port = int(server["url"].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as declared:  # says more than allowed
+        declared.sendall((f"POST /v1/models/{MODEL}/predict HTTP/1.1\r\nhost: x\r\n"
+                          "content-type: application/json\r\ncontent-length: "
+                          f"{MAX_BODY + 1}\r\n\r\n{{}}").encode())
+        declared.settimeout(10)
+        assert declared.recv(4096).startswith(b"HTTP/1.1 413")
+
+    def chunks():  # no Content-Length: counted as it streams in
+        for _ in range(MAX_BODY // 65_536 + 2):
+            yield b" " * 65_536
+
+    streamed = client.post(f"/v1/models/{MODEL}/predict", content=chunks(),
+                           headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert _counted(client, PREDICT, 413) == before + 2
+    assert client.get("/health").status_code == 200
+
+
+def test_slow_and_vanishing_clients_are_cut_off(server):
+    client, port = server["client"], int(server["url"].rsplit(":", 1)[1])
+    head = (f"POST /v1/models/{MODEL}/predict HTTP/1.1\r\nhost: x\r\ncontent-type: "
+            "application/json\r\ncontent-length: 1000\r\n\r\n{").encode()
+    before = _counted(client, PREDICT, 408)
+    with socket.create_connection(("127.0.0.1", port)) as slow:
+        slow.sendall(head)  # and then nothing: the body never comes
+        slow.settimeout(10)
+        answer = slow.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert _counted(client, PREDICT, 408) == before + 1
+    with socket.create_connection(("127.0.0.1", port)) as gone:
+        gone.sendall(head)  # hangs up mid-body
+    deadline = time.monotonic() + 5
+    while _counted(client, PREDICT, 499) < 1:
+        assert time.monotonic() < deadline, "the hang-up was not counted"
+        time.sleep(0.05)
+    assert client.get("/health").status_code == 200
+
+
+def test_every_response_is_counted_by_route_not_by_path(server):
+    client = server["client"]
+    for i in range(50):
+        assert client.get(f"/no/such/path/{i}").status_code == 404
+    assert _counted(client, "other", 404) >= 50
+    assert "/no/such/path" not in client.get("/metrics").text
+    unknown = _predict(client, {"flights": []}, model="not_a_model")
+    assert unknown.status_code == 404 and _counted(client, PREDICT, 404) >= 1
