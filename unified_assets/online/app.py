@@ -9,6 +9,8 @@ Bodies over `INLINE_BYTES` are scored in a worker thread so they do not stall th
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import logging
 import math
 import time
@@ -19,7 +21,7 @@ from typing import Annotated
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -42,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from unified_assets.lib.models.specs import SPECS
+from unified_assets.lib.serving import api_keys
 from unified_assets.lib.serving.online_store import NY, FlightRequest
 from unified_assets.online.service import (
     FIRST_SERVED_DAY,
@@ -298,6 +301,35 @@ class CountResponses:
             self.metrics.responses.labels(route_of(scope["path"]), str(status[0])).inc()
 
 
+OPEN_ROUTES = frozenset({"/health", "/ready", "/metrics"})
+"""Answered without a key, for probes and scrapers; every other route needs one when keys are
+configured."""
+
+
+class RequireKey:
+    """ASGI middleware: with API keys configured, a request outside OPEN_ROUTES needs
+    `Authorization: Bearer <key>`; without one it gets a 401 and is counted."""
+
+    def __init__(self, app, digests: frozenset):
+        self.app, self.digests = app, digests
+
+    async def __call__(self, scope, receive, send):
+        if (scope["type"] != "http" or not self.digests or scope["path"] in OPEN_ROUTES
+                or api_keys.allowed(self.digests, _header(scope, b"authorization"))):
+            return await self.app(scope, receive, send)
+        response = JSONResponse(status_code=401, content={
+            "detail": "an API key is required: Authorization: Bearer <key>", "field": None},
+            headers={"www-authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
 def create_app(config: ServiceConfig) -> FastAPI:
     """The service's ASGI app over one home folder; it starts following on startup."""
     metrics = Metrics()
@@ -310,11 +342,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
         service.stop()
 
     app = FastAPI(title="unified_assets prediction service", lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Every promoted model of the platform, scored with the batch "
                   "path's features. Follows deployments/<model>/current.json.")
     app.state.service = service
     app.state.metrics = metrics
-    app.add_middleware(CountResponses, metrics=metrics)
+    app.add_middleware(RequireKey, digests=config.api_key_digests)
+    app.add_middleware(CountResponses, metrics=metrics)  # outermost: counts the 401s too
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception):
@@ -463,6 +497,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 "waiting_for": {k: public(str(v)) for k, v in why.items()}}
         return JSONResponse(status_code=200 if ok else 503, content=body)
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        """The API's routes and schemas as one page, with nothing loaded from elsewhere (no
+        internet needed); the machine-readable document is /openapi.json."""
+        return HTMLResponse(openapi_page(app.openapi()))
+
     @app.get("/metrics")
     async def prometheus():
         """Prometheus text exposition."""
@@ -482,6 +522,25 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     app.openapi = openapi
     return app
+
+
+def openapi_page(document: dict) -> str:
+    """A self-contained HTML page of an OpenAPI document: each route, what it does, and the
+    schemas as JSON."""
+    rows = []
+    for path, operations in document.get("paths", {}).items():
+        for method, op in operations.items():
+            rows.append(f"<h3><code>{method.upper()} {html.escape(path)}</code></h3>"
+                        f"<p>{html.escape(op.get('summary', ''))}</p>"
+                        f"<pre>{html.escape(op.get('description', '') or '')}</pre>")
+    schemas = json.dumps(document.get("components", {}).get("schemas", {}), indent=2)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>"
+            f"{html.escape(document['info']['title'])}</title></head><body>"
+            f"<h1>{html.escape(document['info']['title'])}</h1>"
+            f"<p>{html.escape(document['info'].get('description', ''))}</p>"
+            f"<p>Send <code>Authorization: Bearer &lt;key&gt;</code> when the service has "
+            f"keys. The document: <a href='/openapi.json'>/openapi.json</a>.</p>"
+            f"{''.join(rows)}<h2>Schemas</h2><pre>{html.escape(schemas)}</pre></body></html>")
 
 
 def serve(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8080) -> None:

@@ -52,6 +52,7 @@ class ServiceConfig:
     max_rows: int = MAX_ROWS
     max_body_bytes: int = MAX_BODY_BYTES
     body_timeout_s: float = BODY_TIMEOUT_S
+    api_key_digests: frozenset = frozenset()  # sha256 of the accepted keys; empty: no keys
     poll_s: float = 0.5
     log_requests: bool = True
 

@@ -61,13 +61,11 @@ def served_home(tmp_path_factory) -> dict:
     return {"home": home, "champion": champion, "challenger": challenger}
 
 
-@pytest.fixture(scope="module")
-def server(served_home):
-    """`unified-assets serve` on a free loopback port, ready."""
-    home, port = served_home["home"], _free_port()
+def _serve(home: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """`unified-assets serve` over `home` on a free loopback port, ready."""
+    port = _free_port()
     env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home))
-    command = [sys.executable, "-m", "unified_assets.cli", "serve", "--port", str(port),
-               "--body-timeout-s", "2", "--max-body-bytes", str(MAX_BODY)]
+    command = [sys.executable, "-m", "unified_assets.cli", "serve", "--port", str(port), *options]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -82,10 +80,23 @@ def server(served_home):
             assert process.poll() is None, process.stdout.read()
             assert time.monotonic() < deadline, "the service did not become ready in 60 s"
             time.sleep(0.2)
-        yield {"url": url, "client": client, "home": home, "pid": process.pid, **served_home}
+    return process, url
+
+
+def _stop(process: subprocess.Popen) -> None:
     process.terminate()
     process.wait(timeout=20)
     process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server(served_home):
+    """The service on a free loopback port, ready: a 2 s body timeout, a 4 MiB body limit."""
+    home = served_home["home"]
+    process, url = _serve(home, "--body-timeout-s", "2", "--max-body-bytes", str(MAX_BODY))
+    with httpx.Client(base_url=url, timeout=5) as client:
+        yield {"url": url, "client": client, "home": home, "pid": process.pid, **served_home}
+    _stop(process)
 
 
 def _flights(home: Path, day: str, limit: int | None = None) -> list[dict]:
@@ -490,3 +501,49 @@ def test_every_response_is_counted_by_route_not_by_path(server):
     assert "/no/such/path" not in client.get("/metrics").text
     unknown = _predict(client, {"flights": []}, model="not_a_model")
     assert unknown.status_code == 404 and _counted(client, PREDICT, 404) >= 1
+
+
+def test_api_keys_guard_every_route_but_the_probes(served_home, tmp_path):
+    home = served_home["home"]
+    keys = tmp_path / "api_keys"
+    made = subprocess.run([sys.executable, "-m", "unified_assets.cli", "api-key", "add",
+                           "--file", str(keys)], capture_output=True, text=True, check=True,
+                          env=dict(os.environ, UNIFIED_ASSETS_HOME=str(home)))
+    key = made.stdout.split()[0]
+    assert key not in keys.read_text() and len(key) >= 40
+    process, url = _serve(home, "--api-keys-file", str(keys))
+    try:
+        with httpx.Client(base_url=url, timeout=5) as anyone:
+            for probe in ("/health", "/ready", "/metrics"):
+                assert anyone.get(probe).status_code == 200, probe
+            flight = _flights(home, DAY, limit=1)
+            for headers in ({}, {"authorization": "Bearer not-the-key"},
+                            {"authorization": key}):
+                refused = anyone.post(f"/v1/models/{MODEL}/predict", json={"flights": flight},
+                                      headers=headers)
+                assert refused.status_code == 401
+                assert refused.headers["www-authenticate"] == "Bearer"
+            assert anyone.get("/v1/models").status_code == 401
+            assert anyone.get("/docs").status_code == 401
+            granted = anyone.post(f"/v1/models/{MODEL}/predict", json={"flights": flight},
+                                  headers={"authorization": f"Bearer {key}"})
+            assert granted.status_code == 200
+            assert _counted(anyone, PREDICT, 401) == 3
+    finally:
+        _stop(process)
+
+
+def test_serve_refuses_an_open_address_without_keys(served_home):
+    env = dict(os.environ, UNIFIED_ASSETS_HOME=str(served_home["home"]))
+    done = subprocess.run([sys.executable, "-m", "unified_assets.cli", "serve", "--host",
+                           "0.0.0.0", "--port", str(_free_port()), "--api-keys-file",
+                           "/nonexistent/keys"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode == 2
+    assert "no API key is set" in done.stderr and "--no-auth" in done.stderr
+
+
+def test_docs_need_no_internet(server):
+    page = server["client"].get("/docs")
+    assert page.status_code == 200 and "/v1/models/{model}/predict" in page.text
+    assert "cdn" not in page.text.lower() and "<script" not in page.text.lower()
