@@ -48,6 +48,47 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class AsOf:
+    """A feature that is a value of the latest row of a curated table known by the row's cutoff,
+    per key: one declaration gives the batch column (an ASOF join in the feature SQL) and the
+    online value (the same rows exported, searched by time), so the two cannot differ.
+
+    `on` pairs a request column with a key column of `table`; `known` is SQL over a row of
+    `table`: when it became known (naive UTC); `value` is SQL over the row; `as_of_column` is
+    the feature-table column that holds the `known` of the row used (the features' as-of).
+    Features of one table, key, `known` and `as_of_column` share one join."""
+
+    table: str
+    on: tuple[tuple[str, str], ...]
+    known: str
+    value: str
+    sql_type: str
+    as_of_column: str
+
+    @property
+    def group(self) -> tuple:
+        return (self.table, self.on, self.known, self.as_of_column)
+
+
+def as_of_groups(table: str, registry: dict | None = None) -> list[list[Feature]]:
+    """The as-of features of a feature table, grouped by the join they share, in registry
+    order."""
+    groups: dict[tuple, list[Feature]] = {}
+    for f in features_of(table, registry):
+        if f.asof is not None:
+            groups.setdefault(f.asof.group, []).append(f)
+    return list(groups.values())
+
+
+def as_of_rows_sql(group: list[Feature]) -> str:
+    """A group's rows: key columns k0, k1, ..., `known`, and each feature's value by name."""
+    first = group[0].asof
+    keys = ", ".join(f"{col} AS k{i}" for i, (_, col) in enumerate(first.on))
+    values = ", ".join(f"{f.asof.value} AS {f.name}" for f in group)
+    return f"SELECT {keys}, {first.known} AS known, {values} FROM {first.table}"
+
+
+@dataclass(frozen=True)
 class Feature:
     """One feature column: what it is, where it comes from, and when its value was known."""
 
@@ -59,8 +100,11 @@ class Feature:
     table: str  # FLIGHT_FEATURES or ORIGIN_DAILY
     as_of: str  # the column holding when the value was known ("cutoff_utc": known in advance)
     lookup: Lookup | None = None  # declared as a lookup: computed from this declaration alone
+    asof: AsOf | None = None  # declared as an as-of value: computed from this declaration alone
 
     def __post_init__(self):
+        if self.asof is not None:
+            self._check_asof()
         if self.lookup is None:
             return
         if self.table != FLIGHT_FEATURES:
@@ -74,6 +118,21 @@ class Feature:
                              "availability rule is cutoff_utc")
         if self.lookup.table not in self.source_tables:
             raise ValueError(f"{self.name}: its source tables must name {self.lookup.table}")
+
+
+    def _check_asof(self) -> None:
+        declared = self.asof
+        if self.table != FLIGHT_FEATURES:
+            raise ValueError(f"{self.name}: as-of features are flight features")
+        unknown = [c for c, _ in declared.on if c not in REQUEST_COLUMNS]
+        if unknown:
+            raise ValueError(f"{self.name}: its key {unknown} is not known online "
+                             f"(a request gives {', '.join(REQUEST_COLUMNS)})")
+        if self.as_of != declared.as_of_column:
+            raise ValueError(f"{self.name}: its availability rule is its as-of column "
+                             f"{declared.as_of_column}, not {self.as_of}")
+        if declared.table not in self.source_tables:
+            raise ValueError(f"{self.name}: its source tables must name {declared.table}")
 
 
 OWNER = "ml-platform"
@@ -119,13 +178,12 @@ _FEATURES: list[Feature] = [
     _flight("distance_mi", "int", "cutoff_utc", _F, "Route distance in miles."),
     _flight("plane_age_years", "int", "cutoff_utc", _F + _P, "Flight year minus the year built."),
     *(
-        _flight(
-            name,
-            "float",
-            "weather_as_of",
-            _W,
-            f"Origin {text}: latest reading known by the cutoff (an hour after its hour).",
-        )
+        Feature(name, f"Origin {text}: latest reading known by the cutoff (an hour after its "
+                "hour).", "float", _W, OWNER, FLIGHT_FEATURES, "weather_as_of",
+                asof=AsOf(WEATHER, (("origin", "origin"),),
+                          # a reading of hour H is taken late in the hour (METAR at about
+                          # H:51): it is known, conservatively, at H + 1 hour
+                          "time_hour_utc + INTERVAL 1 HOUR", name, "DOUBLE", "weather_as_of"))
         for name, text in _WEATHER_TEXT.items()
     ),
     *(
@@ -242,8 +300,11 @@ def lookups_of(table: str, registry: dict[str, Feature] | None = None) -> list[F
 
 def layout(table: str, registry: dict[str, Feature] | None = None
            ) -> tuple[tuple[str, str], ...]:
-    """A feature table's columns and SQL types: its base layout, then its lookup features."""
-    return (*COLUMNS[table],
+    """A feature table's columns and SQL types: its base layout, then each as-of group's
+    features and as-of column, then its lookup features."""
+    asof = [(f.name, f.asof.sql_type) for group in as_of_groups(table, registry) for f in group]
+    asof += [(group[0].asof.as_of_column, "TIMESTAMP") for group in as_of_groups(table, registry)]
+    return (*COLUMNS[table], *asof,
             *((f.name, f.lookup.sql_type) for f in lookups_of(table, registry)))
 
 

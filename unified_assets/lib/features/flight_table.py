@@ -20,7 +20,6 @@ from unified_assets.lib.features.tables import (
     PLANE,
     RATE_DAYS,
     SCHED_DEP_UTC,
-    WEATHER,
     check_window,
     ny_date,
     ny_midnight_utc,
@@ -64,6 +63,18 @@ def _live_cte(grain: str) -> str:
     )"""
 
 
+def _asof_cte(i: int, group: list) -> str:
+    declared = group[0].asof
+    on = " AND ".join(f"w.k{j} = b.{col}" for j, (col, _) in enumerate(declared.on))
+    values = ", ".join(f"w.{f.name}" for f in group)
+    return f"""    asof_{i} AS (
+        SELECT b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts, {values},
+            w.known AS {declared.as_of_column}
+        FROM base b ASOF LEFT JOIN ({catalog.as_of_rows_sql(group)}) w
+            ON {on} AND b.cutoff_utc >= w.known
+    ),"""
+
+
 def _flight_features_sql() -> str:
     """The table's SQL; each lookup feature of the registry adds its rows (a CTE), a join on
     its key and its column, from its one declaration (catalog.Lookup)."""
@@ -76,6 +87,17 @@ def _flight_features_sql() -> str:
     lookup_columns = "".join(
         f",\n        CASE WHEN lookup_{f.name}.k0 IS NULL THEN {f.lookup.default} "
         f"ELSE lookup_{f.name}.v END AS {f.name}" for f in lookups)
+    # Each as-of group (catalog.AsOf): the latest row of its table known by the cutoff, one
+    # ASOF join per group, its features and its as-of column.
+    groups = catalog.as_of_groups(FLIGHT_FEATURES)
+    asof_ctes = "".join(_asof_cte(i, group) for i, group in enumerate(groups))
+    asof_columns = "".join(
+        "        " + ", ".join([*(f"asof_{i}.{f.name}" for f in group),
+                               f"asof_{i}.{group[0].asof.as_of_column}"]) + ",\n"
+        for i, group in enumerate(groups))
+    asof_joins = "".join(
+        f"    LEFT JOIN asof_{i} USING (flight_date, carrier, flight, origin, sched_dep_ts)\n"
+        for i in range(len(groups)))
     rates = ",".join(rate_ctes(name, keys) for name, keys in GRAINS.items())
     rate_joins = "\n".join(
         f"LEFT JOIN rate_{name} ON "
@@ -110,16 +132,7 @@ def _flight_features_sql() -> str:
             AND known_at_utc IS NOT NULL
     ),
     {rates},
-    weather AS (
-        SELECT b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts,
-            w.temp_f, w.dewp_f, w.humid_pct, w.wind_speed_mph, w.wind_gust_mph, w.precip_in,
-            w.pressure_mb, w.visib_mi, w.known_utc AS weather_as_of
-        FROM base b ASOF LEFT JOIN (
-            -- The reading of hour H is taken late in the hour (METAR at about H:51): it is
-            -- known, conservatively, at H + 1 hour.
-            SELECT *, time_hour_utc + INTERVAL 1 HOUR AS known_utc FROM {WEATHER}
-        ) w ON w.origin = b.origin AND b.cutoff_utc >= w.known_utc
-    ),
+{asof_ctes}
     inbound AS (
         SELECT b.flight_date, b.carrier, b.flight, b.origin, b.sched_dep_ts,
             p.arr_delay_min AS prev_arr_delay_min, p.known_at_utc AS inbound_as_of
@@ -159,9 +172,7 @@ def _flight_features_sql() -> str:
         b.sched_hour, dd.day_of_week, dd.month, dd.days_to_nearest_holiday AS days_to_holiday,
         b.distance_mi,
         year(b.flight_date) - pl.year_built AS plane_age_years,
-        w.temp_f, w.dewp_f, w.humid_pct, w.wind_speed_mph, w.wind_gust_mph, w.precip_in,
-        w.pressure_mb, w.visib_mi, w.weather_as_of,
-        rate_carrier.carrier_late_rate_7d, rate_carrier.carrier_late_rate_28d,
+{asof_columns}        rate_carrier.carrier_late_rate_7d, rate_carrier.carrier_late_rate_28d,
         rate_carrier.carrier_flights_28d,
         rate_origin.origin_late_rate_7d, rate_origin.origin_late_rate_28d,
         rate_route.route_late_rate_7d, rate_route.route_late_rate_28d,
@@ -175,8 +186,7 @@ def _flight_features_sql() -> str:
     FROM base b
     LEFT JOIN {DATE} dd ON dd.date = b.flight_date
     LEFT JOIN {PLANE} pl ON pl.tailnum = b.tailnum
-    LEFT JOIN weather w USING (flight_date, carrier, flight, origin, sched_dep_ts)
-    LEFT JOIN inbound i USING (flight_date, carrier, flight, origin, sched_dep_ts)
+{asof_joins}    LEFT JOIN inbound i USING (flight_date, carrier, flight, origin, sched_dep_ts)
     LEFT JOIN prev_departure pd USING (flight_date, carrier, flight, origin, sched_dep_ts)
     LEFT JOIN origin_live ol USING (flight_date, carrier, flight, origin, sched_dep_ts)
     LEFT JOIN carrier_live cl USING (flight_date, carrier, flight, origin, sched_dep_ts)

@@ -28,12 +28,11 @@ from unified_assets.lib.features.tables import (
     PLANE,
     RATE_DAYS,
     SCHED_DEP_UTC,
-    WEATHER,
     ny_date,
     rate_ctes,
 )
 from unified_assets.lib.raw.landing import write_atomic
-from unified_assets.lib.serving.online_store import WEATHER_COLUMNS, online_root, pointer_path
+from unified_assets.lib.serving.online_store import online_root, pointer_path
 
 _FLIGHTS_SQL = f"""
 SELECT f.flight_date, f.carrier, f.flight, f.origin, f.dest, f.tailnum, f.sched_dep_ts,
@@ -87,8 +86,6 @@ def _rates_sql() -> str:
 
 _EXPORTS = {
     "flights": _FLIGHTS_SQL,
-    "weather": f"SELECT origin, time_hour_utc + INTERVAL 1 HOUR AS known_utc, "
-    f"{', '.join(WEATHER_COLUMNS)} FROM {WEATHER} ORDER BY origin, known_utc",
     "planes": f"SELECT tailnum, year_built FROM {PLANE}",
     "dates": f"SELECT date, day_of_week, month, days_to_nearest_holiday FROM {DATE}",
 }
@@ -112,7 +109,11 @@ def stage(conn: duckdb.DuckDBPyConnection, home: Path) -> dict:
     tmp = root / f".{folder.name}.tmp"
     tmp.mkdir()
     sqls = dict(_EXPORTS, rates=_rates_sql())
-    # Each lookup feature: the rows its batch join reads, from the same declaration.
+    # Each as-of group and lookup feature: the rows its batch join reads, from the same
+    # declaration (catalog.AsOf, catalog.Lookup).
+    groups = catalog.as_of_groups(FLIGHT_FEATURES)
+    sqls |= {f"asof_{i}": f"{catalog.as_of_rows_sql(group)} ORDER BY ALL"
+             for i, group in enumerate(groups)}
     lookups = catalog.lookups_of(FLIGHT_FEATURES)
     sqls |= {f"lookup_{f.name}": f.lookup.rows_sql() for f in lookups}
     defaults = {f.name: conn.execute(f"SELECT {f.lookup.default}").fetchall()[0][0]
@@ -132,6 +133,9 @@ def stage(conn: duckdb.DuckDBPyConnection, home: Path) -> dict:
     pointer = {"folder": folder.name, "files": files, "rows": rows, "built_at": stamp,
                "lookups": {f.name: {"on": [c for c, _ in f.lookup.on],
                                     "default": defaults[f.name]} for f in lookups},
+               "as_of": [{"on": [c for c, _ in group[0].asof.on],
+                          "features": [f.name for f in group],
+                          "as_of_column": group[0].asof.as_of_column} for group in groups],
                "first_day": str(first) if first else None,
                "last_day": str(last) if last else None}
     return pointer

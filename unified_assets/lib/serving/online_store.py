@@ -38,8 +38,6 @@ NY = ZoneInfo(TZ)
 _US = 1_000_000  # microseconds a second
 _EPOCH = date(1970, 1, 1)
 
-WEATHER_COLUMNS = ("temp_f", "dewp_f", "humid_pct", "wind_speed_mph", "wind_gust_mph",
-                   "precip_in", "pressure_mb", "visib_mi")
 
 
 def online_root(home: Path) -> Path:
@@ -111,7 +109,7 @@ class OnlineStore:
     days: set = field(default_factory=set)
     routes: dict = field(default_factory=dict)  # (origin, dest) -> distance
     rates: dict = field(default_factory=dict)  # (grain, key1, key2, anchor) -> (short, long, n)
-    weather: dict = field(default_factory=dict)  # origin -> (known_us array, values matrix)
+    asof: list = field(default_factory=list)  # per as-of group: (on, names, as-of, {key: rows})
     planes: dict = field(default_factory=dict)  # tailnum -> year_built
     lookups: dict = field(default_factory=dict)  # feature -> (request columns, {key: v}, default)
     dates: dict = field(default_factory=dict)  # day -> (day_of_week, month, days_to_holiday)
@@ -189,12 +187,14 @@ def _build(pointer: dict, frames: dict[str, pd.DataFrame]) -> OnlineStore:
                                       r["rate_short"], r["rate_long"], r["n_long"],
                                       strict=True):
         store.rates[(g, k1, _none(k2), a)] = (_none(s), _none(lo), int(n))
-    w = frames["weather"]
-    for o, part in w.groupby("origin"):
-        store.weather[o] = (
-            _us(part["known_utc"]),
-            part[list(WEATHER_COLUMNS)].to_numpy(dtype=float, na_value=np.nan),
-        )
+    for i, group in enumerate(pointer.get("as_of", [])):
+        rows, names = frames[f"asof_{i}"], group["features"]
+        by_key = {}
+        key_columns = [f"k{j}" for j in range(len(group["on"]))]
+        for key, part in rows.groupby(key_columns, sort=False):
+            by_key[tuple(_key_values(pd.Series(key if isinstance(key, tuple) else (key,))))] = (
+                _us(part["known"]), part[names].to_numpy(dtype=object))
+        store.asof.append((tuple(group["on"]), tuple(names), group["as_of_column"], by_key))
     for t, y in frames["planes"].itertuples(index=False):
         store.planes[t] = _none(y)
     for name, declared in pointer.get("lookups", {}).items():
@@ -271,22 +271,23 @@ def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minut
         v["distance_mi"] = distance
         year = store.planes.get(f.tailnum)
         v["plane_age_years"] = day.year - year if year is not None else None
-        # lookup features, from their declarations (catalog.Lookup): the request's columns
+        # the request's own columns: the keys of the declared features
         request = {"flight_date": day, "carrier": f.carrier, "flight": f.flight,
                    "origin": f.origin, "dest": f.dest, "tailnum": f.tailnum,
                    "sched_hour": f.sched_dep.hour}
+        # lookup features, from their declarations (catalog.Lookup)
         for name, (on, rows, default) in store.lookups.items():
             v[name] = rows.get(tuple(request[c] for c in on), default)
-        # weather: the latest reading known by the cutoff
-        readings = store.weather.get(f.origin)
-        weather_as_of = None
-        if readings is not None:
-            i = int(np.searchsorted(readings[0], cutoff, side="right")) - 1
-            if i >= 0:
-                weather_as_of = int(readings[0][i])
-                v |= {c: _none(x) for c, x in zip(WEATHER_COLUMNS, readings[1][i], strict=True)}
-        if weather_as_of is None:
-            v |= dict.fromkeys(WEATHER_COLUMNS)
+        # as-of features, from their declarations (catalog.AsOf): the latest row of each
+        # group's table known by the cutoff, for the request's key
+        group_as_of = {}
+        for on, names, as_of_column, by_key in store.asof:
+            rows = by_key.get(tuple(request[c] for c in on))
+            i = -1 if rows is None else int(np.searchsorted(rows[0], cutoff, side="right")) - 1
+            v |= ({n: _none(x) for n, x in zip(names, rows[1][i], strict=True)} if i >= 0
+                  else dict.fromkeys(names))
+            group_as_of[as_of_column.removesuffix("_as_of")] = (
+                from_us(int(rows[0][i])) if i >= 0 else None)
         # delay rates of the cutoff's New York day
         anchor = ny_day(cutoff)
         for grain, keys in GRAINS.items():
@@ -335,8 +336,7 @@ def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minut
             v[f"{grain}_dep_delay_3h"] = mean
             if grain == "origin":
                 v["origin_departures_3h"] = n
-        as_of = {
-            "weather": from_us(weather_as_of),
+        as_of = group_as_of | {
             "rates": from_us(rates_as_of),
             "inbound": from_us(inbound[0]) if inbound else None,
             "prev_departure": from_us(prev_dep[0]) if prev_dep else None,

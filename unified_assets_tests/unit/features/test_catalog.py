@@ -21,7 +21,7 @@ def test_registry_covers_the_feature_columns():
     assert {f.name for f in catalog.features_of(tables.ORIGIN_DAILY)} == daily_cols - daily_not
     for f in catalog.REGISTRY.values():
         assert f.dtype in catalog.DTYPES and f.source_tables and f.owner and f.description
-        assert f.as_of in {name for name, _ in tables.COLUMNS[f.table]}
+        assert f.as_of in {name for name, _ in catalog.layout(f.table)}
     leak = planted_leak_feature()
     assert leak.name == "leaky_arrival_delay" and leak.as_of == "leaky_as_of"
     assert leak.name not in catalog.REGISTRY
@@ -45,3 +45,18 @@ def test_a_lookup_must_be_computable_online_and_known_in_advance():
     assert [f.name for f in catalog.lookups_of(tables.FLIGHT_FEATURES)] == ["seats", "engine"]
     assert catalog.layout(tables.FLIGHT_FEATURES)[-2:] == (("seats", "SMALLINT"),
                                                            ("engine", "VARCHAR"))
+
+
+def test_the_weather_is_declared_once_as_an_as_of_group():
+    import pytest
+
+    (group,) = catalog.as_of_groups(tables.FLIGHT_FEATURES)
+    assert [f.name for f in group] == ["temp_f", "dewp_f", "humid_pct", "wind_speed_mph",
+                                       "wind_gust_mph", "precip_in", "pressure_mb", "visib_mi"]
+    assert catalog.as_of_rows_sql(group).startswith(
+        "SELECT origin AS k0, time_hour_utc + INTERVAL 1 HOUR AS known, temp_f AS temp_f")
+    assert ("weather_as_of", "TIMESTAMP") in catalog.layout(tables.FLIGHT_FEATURES)
+    declared = group[0].asof
+    with pytest.raises(ValueError, match="availability rule is its as-of column"):
+        catalog.Feature("x", "X.", "float", (declared.table,), "me", tables.FLIGHT_FEATURES,
+                        "cutoff_utc", asof=declared)
