@@ -237,50 +237,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-def cmd_api_key(args: argparse.Namespace) -> int:
-    """Make an API key for `serve`: its digest is stored, the key printed once."""
-    from unified_assets.lib.serving import api_keys
-
-    path = Path(args.file) if args.file else api_keys.default_path(home_dir())
-    key = api_keys.add(path)
-    print(f"{key}\n(this key is shown once; its sha256 is in {path}; restart serve to use it)")
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve every promoted model over HTTP until interrupted."""
-    from unified_assets.defs.resources import Settings
-    from unified_assets.lib.serving import api_keys
-    from unified_assets.online.app import serve
-    from unified_assets.online.service import ServiceConfig
-
-    settings = Settings.from_env()
-    keys_file = Path(args.api_keys_file) if args.api_keys_file else api_keys.default_path(
-        settings.home_path)
-    try:
-        digests = api_keys.load(keys_file)
-    except ValueError as exc:
-        print(f"serve: {exc}", file=sys.stderr)
-        return 2
-    if not digests and args.host not in LOOPBACK and not args.no_auth:
-        print(f"serve: {args.host} is reachable from other machines and no API key is set: add "
-              "one with `unified-assets api-key add` (or pass --no-auth to serve without, "
-              "behind a gateway that authenticates)", file=sys.stderr)
-        return 2
-    config = ServiceConfig(settings.home_path, settings.lead_minutes(), max_rows=args.max_rows,
-                           max_body_bytes=args.max_body_bytes, body_timeout_s=args.body_timeout_s,
-                           api_key_digests=digests)
-    print(f"API keys: {len(digests)} from {keys_file}" if digests else
-          "API keys: none (every route is open)", flush=True)
-    print(f"serving the promoted models of {settings.home_path} on http://{args.host}:{args.port}"
-          " (docs at /docs)", flush=True)
-    serve(config, host=args.host, port=args.port)
-    return 0
-
-
 # The replay's instance. Its runs execute one after another in this one process, so:
 # - stdout and stderr are not captured: the console is the replay's own, and capturing would
 #   start a `tail` and an orphan-watching Python process for every run (50 to 65 ms a run);
@@ -411,6 +367,8 @@ def _snapshot(text: str) -> tuple[date, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from unified_assets.online import commands  # serve, api-key (it imports this module)
+
     parser = argparse.ArgumentParser(prog="unified-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -488,11 +446,11 @@ def main(argv: list[str] | None = None) -> int:
                        "/metrics needs `Authorization: Bearer <key>`")
     serve.add_argument("--no-auth", action="store_true",
                        help="serve a non-loopback address without keys (behind a gateway)")
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=commands.cmd_serve)
     key = sub.add_parser("api-key", help="make an API key for serve (printed once)")
     key.add_argument("action", choices=["add"])
     key.add_argument("--file", default="", help="the digests file (default: online/api_keys)")
-    key.set_defaults(func=cmd_api_key)
+    key.set_defaults(func=commands.cmd_api_key)
 
     args = parser.parse_args(argv)
     return args.func(args)
