@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@echo "installing the project and its extras into $(VENV) (log: $(VENV)/install.log)"
 	@$(BIN)/python -m pip install --upgrade pip > $(VENV)/install.log 2>&1 \
 		|| (cat $(VENV)/install.log; exit 1)
-	@$(BIN)/python -m pip install -e '.[dev,postgres,dask]' >> $(VENV)/install.log 2>&1 \
+	@$(BIN)/python -m pip install -e '.[dev,postgres,dask,mlflow]' >> $(VENV)/install.log 2>&1 \
 		|| (cat $(VENV)/install.log; exit 1)
 	touch $(STAMP)
 

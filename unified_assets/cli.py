@@ -13,7 +13,9 @@ from pathlib import Path
 
 from unified_assets.lib.core import config
 from unified_assets.lib.deployment import manifests
+from unified_assets.lib.deployment.announce import announce
 from unified_assets.lib.models.specs import SPECS, training_plan
+from unified_assets.lib.monitoring import alerts
 from unified_assets.lib.monitoring.status import status_report
 from unified_assets.lib.raw import landing
 
@@ -234,6 +236,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.model}: restored {restored['version'][:12]} "
           f"(was {restored['rolled_back_from'][:12]})")
+    from unified_assets.defs.resources import Settings
+
+    settings = Settings.from_env()
+    told = announce(home, args.model, alerts.rolled_back(args.model, restored),
+                    settings.alert_channels(), settings.tracking(), restored["version"])
+    if "mlflow_warning" in told:
+        print(f"warning: {told['mlflow_warning']}", file=sys.stderr)
+    if told.get("alert") == "pending":
+        print("warning: the rollback's alert is not delivered yet (the deliver_alerts sensor "
+              "tries again)", file=sys.stderr)
     return 0
 
 

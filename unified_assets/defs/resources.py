@@ -25,6 +25,8 @@ from unified_assets.lib.deployment import manifests
 from unified_assets.lib.features.flight_table import LEAD_MINUTES
 from unified_assets.lib.models import dask_steps, handoffs, training
 from unified_assets.lib.models.specs import ModelSpec, Rolling
+from unified_assets.lib.models.tracking import Tracking
+from unified_assets.lib.monitoring import alerts
 from unified_assets.lib.monitoring.drift_policy import DriftPolicy
 from unified_assets.lib.monitoring.kpis import KpiSettings
 from unified_assets.lib.monitoring.retraining import RetrainPolicy
@@ -32,6 +34,7 @@ from unified_assets.lib.monitoring.retraining import RetrainPolicy
 ENV_PREFIX = "UNIFIED_ASSETS_"
 # Each default is declared once, by the lib/ policy that uses it; the fields below take theirs.
 _QUALITY, _RETRAIN, _DRIFT, _KPI = QualitySettings(), RetrainPolicy(), DriftPolicy(), KpiSettings()
+_ALERTS = alerts.Channels()
 
 
 class Settings(dg.ConfigurableResource):
@@ -126,6 +129,32 @@ class Settings(dg.ConfigurableResource):
         default=_DRIFT.window_days,
         description="Scored days a drift judgement looks back over.",
     )
+    mlflow_tracking_uri: str = Field(
+        default="",
+        description="MLflow tracking URI (sqlite:///..., http://...): each training logged, each "
+        "model registered, `champion` following promotions (pip install .[mlflow]); empty: off.",
+    )
+    alert_webhook_url: str = Field(
+        default="",
+        description="Alerts are POSTed here as JSON (docs/integrations.md); empty: no webhook.",
+    )
+    alert_webhook_format: str = Field(
+        default=_ALERTS.webhook_format,
+        description="'json' (the alert as is) or 'slack' (an incoming-webhook message).",
+    )
+    alert_smtp_host: str = Field(
+        default="",
+        description="Alerts are e-mailed through this SMTP server; empty: no e-mail.",
+    )
+    alert_smtp_port: int = Field(default=_ALERTS.smtp_port, description="The SMTP port.")
+    alert_smtp_from: str = Field(default=_ALERTS.smtp_from, description="The alerts' sender.")
+    alert_smtp_to: str = Field(default="", description="Comma-separated alert recipients.")
+    alert_smtp_starttls: bool = Field(
+        default=_ALERTS.smtp_starttls, description="Upgrade the SMTP connection with STARTTLS.",
+    )
+    alert_smtp_user: str = Field(default="", description="SMTP login; empty: none.")
+    alert_smtp_password: str = Field(default="", description="SMTP password (set it from the "
+                                     "environment: the UI then shows the variable's name).")
     automation: bool = Field(
         default=False,
         description="Sensors and schedules start running (else stopped until turned on in the UI).",
@@ -226,6 +255,16 @@ class Settings(dg.ConfigurableResource):
 
     def drift_policy(self) -> DriftPolicy:
         return DriftPolicy(window_days=int(self.value("drift_window_days")))
+
+    def tracking(self) -> Tracking:
+        return Tracking(str(self.value("mlflow_tracking_uri")))
+
+    def alert_channels(self) -> alerts.Channels:
+        text = {name: str(self.value(f"alert_{name}")) for name in (
+            "webhook_url", "webhook_format", "smtp_host", "smtp_from", "smtp_to", "smtp_user",
+            "smtp_password")}
+        return alerts.Channels(**text, smtp_port=int(self.value("alert_smtp_port")),
+                               smtp_starttls=bool(self.alert_smtp_starttls))
 
     def kpi_settings(self) -> KpiSettings:
         return KpiSettings.parse(self.value("ev_priority"), self.ev_reference_rows_per_s)

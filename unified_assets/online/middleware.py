@@ -47,7 +47,7 @@ class Metrics:
         self.version.labels(name, served.version).set(1)
         self.reloads.labels(name).inc()
 
-    def refused_reload(self, name: str, reason: str) -> None:
+    def refused_reload(self, name: str, reason: str, manifest_sha: str) -> None:
         self.refused.labels(name).inc()
 
     def scored(self, model: str, rows: int, seconds: float) -> None:

@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from unified_assets.lib.core.files import ArtifactIntegrityError
+from unified_assets.lib.monitoring import alerts
+from unified_assets.lib.monitoring.alerts import Channels
 from unified_assets.lib.serving import online_store
 from unified_assets.lib.serving.online_store import FlightRequest, OnlineStore
 from unified_assets.lib.serving.request_log import RequestLog
@@ -53,6 +55,7 @@ class ServiceConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     body_timeout_s: float = BODY_TIMEOUT_S
     api_key_digests: frozenset = frozenset()  # sha256 of the accepted keys; empty: no keys
+    alerts: Channels = Channels()  # where a refused artifact is told; default: nowhere
     poll_s: float = 0.5
     log_requests: bool = True
 
@@ -62,10 +65,11 @@ class Service:
 
     def __init__(self, config: ServiceConfig, on_reload=None, on_refused=None):
         self.config = config
+        self._on_refused = on_refused or (lambda name, reason, manifest_sha: None)
         self.registry = ModelRegistry(
             config.home,
             on_reload=on_reload or (lambda name, served: None),
-            on_refused=on_refused or (lambda name, reason: None),
+            on_refused=self._refused,
         )
         self.store: OnlineStore | None = None
         self.store_error: str | None = None
@@ -99,6 +103,12 @@ class Service:
         except (OSError, ValueError, KeyError, ArtifactIntegrityError) as exc:
             self.store_error = f"online store refused: {exc}"
             log.error(self.store_error)
+
+    def _refused(self, name: str, reason: str, manifest_sha: str) -> None:
+        """A promoted artifact refused (the old model keeps serving): counted, and told."""
+        self._on_refused(name, reason, manifest_sha)
+        alerts.raise_alert(self.config.home, alerts.refused_artifact(name, manifest_sha, reason),
+                           self.config.alerts)
 
     def start(self) -> None:
         """Load, then keep following, in a background thread."""

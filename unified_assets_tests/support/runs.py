@@ -49,10 +49,11 @@ def run_assets(
     start: str | None = None,
     end: str | None = None,
     instance: dg.DagsterInstance | None = None,
+    **settings,
 ) -> dg.ExecuteInProcessResult:
     """Materialize `selection` of `assets` over the days start..end (if given), as one run, on
     `instance`, else on an ephemeral instance disposed after the run (the result keeps its
-    events)."""
+    events); `settings`: Settings fields other than their defaults."""
     tags = {}
     if start:
         tags = {
@@ -60,8 +61,8 @@ def run_assets(
             "dagster/asset_partition_range_end": end,
         }
     # Without an instance, materialize() makes an ephemeral one and disposes of it.
-    return dg.materialize(assets, selection=selection, resources=resources_for(home), tags=tags,
-                          instance=instance, raise_on_error=False)
+    return dg.materialize(assets, selection=selection, resources=resources_for(home, **settings),
+                          tags=tags, instance=instance, raise_on_error=False)
 
 
 def run(
@@ -126,8 +127,9 @@ def small(spec: specs.ModelSpec, **changes) -> specs.ModelSpec:
                                                        gates=loose) | changes))
 
 
-def train_and_deploy(home: Path, spec: specs.ModelSpec) -> dg.ExecuteInProcessResult:
-    """training set -> model -> evaluation -> manifest (the unpartitioned part of the chain)."""
+def train_and_deploy(home: Path, spec: specs.ModelSpec, **settings) -> dg.ExecuteInProcessResult:
+    """training set -> model -> evaluation -> manifest (the unpartitioned part of the chain),
+    with these `settings`."""
     chain = build_model_assets(spec)
     selection = [a.key for a in chain[:4]]
-    return run_assets(home, data_and_feature_assets() + chain, selection=selection)
+    return run_assets(home, data_and_feature_assets() + chain, selection=selection, **settings)

@@ -13,11 +13,13 @@ from unified_assets.defs.partitions import single_run
 from unified_assets.defs.resources import WarehouseResource, same_candidate
 from unified_assets.lib.core import artifacts
 from unified_assets.lib.deployment import manifests
+from unified_assets.lib.deployment.announce import announce
 from unified_assets.lib.deployment.gates import GATE_NAMES
 from unified_assets.lib.features import catalog
 from unified_assets.lib.models import training
 from unified_assets.lib.models.handoffs import Evaluation, ModelRef, TrainingSet
 from unified_assets.lib.models.specs import ModelSpec
+from unified_assets.lib.monitoring import alerts
 
 _GATE_TEXT = {
     "metric_floor": "The primary metric on the test window is at or beyond its floor, or the "
@@ -92,6 +94,15 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         if status != "promoted":
             context.log.warning(f"{spec.name}: challenger {status}, "
                                 f"{'; '.join(document['reasons'])}; the champion stays")
+        settings = warehouse.settings
+        told = announce(home, spec.name, alerts.decision(spec.name, document, path.name),
+                        settings.alert_channels(), settings.tracking(),
+                        model.sha256 if status == "promoted" else None)
+        if "mlflow_warning" in told:
+            context.log.warning(f"{spec.name}: {told['mlflow_warning']}")
+        if told.get("alert") == "pending":
+            context.log.warning(f"{spec.name}: the alert of this decision is not delivered yet; "
+                                "the deliver_alerts sensor tries again")
         return dg.MaterializeResult(
             metadata={
                 "status": status,
@@ -101,7 +112,7 @@ def manifest_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "history_file": str(path),
                 "reasons": dg.MetadataValue.json(document["reasons"]),
                 "champion_comparison": dg.MetadataValue.json(compared or {}),
-            },
+            } | told,
             check_results=[
                 dg.AssetCheckResult(
                     check_name=r.name,

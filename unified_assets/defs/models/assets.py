@@ -26,7 +26,7 @@ from unified_assets.lib.deployment import gates
 from unified_assets.lib.deployment.champion import champion_score
 from unified_assets.lib.features import leakage
 from unified_assets.lib.features.tables import FEATURE_SOURCES
-from unified_assets.lib.models import dask_steps, evaluation, training
+from unified_assets.lib.models import dask_steps, evaluation, tracking, training
 from unified_assets.lib.models.handoffs import Evaluation, ModelRef, Snapshot, TrainingSet
 from unified_assets.lib.models.specs import ModelSpec
 from unified_assets.lib.monitoring import drift, estimation
@@ -215,6 +215,21 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             datasets=training_set.dataset_hashes(),
         )
         context.log.info(f"{spec.name}: model {ref.sha256[:12]} after {len(trained.trials)} trials")
+        settings = warehouse.settings
+        mlflow = tracking.attempt(settings.tracking(), "training", lambda: tracking.log_training(
+            settings.tracking(), model=spec.name, sha256=ref.sha256,
+            model_text=trained.model_text(),
+            params=trained.params | {"best_iteration": trained.best_iteration,
+                                     "features": len(spec.features), "task": spec.task},
+            metrics={"valid_score": trained.valid_score,
+                     "training_seconds": round(seconds, 3)},
+            tags={tracking.RUN_TAG: context.run.run_id,
+                  tracking.AS_OF_TAG: training_set.as_of or "fixed"},
+            train=frames["train"], train_sha256=training_set.splits["train"].sha256,
+            train_path=training_set.splits["train"].path,
+        ))
+        if "mlflow_warning" in mlflow:
+            context.log.warning(f"{spec.name}: {mlflow['mlflow_warning']}")
         return dg.Output(
             handed,
             metadata={
@@ -229,6 +244,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "training_seconds": round(seconds, 3),
             }
             | ({"cluster": dg.MetadataValue.json(where)} if where is not None else {})
+            | mlflow
         )
 
     return model
@@ -308,6 +324,12 @@ def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         }
         if champion and champion.get("comparison"):
             meta |= comparison_metadata(champion["comparison"])
+        settings = warehouse.settings
+        meta |= tracking.attempt(settings.tracking(), "evaluation", lambda: tracking.log_evaluation(
+            settings.tracking(), model=spec.name, sha256=model.sha256,
+            metrics={k: v for k, v in shown.items() if isinstance(v, int | float)}))
+        if "mlflow_warning" in meta:
+            context.log.warning(f"{spec.name}: {meta['mlflow_warning']}")
         if "calibration" in metrics:
             meta["calibration"] = dg.MetadataValue.md(
                 pd.DataFrame(metrics["calibration"]).to_markdown(index=False)

@@ -1,5 +1,6 @@
 """Sensors that act on monitoring: retrain a model that drifts or loses performance (realized,
-or estimated before the labels), and record failed runs for the CI/CD reliability KPI."""
+or estimated before the labels), record failed runs for the CI/CD reliability KPI, and tell a
+person (lib/monitoring/alerts.py) what needs one."""
 
 import json
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +21,7 @@ from unified_assets.defs.jobs import (
 from unified_assets.defs.resources import WarehouseResource
 from unified_assets.lib.deployment import manifests
 from unified_assets.lib.models.specs import ModelSpec
-from unified_assets.lib.monitoring import model_health, retraining
+from unified_assets.lib.monitoring import alerts, model_health, retraining
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -88,6 +89,23 @@ def last_retrain(instance: dg.DagsterInstance, job_name: str
     return None, bool(busy), ""
 
 
+def retraining_alerts(spec: ModelSpec, days: list[retraining.DayHealth],
+                      decision: retraining.Decision, serving_as_of: date | None,
+                      policy: retraining.RetrainPolicy) -> list[alerts.Alert]:
+    """What the decision must tell a person: a retraining refused on a broken feed (once per
+    broken streak), a serving model past its age (once per version)."""
+    told = []
+    if decision.refused == "broken_feed":
+        since = retraining.broken_since(days)
+        told.append(alerts.refused_feed(spec.name, str(since), str(days[-1].day),
+                                        decision.message))
+    age = retraining.overdue_age(days, serving_as_of, policy)
+    if age is not None and days[-1].model_version:
+        told.append(alerts.overdue(spec.name, days[-1].model_version, age,
+                                   policy.max_age_days))
+    return told
+
+
 def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
     job = retrain_job(spec)
 
@@ -123,6 +141,8 @@ def retraining_sensor(spec: ModelSpec) -> dg.SensorDefinition:
         if busy:  # look at this day again once the running retraining has finished
             return dg.SkipReason(f"{spec.name}: {decision.message}")
         context.update_cursor(latest)
+        for alert in retraining_alerts(spec, days, decision, serving and serving + lag, policy):
+            alerts.raise_alert(warehouse.home_path, alert, warehouse.settings.alert_channels())
         if not decision.retrain:
             return dg.SkipReason(f"{spec.name}: {decision.message}")
         as_of = days[-1].day - timedelta(days=spec.label_lag_days)
@@ -167,9 +187,28 @@ def calendar_schedule(spec: ModelSpec) -> dg.ScheduleDefinition:
 )
 def record_failed_runs(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
     run = context.dagster_run
-    model_health.record_failed_run(warehouse.home_path, {
+    failed = {
         "run_id": run.run_id, "job": run.job_name,
         "model": run.tags.get(MODEL_TAG), "kind": run.tags.get(KIND_TAG),
         "reason": run.tags.get(REASON_TAG), "error": context.failure_event.message,
         "recorded_at": datetime.now(UTC).isoformat(),
-    })
+    }
+    model_health.record_failed_run(warehouse.home_path, failed)
+    alerts.raise_alert(warehouse.home_path, alerts.failed_run(failed),
+                       warehouse.settings.alert_channels())
+
+
+@dg.sensor(
+    name="deliver_alerts",
+    minimum_interval_seconds=60,
+    default_status=sensor_status(),
+    description="Delivers again the alerts a channel (webhook, e-mail) failed to take, with a "
+    "growing wait; an alert is raised once per event and delivered once per channel.",
+)
+def deliver_alerts(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    channels = warehouse.settings.alert_channels()
+    if not channels.enabled:
+        return dg.SkipReason("no alert channel configured")
+    counts = alerts.deliver_pending(warehouse.home_path, channels)
+    return dg.SkipReason(f"alerts: {counts['delivered']} delivered, {counts['pending']} "
+                         f"pending, {counts['given_up']} given up")

@@ -78,6 +78,27 @@ class Decision:
     reason: str  # "drift" | "performance" | "estimated_performance" | "" (no retraining)
     message: str
     evidence: dict = field(default_factory=dict)
+    refused: str = ""  # "broken_feed": a retraining would learn a fault, a person must act
+
+
+def broken_since(days: list[DayHealth]) -> date | None:
+    """The first day of the trailing run of days on a broken feed, or None."""
+    since = None
+    for day in reversed(days):
+        if not day.inputs_broken:
+            break
+        since = day.day
+    return since
+
+
+def overdue_age(days: list[DayHealth], serving_as_of: date | None,
+                policy: RetrainPolicy) -> int | None:
+    """The serving model's age when it is past `max_age_days` (the retraining asked for at the
+    limit did not replace it), else None."""
+    if not days or serving_as_of is None or not policy.max_age_days:
+        return None
+    age = (days[-1].day - serving_as_of).days
+    return age if age > policy.max_age_days else None
 
 
 def _drift_streak(days: list[DayHealth], min_rows: int = 0) -> list[DayHealth]:
@@ -160,7 +181,8 @@ def decide(
     if days[-1].inputs_broken:
         # A model trained now would learn the broken feed: the response is to fix the feed.
         return Decision(False, "", f"inputs of the week up to {latest} come from a broken feed "
-                        "(another unit, a stuck sensor): fix the feed, no retraining")
+                        "(another unit, a stuck sensor): fix the feed, no retraining",
+                        refused="broken_feed")
     streak = _drift_streak(days, policy.min_drift_rows)
     # Drift is news unless it is the drift a promoted retraining on drift already answered:
     # the serving version has drifted on every day it served. A version that served calm days

@@ -130,7 +130,7 @@ class ModelRegistry:
 
     home: Path
     on_reload: Callable[[str, ServedModel], None] = lambda name, served: None
-    on_refused: Callable[[str, str], None] = lambda name, reason: None
+    on_refused: Callable[[str, str, str], None] = lambda name, reason, manifest_sha: None
     states: dict = field(default_factory=lambda: {name: ModelState() for name in SPECS})
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -190,7 +190,7 @@ class ModelRegistry:
             if first:  # once per manifest; its retries log nothing until one succeeds
                 log.error("refused %s manifest %s: %s (trying again with backoff)", name, path,
                           state.refused)
-                self.on_refused(name, state.refused)
+                self.on_refused(name, state.refused, sha)
             return
         changed = state.served is None or state.served.version != served.version
         state.served, state.refused, state.retry_s = served, None, 0.0

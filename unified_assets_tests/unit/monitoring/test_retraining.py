@@ -6,6 +6,7 @@ from datetime import date, timedelta
 import pytest
 
 from unified_assets.lib.models import specs
+from unified_assets.lib.monitoring import retraining
 from unified_assets.lib.monitoring.retraining import DayHealth, RetrainPolicy, decide
 
 POLICY = RetrainPolicy(drift_days=3, performance_days=7, min_performance_days=4, cooldown_days=14)
@@ -269,3 +270,22 @@ def test_a_retraining_after_a_detected_change_holds_out_fresher_windows():
         RetrainPolicy(change_rolling_days="7,7")
     windows = specs.DELAY_CLASSIFIER.windows(date(2013, 6, 29), specs.Rolling.parse("all,7,7"))
     assert windows["train"][1] == date(2013, 6, 16)  # two weeks fresher than 14/14's June 2
+
+
+def test_what_a_person_is_told_a_broken_streak_and_a_model_past_its_age():
+    policy = retraining.RetrainPolicy(max_age_days=30)
+    start = date(2013, 6, 1)
+    days = [retraining.DayHealth(day=start + timedelta(days=i), model_version="v",
+                                 is_drift=False, inputs_broken=i in (1, 3, 4))
+            for i in range(5)]
+    assert retraining.broken_since(days) == start + timedelta(days=3)
+    assert retraining.broken_since(days[:3]) is None
+    decision = retraining.decide(days, policy, 0.7, True, None, False)
+    assert not decision.retrain and decision.refused == "broken_feed"
+    # at its limit the age retraining is asked for; a day past it, that one did not replace it
+    latest = days[-1].day
+    assert retraining.overdue_age(days, latest - timedelta(days=30), policy) is None
+    assert retraining.overdue_age(days, latest - timedelta(days=31), policy) == 31
+    assert retraining.overdue_age(days, None, policy) is None
+    assert retraining.overdue_age(days, latest - timedelta(days=99),
+                                  retraining.RetrainPolicy(max_age_days=0)) is None
