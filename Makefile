@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export UNIFIED_ASSETS_HOME ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(UNIFIED_ASSETS_HOME)/dagster_home
 
-.PHONY: setup run test test-fast lint ui serve bench clean
+.PHONY: setup run test test-fast lint ui serve bench clean stack stack-down
 
 # pip's own notices go to .venv/install.log; they are shown only when the install fails.
 $(STAMP): pyproject.toml
@@ -65,3 +65,21 @@ bench: setup
 
 clean:
 	rm -rf $(VENV)
+
+# The container stack (deploy/compose.yaml; docs/integrations.md#containers): `docker compose`
+# when the Docker client has it, else Debian's docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+STACK := $(COMPOSE) -f deploy/compose.yaml -p unified-assets
+
+## Build the images (the base from Debian's packages) and start PostgreSQL, the Dagster UI
+## (127.0.0.1:3000), the daemon and the prediction service (127.0.0.1:8080) on one home volume.
+stack:
+	deploy/docker/base-image.sh
+	$(STACK) build
+	$(STACK) up -d
+	python3 deploy/docker/check_stack.py
+
+## Stop the stack (its volumes stay: `$(STACK) down -v` removes them too).
+stack-down:
+	$(STACK) down
+
