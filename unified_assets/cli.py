@@ -452,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="a larger body is refused (413) before it is read whole")
     serve.add_argument("--body-timeout-s", type=float, default=30.0,
                        help="a client that has not sent its body by then gets a 408")
+    serve.add_argument("--header-timeout-s", type=float, default=10.0,
+                       help="a request whose headers are not complete by then (from the "
+                       "connection's first byte) gets a 408 and is closed")
     serve.add_argument("--api-keys-file", default="",
                        help="sha256 digests of the accepted keys (default: online/api_keys in "
                        "the home folder); with keys, every route but /health, /ready and "

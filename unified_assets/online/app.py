@@ -41,6 +41,7 @@ from starlette.requests import ClientDisconnect
 
 from unified_assets.lib.models.specs import SPECS
 from unified_assets.lib.serving.online_store import NY, FlightRequest
+from unified_assets.online.connections import with_header_deadline
 from unified_assets.online.middleware import CountResponses, Metrics, RequireKey, route_of
 from unified_assets.online.service import (
     FIRST_SERVED_DAY,
@@ -419,12 +420,15 @@ def openapi_page(document: dict) -> str:
 
 def serve(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Run the service until interrupted (127.0.0.1 unless told otherwise)."""
-    # httptools and uvloop come with uvicorn[standard], which dagster-webserver requires
+    # httptools and uvloop come with uvicorn[standard], which dagster-webserver requires; the
+    # httptools protocol gets a deadline on each request's headers (online/connections.py).
+    app = create_app(config)
+    timed_out = app.state.metrics.responses.labels("(headers)", "408")
     uvicorn.run(
-        create_app(config),
+        app,
         host=host,
         port=port,
-        http="httptools",
+        http=with_header_deadline(config.header_timeout_s, timed_out.inc),
         loop="uvloop",
         log_level="info",
         access_log=False,

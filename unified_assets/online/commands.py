@@ -44,6 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     config = ServiceConfig(settings.home_path, settings.lead_minutes(), max_rows=args.max_rows,
                            max_body_bytes=args.max_body_bytes, body_timeout_s=args.body_timeout_s,
+                           header_timeout_s=args.header_timeout_s,
                            api_key_digests=digests, alerts=settings.alert_channels())
     print(f"API keys: {len(digests)} from {keys_file}" if digests else
           "API keys: none (every route is open)", flush=True)

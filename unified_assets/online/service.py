@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MAX_ROWS = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024  # 10,000 rows of ready-made features fit with room to spare
 BODY_TIMEOUT_S = 30.0  # a client that has not sent its whole body by then is cut off
+HEADER_TIMEOUT_S = 10.0  # a request's headers, from the connection's first byte (slowloris)
 FORECAST_HORIZON_DAYS = 7
 # The dates the service scores: outside them a date is refused with a 422 naming the field.
 FIRST_SERVED_DAY, LAST_SERVED_DAY = date(1900, 1, 1), date(2099, 12, 31)
@@ -54,6 +55,7 @@ class ServiceConfig:
     max_rows: int = MAX_ROWS
     max_body_bytes: int = MAX_BODY_BYTES
     body_timeout_s: float = BODY_TIMEOUT_S
+    header_timeout_s: float = HEADER_TIMEOUT_S
     api_key_digests: frozenset = frozenset()  # sha256 of the accepted keys; empty: no keys
     alerts: Channels = Channels()  # where a refused artifact is told; default: nowhere
     poll_s: float = 0.5

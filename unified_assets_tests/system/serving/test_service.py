@@ -91,9 +91,11 @@ def _stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def server(served_home):
-    """The service on a free loopback port, ready: a 2 s body timeout, a 4 MiB body limit."""
+    """The service on a free loopback port, ready: 2 s body and header timeouts, a 4 MiB body
+    limit."""
     home = served_home["home"]
-    process, url = _serve(home, "--body-timeout-s", "2", "--max-body-bytes", str(MAX_BODY))
+    process, url = _serve(home, "--body-timeout-s", "2", "--header-timeout-s", "2",
+                          "--max-body-bytes", str(MAX_BODY))
     with httpx.Client(base_url=url, timeout=5) as client:
         yield {"url": url, "client": client, "home": home, "pid": process.pid, **served_home}
     _stop(process)
@@ -490,6 +492,40 @@ def test_slow_and_vanishing_clients_are_cut_off(server):
     while _counted(client, PREDICT, 499) < 1:
         assert time.monotonic() < deadline, "the hang-up was not counted"
         time.sleep(0.05)
+    assert client.get("/health").status_code == 200
+
+
+def test_clients_that_never_finish_their_headers_are_closed(server):
+    """Slowloris: connections that say nothing, or dribble headers, get a 408 and are closed
+    after the header timeout (2 s here); a slow client within it is served; none leaks."""
+    client, pid, port = server["client"], server["pid"], int(server["url"].rsplit(":", 1)[1])
+    before, counted = _open_files(pid), _counted(client, "(headers)", 408)
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+    dribbling = socket.create_connection(("127.0.0.1", port))
+    dribbling.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n")
+    started = time.monotonic()
+    for _ in range(3):  # a header line now and then: not enough to be served
+        time.sleep(0.5)
+        dribbling.sendall(b"x-slow: 1\r\n")
+    # meanwhile everyone else is served as usual
+    assert client.get("/health").status_code == 200
+    polite = socket.create_connection(("127.0.0.1", port))
+    polite.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n")
+    time.sleep(0.5)
+    polite.sendall(b"connection: close\r\n\r\n")  # within the deadline: answered
+    polite.settimeout(5)
+    assert polite.recv(4096).startswith(b"HTTP/1.1 200")
+    for sock in [*silent, dribbling]:
+        sock.settimeout(10)
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408") and b"headers did not arrive" in answer
+        assert sock.recv(4096) == b""  # and closed by the server
+        sock.close()
+    assert 1.5 < time.monotonic() - started < 8
+    polite.close()
+    assert _counted(client, "(headers)", 408) == counted + 21
+    time.sleep(0.2)
+    assert _open_files(pid) <= before + 1
     assert client.get("/health").status_code == 200
 
 
