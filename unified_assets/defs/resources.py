@@ -199,11 +199,16 @@ class Settings(dg.ConfigurableResource):
             else:
                 values[name] = raw
         try:
-            return cls(**(values | overrides))
+            settings = cls(**(values | overrides))
         except ValidationError as exc:
             wrong = ", ".join(f"{ENV_PREFIX}{e['loc'][0]}".upper() + f"={e['input']!r}"
                               for e in exc.errors())
             raise ValueError(f"settings from the environment are not valid: {wrong}") from exc
+        try:  # the alert channels are checked now, not at the first alert a step raises
+            settings.alert_channels()
+        except ValueError as exc:
+            raise ValueError(f"settings from the environment are not valid: {exc}") from exc
+        return settings
 
     def value(self, name: str):
         """A field's value, also outside a run (where an `EnvVar` is not resolved yet)."""

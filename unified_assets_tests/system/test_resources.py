@@ -57,6 +57,15 @@ def test_a_bad_value_names_its_variable(monkeypatch):
         Settings.from_env()
     with pytest.raises(ValueError, match="must be >= 0"):
         Settings(feature_lead_minutes=-10).lead_minutes()
+    monkeypatch.delenv("UNIFIED_ASSETS_FEATURE_LEAD_MINUTES")
+    # alert channels are checked when the settings are read, not at the first alert
+    monkeypatch.setenv("UNIFIED_ASSETS_ALERT_SMTP_HOST", "mail.example.com")
+    with pytest.raises(ValueError, match="recipients"):
+        Settings.from_env()
+    monkeypatch.delenv("UNIFIED_ASSETS_ALERT_SMTP_HOST")
+    monkeypatch.setenv("UNIFIED_ASSETS_ALERT_WEBHOOK_FORMAT", "teams")
+    with pytest.raises(ValueError, match="format"):
+        Settings.from_env()
 
 
 def test_budget_comes_from_the_run_then_the_settings_then_the_spec():

@@ -123,7 +123,7 @@ def raise_alert(home: Path, alert: Alert, channels: Channels,
     except OSError as exc:
         log.warning("alert %s could not be recorded: %s", alert.key, exc)
         return "pending"
-    return _deliver(path, channels, now)
+    return _deliver_safely(path, channels, now)
 
 
 def deliver_pending(home: Path, channels: Channels, now: datetime | None = None
@@ -136,7 +136,7 @@ def deliver_pending(home: Path, channels: Channels, now: datetime | None = None
     now = now or datetime.now(UTC)
     for path in sorted(outbox(home).glob("*.json")):
         if _state(_read(path)) == "pending":
-            counts[_deliver(path, channels, now)] += 1
+            counts[_deliver_safely(path, channels, now)] += 1
     return counts
 
 
@@ -176,6 +176,16 @@ def _locked(path: Path) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _deliver_safely(path: Path, channels: Channels, now: datetime) -> str:
+    """`_deliver`, whose own failures (an outbox it cannot lock or rewrite) leave the alert
+    pending for the next try instead of reaching the step that raised it."""
+    try:
+        return _deliver(path, channels, now)
+    except Exception as exc:  # an alert never fails what raised it
+        log.warning("alert %s: delivery could not be attempted: %s", path.name, exc)
+        return "pending"
 
 
 def _deliver(path: Path, channels: Channels, now: datetime) -> str:

@@ -71,3 +71,15 @@ def test_payloads_and_settings():
     with pytest.raises(ValueError, match="unknown alert kind"):
         alerts.Alert("oops", "k", "t", "x")
     assert alerts.Channels(smtp_host="mail", smtp_to="a@x, b@y").recipients == ["a@x", "b@y"]
+
+
+def test_an_outbox_that_cannot_be_written_leaves_the_alert_pending_and_raises_nothing(
+        tmp_path, monkeypatch):
+    channels = alerts.Channels(webhook_url=f"http://127.0.0.1:{_closed_port()}/hook")
+
+    def unlockable(*args, **kwargs):
+        raise PermissionError("read-only outbox")
+
+    monkeypatch.setattr(alerts, "_locked", unlockable)
+    assert alerts.raise_alert(tmp_path, ALERT, channels) == "pending"
+    assert alerts.deliver_pending(tmp_path, channels)["pending"] == 1
