@@ -262,6 +262,11 @@ class Settings(dg.ConfigurableResource):
         return DriftPolicy(window_days=int(self.value("drift_window_days")))
 
     def tracking(self) -> Tracking:
+        # MLflow reads its HTTP behaviour from its own environment variables only: unless they
+        # are set, a tracking server that is down answers at once (no retries, a 10 s timeout)
+        # instead of after MLflow's default 7 retries with backoff.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         return Tracking(str(self.value("mlflow_tracking_uri")))
 
     def alert_channels(self) -> alerts.Channels:

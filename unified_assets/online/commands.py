@@ -7,16 +7,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from unified_assets.cli import home_dir
-
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:
     """Make an API key for `serve`: its digest is stored, the key printed once."""
+    from unified_assets.defs.resources import Settings
     from unified_assets.lib.serving import api_keys
 
-    path = Path(args.file) if args.file else api_keys.default_path(home_dir())
+    home = Settings.from_env().home_path
+    path = Path(args.file) if args.file else api_keys.default_path(home)
     key = api_keys.add(path)
     print(f"{key}\n(this key is shown once; its sha256 is in {path}; restart serve to use it)")
     return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr
@@ -34,7 +33,6 @@ class Tracking:
     """Where MLflow is: a tracking URI (`sqlite:///...`, `http://...`); empty means off."""
 
     uri: str = ""
-    timeout_s: float = 10.0  # each request to a tracking server, which is never retried
 
     @property
     def enabled(self) -> bool:
@@ -68,9 +66,6 @@ def attempt(tracking: Tracking, what: str, call: Callable[[], Logged | None]) ->
 
 @contextmanager
 def _client(tracking: Tracking) -> Iterator:
-    # A down server answers at once instead of after MLflow's default 7 retries with backoff.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(tracking.timeout_s)))
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # schema migrations, "created ..."
