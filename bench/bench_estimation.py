@@ -40,7 +40,7 @@ def build(home: Path, through: date) -> None:
     """Land, ingest, curate and build the flight features of 2013-01-01..`through` in `home`."""
     import repo_path  # noqa: F401  (the repository root on sys.path, for the test support)
 
-    from unified_assets.defs.resources import Settings
+    from unified_assets.defs.settings import Settings
     from unified_assets_tests.support import offline
 
     offline.build_window(home, date(2013, 1, 1), through + timedelta(days=1),

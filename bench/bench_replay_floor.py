@@ -82,7 +82,8 @@ def main() -> None:
     from unified_assets.cli import REPLAY_INSTANCE
     from unified_assets.definitions import build_defs
     from unified_assets.defs.jobs import DAILY_ASSETS, SCORING_ASSETS
-    from unified_assets.defs.resources import Settings, WarehouseResource
+    from unified_assets.defs.resources import WarehouseResource
+    from unified_assets.defs.settings import Settings
     from unified_assets.lib.core.scratch import MEMORY
 
     home = Path(tempfile.mkdtemp(prefix="replay-floor-", dir=MEMORY))

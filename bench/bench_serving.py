@@ -15,8 +15,10 @@ response, so the client's own Python is not in the figure):
 - the highest sustained rate: single-flight requests, 4 workers back to back;
 and in this process the floor: the same Service.predict (feature lookup, predict, log) with
 no HTTP, back to back (the goal's floor) and paced at 200/s like the HTTP load (a process
-that sleeps between calls finds its caches cold on a shared machine). Reports throughput,
-p50, p99 and the server's peak RSS (VmHWM).
+that sleeps between calls finds its caches cold on a shared machine). Then the same server with
+`--workers 2`: single-flight and 100-flight requests at the highest rate, to compare with one
+worker. Reports throughput, p50, p99, the time from start to /ready, and each serving process's
+resident memory (RSS, its peak, and PSS, which counts pages the workers share once).
 """
 
 from __future__ import annotations
@@ -191,6 +193,74 @@ def floor(home: Path, bodies: list[dict], n: int, rate: float | None = None) -> 
             "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
 
 
+def memory(pid: int) -> dict:
+    """A serving process's resident memory now and at its peak, and its proportional share
+    (PSS: pages shared with other workers, such as the mapped store, counted once in all), MiB."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
+                  .splitlines() if ":" in line)
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    pss = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+    return {"rss": int(status["VmRSS"].split()[0]) / 1024,
+            "hwm": int(status["VmHWM"].split()[0]) / 1024, "pss": pss / 1024}
+
+
+def start(home: Path, workers: int) -> tuple[subprocess.Popen, int, float]:
+    """`unified-assets serve --workers N` on a free port; the seconds from start to /ready."""
+    port = free_port()
+    env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home))
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "unified_assets.cli", "serve", "--port",
+                               str(port), "--workers", str(workers)], env=env,
+                              stdout=subprocess.DEVNULL)
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, "the server ended"
+        time.sleep(0.02)
+    return server, port, time.perf_counter() - started
+
+
+def serving(home: Path, workers: int, singles: list, hundreds: list, s: float) -> dict:
+    """One server's figures: time to ready, memory after the loads, and the loads."""
+    server, port, ready = start(home, workers)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for body in (singles[0], hundreds[0]):  # the answers are whole, checked once
+            answer = httpx.post(f"{url}/v1/models/{MODEL}/predict", json=body).json()
+            assert len(answer["predictions"]) == len(body["flights"]), answer
+        single_requests, hundred_requests = encode(port, singles), encode(port, hundreds)
+        load(port, single_requests, None, 2, 300, 2)  # warm up
+        health = [f"GET /health HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode()]
+        rows = {}
+        if workers == 1:
+            rows |= {
+                "GET /health @ 200/s (HTTP, no scoring)": load(
+                    port, health, 200, s, int(200 * s), 8, expect=b'{"status"'),
+                "1 flight @ 200/s (HTTP)": load(port, single_requests, 200, s, int(200 * s), 8),
+                "1 flight back to back, 1 connection (HTTP)": load(
+                    port, single_requests, None, s, 3_000, 1),
+                "100 flights @ 10/s (HTTP)": load(port, hundred_requests, 10, s, int(10 * s), 4),
+            }
+        rows[f"1 flight, max rate, 4 connections, {workers} worker(s) (HTTP)"] = load(
+            port, single_requests, None, s, 100_000, 4)
+        rows[f"100 flights, max rate, 4 connections, {workers} worker(s) (HTTP)"] = load(
+            port, hundred_requests, None, s, 100_000, 4)
+        dropped = sum(float(line.split()[-1]) for line in httpx.get(f"{url}/metrics").text
+                      .splitlines() if line.startswith(
+                          'unified_assets_online_request_log_problems_total{kind="dropped_rows"}'))
+        pids = [server.pid]
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+        pids += [int(p) for p in children.read_text().split()]
+        mem = {pid: memory(pid) for pid in pids}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"ready": ready, "rows": rows, "memory": mem, "workers": workers, "dropped": dropped}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--source", type=Path, default=config.default_home())
@@ -201,51 +271,15 @@ def main() -> int:
     flights = flights_of(args.source, args.day)
     singles = [{"flights": [f]} for f in flights]
     hundreds = [{"flights": flights[i : i + 100]} for i in range(0, len(flights) - 100, 100)]
-    port = free_port()
-    env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home))
-    server = subprocess.Popen([sys.executable, "-m", "unified_assets.cli", "serve", "--port",
-                               str(port)], env=env, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        started = time.perf_counter()
-        while True:
-            try:
-                if httpx.get(f"{url}/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        print(f"server ready in {time.perf_counter() - started:.1f} s")
-        for body in (singles[0], hundreds[0]):  # the answers are whole, checked once
-            answer = httpx.post(f"{url}/v1/models/{MODEL}/predict", json=body).json()
-            assert len(answer["predictions"]) == len(body["flights"]), answer
-        single_requests, hundred_requests = encode(port, singles), encode(port, hundreds)
-        load(port, single_requests, None, 2, 300, 2)  # warm up
-        s = args.seconds
-        health = [f"GET /health HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode()]
-        alone = load(port, health, 200, s, int(200 * s), 8, expect=b'{"status"')
-        rows = {
-            "GET /health @ 200/s (HTTP, no scoring)": alone,
-            "1 flight @ 200/s (HTTP)": load(port, single_requests, 200, s, int(200 * s), 8),
-            "1 flight back to back, 1 connection (HTTP)": load(
-                port, single_requests, None, s, 3_000, 1
-            ),
-            "100 flights @ 10/s (HTTP)": load(port, hundred_requests, 10, s, int(10 * s), 4),
-            "1 flight, max rate, 4 workers (HTTP)": load(
-                port, single_requests, None, s, 100_000, 4
-            ),
-        }
-        rss = next(line.split()[1] for line in Path(f"/proc/{server.pid}/status").read_text()
-                   .splitlines() if line.startswith("VmHWM"))
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    s = args.seconds
+    one = serving(home, 1, singles, hundreds, s)
+    two = serving(home, 2, singles, hundreds, s)
+    rows = one["rows"] | two["rows"]
     rows["1 flight (in-process floor)"] = floor(home, singles, 3_000)
     rows["1 flight @ 200/s (in-process, paced)"] = floor(home, singles, int(200 * s), 200)
     rows["100 flights (in-process floor)"] = floor(home, hundreds, 200)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; day {args.day} ({len(flights)} flights); "
-          f"server peak RSS {int(rss) / 1024:.0f} MiB")
+          f"{platform.python_version()}; day {args.day} ({len(flights)} flights)")
     print("| load | requests | failed | throughput (req/s) | p50 (ms) | p99 (ms) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
@@ -253,14 +287,27 @@ def main() -> int:
             f"| {name} | {r['requests']} | {r['failed']} | {r['throughput']:.0f} | "
             f"{r['p50']:.2f} | {r['p99']:.2f} |"
         )
+    print("\n| server | ready after start (s) | rows the log dropped | process | RSS (MiB) | "
+          "peak RSS (MiB) | PSS (MiB) |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    for run in (one, two):
+        for i, m in enumerate(run["memory"].values()):
+            role = ("the one worker" if run["workers"] == 1 else
+                    "supervisor" if i == 0 else f"worker {i}")
+            print(f"| --workers {run['workers']} | {run['ready']:.2f} | {run['dropped']:.0f} | "
+                  f"{role} | {m['rss']:.0f} | {m['hwm']:.0f} | {m['pss']:.0f} |")
     http, fl = rows["1 flight @ 200/s (HTTP)"], rows["1 flight (in-process floor)"]
     paced = rows["1 flight @ 200/s (in-process, paced)"]
     b2b = rows["1 flight back to back, 1 connection (HTTP)"]
+    gain = {size: two["rows"][f"{size}, max rate, 4 connections, 2 worker(s) (HTTP)"]["throughput"]
+            / one["rows"][f"{size}, max rate, 4 connections, 1 worker(s) (HTTP)"]["throughput"]
+            for size in ("1 flight", "100 flights")}
     print(
         f"\nsingle flight at 200/s: p50 {http['p50']:.2f} ms (goal <= 5), p99 {http['p99']:.2f}"
-        f" ms (goal <= 20). HTTP p99 / in-process p99 (goal <= 3), like for like: at 200/s"
-        f" {http['p99'] / paced['p99']:.1f}, back to back {b2b['p99'] / fl['p99']:.1f};"
-        f" HTTP at 200/s against the back-to-back floor {http['p99'] / fl['p99']:.1f}."
+        f" ms (goal <= 20). HTTP p99 / in-process p99, like for like: at 200/s"
+        f" {http['p99'] / paced['p99']:.1f}, back to back {b2b['p99'] / fl['p99']:.1f}."
+        f" Throughput at 2 workers against 1: single flights {gain['1 flight']:.2f}x,"
+        f" 100-flight requests {gain['100 flights']:.2f}x."
         f" GET /health alone p99 {rows['GET /health @ 200/s (HTTP, no scoring)']['p99']:.2f} ms"
     )
     shutil.rmtree(home, ignore_errors=True)

@@ -16,13 +16,11 @@ from unified_assets.lib.deployment import manifests
 from unified_assets.lib.deployment.announce import announce
 from unified_assets.lib.models.specs import SPECS, training_plan
 from unified_assets.lib.monitoring import alerts
-from unified_assets.lib.monitoring.status import status_report
-from unified_assets.lib.raw import landing
 
 
 def home_dir() -> Path:
     """The home folder of the settings (UNIFIED_ASSETS_HOME, else data/)."""
-    from unified_assets.defs.resources import Settings
+    from unified_assets.defs.settings import Settings
 
     return Settings.from_env().home_path
 
@@ -36,6 +34,8 @@ def _day(text: str) -> date:
 
 def cmd_land(args: argparse.Namespace) -> int:
     home = home_dir()
+    from unified_assets.lib.raw import landing  # the sources' pandera schemas: only here
+
     report = landing.land(home, through=args.through, start=args.start, force=args.force)
     print(
         f"landed {len(report.written)} files into {landing.landing_root(home)} "
@@ -67,6 +67,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         from unified_assets.lib.core import scratch
 
         scratch.restore(home / "dagster_home")
+    from unified_assets.lib.raw import landing
+
     landing.land(home, through=args.through, start=args.start)
     days = landing.landed_days(home, "flights")
     days = [d for d in days if args.start <= d <= args.through]
@@ -90,6 +92,8 @@ def cmd_build(args: argparse.Namespace) -> int:
           f"days) in one Dagster run; its log: {log}", *lines, sep="\n", flush=True)
     with instance_in_memory(home, Path(env["DAGSTER_HOME"])):
         code = run_with_progress(command, env, log)
+    from unified_assets.lib.monitoring.status import status_report  # pandera: only here
+
     print(status_report(home))
     if code:
         tail = log.read_text(errors="replace").splitlines()[-25:]
@@ -222,6 +226,8 @@ def _show(entry, rows: dict, failed_checks: set, started: float) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from unified_assets.lib.monitoring.status import status_report
+
     print(status_report(home_dir()))
     return 0
 
@@ -236,7 +242,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.model}: restored {restored['version'][:12]} "
           f"(was {restored['rolled_back_from'][:12]})")
-    from unified_assets.defs.resources import Settings
+    from unified_assets.defs.settings import Settings
 
     settings = Settings.from_env()
     told = announce(home, args.model, alerts.rolled_back(args.model, restored),
@@ -323,7 +329,7 @@ def _replay(args: argparse.Namespace, home: Path, base: Path, models: list[str],
 
     import dagster as dg
 
-    from unified_assets.defs.resources import Settings
+    from unified_assets.defs.settings import Settings
     from unified_assets.lib.monitoring import report
     from unified_assets.replay import Replayer
 
@@ -459,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="sha256 digests of the accepted keys (default: online/api_keys in "
                        "the home folder); with keys, every route but /health, /ready and "
                        "/metrics needs `Authorization: Bearer <key>`")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes sharing the port and the online store (default 1)")
     serve.add_argument("--no-auth", action="store_true",
                        help="serve a non-loopback address without keys (behind a gateway)")
     serve.set_defaults(func=commands.cmd_serve)

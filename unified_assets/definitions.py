@@ -5,7 +5,8 @@ from pathlib import Path
 import dagster as dg
 
 from unified_assets.defs.factory import all_model_assets, all_model_automation
-from unified_assets.defs.resources import Settings, build_resources
+from unified_assets.defs.resources import build_resources
+from unified_assets.defs.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:

@@ -6,7 +6,7 @@ A layer folder names another layer's assets only through the keys built here.
 
 import dagster as dg
 
-from unified_assets.defs.resources import Settings
+from unified_assets.defs.settings import Settings
 from unified_assets.lib.models.specs import SPECS, ModelSpec
 from unified_assets.lib.sources import SOURCES
 

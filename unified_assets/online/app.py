@@ -13,6 +13,7 @@ import html
 import json
 import logging
 import math
+import socket
 import time
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -207,8 +208,9 @@ def _utc(ts: datetime | None) -> datetime | None:
 
 def create_app(config: ServiceConfig) -> FastAPI:
     """The service's ASGI app over one home folder; it starts following on startup."""
-    metrics = Metrics()
-    service = Service(config, on_reload=metrics.reloaded, on_refused=metrics.refused_reload)
+    metrics = Metrics(config.metrics_dir)
+    service = Service(config, on_reload=metrics.reloaded, on_refused=metrics.refused_reload,
+                      on_log_problem=metrics.log_problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -381,7 +383,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.get("/metrics")
     async def prometheus():
         """Prometheus text exposition."""
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.exposed()), media_type=CONTENT_TYPE_LATEST)
 
     generated = app.openapi
 
@@ -418,18 +420,17 @@ def openapi_page(document: dict) -> str:
             f"{''.join(rows)}<h2>Schemas</h2><pre>{html.escape(schemas)}</pre></body></html>")
 
 
-def serve(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run the service until interrupted (127.0.0.1 unless told otherwise)."""
+def run(config: ServiceConfig, sock: socket.socket) -> None:
+    """Serve on a bound socket until interrupted (online/server.py binds it)."""
     # httptools and uvloop come with uvicorn[standard], which dagster-webserver requires; the
     # httptools protocol gets a deadline on each request's headers (online/connections.py).
     app = create_app(config)
     timed_out = app.state.metrics.responses.labels("(headers)", "408")
-    uvicorn.run(
+    server = uvicorn.Server(uvicorn.Config(
         app,
-        host=host,
-        port=port,
         http=with_header_deadline(config.header_timeout_s, timed_out.inc),
         loop="uvloop",
         log_level="info",
         access_log=False,
-    )
+    ))
+    server.run(sockets=[sock])

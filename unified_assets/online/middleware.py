@@ -5,7 +5,7 @@ path pays a few attribute look-ups, not a Starlette `BaseHTTPMiddleware`."""
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 from unified_assets.lib.serving import api_keys
 
@@ -13,7 +13,8 @@ from unified_assets.lib.serving import api_keys
 class Metrics:
     """The service's Prometheus metrics, in a registry of its own."""
 
-    def __init__(self):
+    def __init__(self, shared_dir: str = ""):
+        self.shared_dir = shared_dir  # the workers' shared files (serve --workers), or none
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("unified_assets_online_requests", "Prediction requests.",
@@ -26,13 +27,18 @@ class Metrics:
             ["model"], registry=r,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        # with several workers: 1 while any live worker serves the version
         self.version = Gauge("unified_assets_online_model_version", "1 for the version serving.",
-                             ["model", "version"], registry=r)
+                             ["model", "version"], registry=r, multiprocess_mode="livemax")
         self.reloads = Counter("unified_assets_online_reloads", "Model versions swapped in.",
                                ["model"], registry=r)
         self.refused = Counter("unified_assets_online_refused_reloads",
                                "Promoted manifests refused (artifact missing or tampered).",
                                ["model"], registry=r)
+        self.log_problems = Counter(
+            "unified_assets_online_request_log_problems",
+            "Request log trouble: rows dropped while its queue was full, writes that failed.",
+            ["kind"], registry=r)
         self.responses = Counter("unified_assets_online_http_responses",
                                  "Every HTTP response, by route and status (5xx included).",
                                  ["route", "status"], registry=r)
@@ -42,10 +48,23 @@ class Metrics:
     def reloaded(self, name: str, served) -> None:
         old = self._serving.get(name)
         if old:
+            self.version.labels(name, old).set(0)  # what the workers' shared files keep
             self.version.remove(name, old)
         self._serving[name] = served.version
         self.version.labels(name, served.version).set(1)
         self.reloads.labels(name).inc()
+
+    def exposed(self) -> CollectorRegistry:
+        """What /metrics shows: this process's metrics, or every worker's when `serve
+        --workers` keeps them in shared files (online/server.py)."""
+        if not self.shared_dir:
+            return self.registry
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined, path=self.shared_dir)
+        return combined
+
+    def log_problem(self, kind: str, count: int) -> None:
+        self.log_problems.labels(kind).inc(count)
 
     def refused_reload(self, name: str, reason: str, manifest_sha: str) -> None:
         self.refused.labels(name).inc()

@@ -60,12 +60,15 @@ class ServiceConfig:
     alerts: Channels = Channels()  # where a refused artifact is told; default: nowhere
     poll_s: float = 0.5
     log_requests: bool = True
+    worker: int | None = None  # this worker's number under `serve --workers N`
+    metrics_dir: str = ""  # where the workers keep their metrics (online/server.py)
 
 
 class Service:
     """The promoted models, the online store and the request log of one home folder."""
 
-    def __init__(self, config: ServiceConfig, on_reload=None, on_refused=None):
+    def __init__(self, config: ServiceConfig, on_reload=None, on_refused=None,
+                 on_log_problem=None):
         self.config = config
         self._on_refused = on_refused or (lambda name, reason, manifest_sha: None)
         self.registry = ModelRegistry(
@@ -76,7 +79,9 @@ class Service:
         self.store: OnlineStore | None = None
         self.store_error: str | None = None
         self._store_sha: str | None = None
-        self.request_log = RequestLog(config.home) if config.log_requests else None
+        self.request_log = (RequestLog(config.home, worker=config.worker,
+                                       on_problem=on_log_problem or (lambda kind, n: None))
+                            if config.log_requests else None)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -197,7 +202,7 @@ class Service:
         latency_ms = (time.perf_counter() - started) * 1000
         if self.request_log:
             self.request_log.write(self._records(served, request_id, datetime.now(UTC), keys,
-                                                 values, out, latency_ms))
+                                                 values, out, latency_ms), rows=len(keys))
         return {"model": name, "version": served.version, "sha256": served.sha256,
                 "request_id": request_id,
                 "store_version": self.store.version if self.store else None,

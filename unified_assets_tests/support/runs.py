@@ -11,7 +11,8 @@ from pathlib import Path
 import dagster as dg
 
 from unified_assets.defs.factory import build_model_assets
-from unified_assets.defs.resources import Settings, build_resources
+from unified_assets.defs.resources import build_resources
+from unified_assets.defs.settings import Settings
 from unified_assets.lib.models import specs
 
 DATA_LAYERS = dg.AssetSelection.groups("raw", "warehouse", "marts")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from unified_assets.defs.resources import Settings
+from unified_assets.defs.settings import Settings
 from unified_assets.lib.core import config
 from unified_assets.lib.models.specs import DELAY_CLASSIFIER, Rolling
 from unified_assets.lib.monitoring.retraining import RetrainPolicy

@@ -23,10 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
+if TYPE_CHECKING:  # imported where used: reading a manifest loads neither
+    import lightgbm as lgb
+    import pandas as pd
+
 import numpy as np
-import pandas as pd
 
 from unified_assets.lib.core.files import (
     ArtifactIntegrityError,
@@ -174,6 +177,8 @@ def load_reference_with_sample(home: Path, sha256: str, key: str) -> dict | None
     if sample:
         path = artifacts_root(home) / sample["file"]
         data = read_verified(path, sample["sha256"], "drift sample")
+        import pandas as pd
+
         reference[key] = pd.read_parquet(io.BytesIO(data))
     return reference
 
@@ -204,6 +209,8 @@ def load_model_text(home: Path, sha256: str) -> str:
 
 def load_model(home: Path, sha256: str) -> lgb.Booster:
     """A model from the store, verified by sha256 (LightGBM's text format, never unpickled)."""
+    import lightgbm as lgb
+
     return lgb.Booster(model_str=load_model_text(home, sha256))
 
 

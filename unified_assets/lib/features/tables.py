@@ -22,8 +22,10 @@ destination has no time zone, has no known outcome.
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:  # the prediction service reads the names here, and does not load DuckDB
+    import duckdb
 
 TZ = "America/New_York"
 

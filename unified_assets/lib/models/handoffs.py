@@ -10,9 +10,10 @@ import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where used: the prediction service never loads pandas
+    import pandas as pd
 
 from unified_assets.lib.core import files
 
@@ -31,6 +32,8 @@ class Snapshot:
     def read(self) -> pd.DataFrame:
         """The rows, refused unless the file still hashes to the recorded sha256."""
         data = files.read_verified(Path(self.path), self.sha256, "dataset")
+        import pandas as pd
+
         return pd.read_parquet(io.BytesIO(data))
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # imported where used: the prediction service never loads pandas
+    import pandas as pd
 
 from unified_assets.lib.core.config import FIRST_DAY
 from unified_assets.lib.deployment.gates import Gates
@@ -69,6 +72,8 @@ class Rolling:
         `end`; None when every row weighs the same."""
         if not self.half_life_days:
             return None
+        import pandas as pd
+
         age = (pd.Timestamp(end) - pd.to_datetime(days)).dt.days.to_numpy(float)
         return 0.5 ** (age / self.half_life_days)
 

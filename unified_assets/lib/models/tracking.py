@@ -17,8 +17,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # the frames come from the caller; reading the settings loads no pandas
+    import pandas as pd
+
 
 EXPERIMENT = "unified_assets"
 CHAMPION = "champion"

@@ -1,11 +1,11 @@
 """The online store's batch export: what the point-in-time flight features are made of, per
 key, written from the warehouse with the SQL fragments of `lib/features/tables.py` into a new
-folder of Parquet files under `$UNIFIED_ASSETS_HOME/online/`, then published whole by replacing
-`online/store.json` atomically (`online_store.py` loads and serves it)."""
+folder of columns (`columnar.py` encodes them) under `$UNIFIED_ASSETS_HOME/online/`, then
+published whole by replacing `online/store.json` atomically (`online_store.py` maps and serves
+it)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import uuid
@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from unified_assets.lib.core.database import table_exists
+from unified_assets.lib.core.files import sha256_file
 from unified_assets.lib.features import catalog
 from unified_assets.lib.features.tables import (
     AIRPORT,
@@ -32,7 +34,9 @@ from unified_assets.lib.features.tables import (
     rate_ctes,
 )
 from unified_assets.lib.raw.landing import write_atomic
-from unified_assets.lib.serving.online_store import online_root, pointer_path
+from unified_assets.lib.serving import columnar
+from unified_assets.lib.serving.columnar import plain as _plain
+from unified_assets.lib.serving.online_store import FORMAT, SMALL, online_root, pointer_path
 
 _FLIGHTS_SQL = f"""
 SELECT f.flight_date, f.carrier, f.flight, f.origin, f.dest, f.tailnum, f.sched_dep_ts,
@@ -116,29 +120,36 @@ def stage(conn: duckdb.DuckDBPyConnection, home: Path) -> dict:
              for i, group in enumerate(groups)}
     lookups = catalog.lookups_of(FLIGHT_FEATURES)
     sqls |= {f"lookup_{f.name}": f.lookup.rows_sql() for f in lookups}
-    defaults = {f.name: conn.execute(f"SELECT {f.lookup.default}").fetchall()[0][0]
+    defaults = {f.name: _plain(conn.execute(f"SELECT {f.lookup.default}").fetchall()[0][0])
                 for f in lookups}
     if table_exists(conn, ORIGIN_DAILY):
         sqls["origin_daily"] = f"SELECT * FROM {ORIGIN_DAILY}"
-    files, rows = {}, {}
-    for name, sql in sqls.items():
-        path = tmp / f"{name}.parquet"
-        conn.execute(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
-        files[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-        rows[name] = conn.execute(f"SELECT count(*) FROM '{path}'").fetchall()[0][0]
+    relations = {name: conn.sql(sql) for name, sql in sqls.items()}
+    frames = {name: rel.df() for name, rel in relations.items()}
+    days = {name: [c for c, t in zip(rel.columns, rel.types, strict=True) if str(t) == "DATE"]
+            for name, rel in relations.items()}
+    columns, small = columnar.encode(frames, days, groups, lookups, defaults)
+    files = {}
+    for name, values in columns.items():
+        path = tmp / f"{name}.npy"
+        np.save(path, values, allow_pickle=False)
+        files[path.name] = sha256_file(path)
+    small_path = tmp / SMALL
+    small_path.write_text(json.dumps(small, separators=(",", ":")), "utf-8")
+    files[SMALL] = sha256_file(small_path)
     first, last = conn.execute(
         f"SELECT min(flight_date), max(flight_date) FROM {FLIGHTS}"
     ).fetchall()[0]
     tmp.rename(folder)
-    pointer = {"folder": folder.name, "files": files, "rows": rows, "built_at": stamp,
-               "lookups": {f.name: {"on": [c for c, _ in f.lookup.on],
-                                    "default": defaults[f.name]} for f in lookups},
-               "as_of": [{"on": [c for c, _ in group[0].asof.on],
-                          "features": [f.name for f in group],
-                          "as_of_column": group[0].asof.as_of_column} for group in groups],
-               "first_day": str(first) if first else None,
-               "last_day": str(last) if last else None}
-    return pointer
+    return {"format": FORMAT, "folder": folder.name, "files": files,
+            "rows": {name: len(frame) for name, frame in frames.items()}, "built_at": stamp,
+            "lookups": {f.name: {"on": [c for c, _ in f.lookup.on],
+                                 "default": defaults[f.name]} for f in lookups},
+            "as_of": [{"on": [c for c, _ in group[0].asof.on],
+                       "features": [f.name for f in group],
+                       "as_of_column": group[0].asof.as_of_column} for group in groups],
+            "first_day": str(first) if first else None,
+            "last_day": str(last) if last else None}
 
 
 def publish(home: Path, pointer: dict) -> None:

@@ -5,39 +5,45 @@ Point-in-time flight features take about 0.1 s a day in DuckDB (docs/performance
 request. So the batch graph exports (`online_export.py`, with the SQL fragments of
 `lib/features/tables.py`) what the features are made of: every flight's schedule and outcome
 times, the delay rates per carrier, origin and route for every anchor day, the hourly weather,
-the planes, the calendar and the forecaster's `features.origin_daily` rows. The service holds
-them in memory and answers each flight at its cutoff with sorted-array lookups that reproduce
-the SQL's joins exactly; parity with `features.flight_features` is tested and checked on every
-scored day.
+the planes, the calendar and the forecaster's `features.origin_daily` rows. The service answers
+each flight at its cutoff with binary searches over sorted arrays that reproduce the SQL's joins
+exactly; parity with `features.flight_features` is a blocking check before a store is served.
 
-The store is a folder of Parquet files under `$UNIFIED_ASSETS_HOME/online/`, published whole:
-the folder is written under a new name and `online/store.json` is then replaced atomically to
-point at it, so a reader never sees half a store. Nothing reads the DuckDB file at request time.
+The store is columnar: one NumPy `.npy` file per column, memory-mapped read-only, so loading it
+costs milliseconds, its pages are shared by every worker of `serve --workers` through the page
+cache, and only the pages a request touches become resident. Strings are integer codes into
+vocabularies kept, with the small reference rows (planes, calendar, lookups, the forecaster's
+rows), in `small.json`. The folder lives under `$UNIFIED_ASSETS_HOME/online/` and is published
+whole: written under a new name, then `online/store.json` is replaced atomically to point at
+it, so a reader never sees half a store. Each file is verified against its sha256 when loaded.
+Nothing reads the DuckDB file at request time, and nothing here needs pandas.
 """
 
 from __future__ import annotations
 
 import bisect
-import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import pandas as pd
 
 from unified_assets.lib.core import files
 from unified_assets.lib.features.tables import GRAINS, LIVE_HOURS, RATE_DAYS, TZ
 
 ONLINE = "online"
 POINTER = "store.json"
+FORMAT = 2  # 1: Parquet files rebuilt into Python objects; 2: memory-mapped columns
+SMALL = "small.json"
 NY = ZoneInfo(TZ)
+NAT = np.iinfo(np.int64).min  # a missing time, in int64 microseconds
 _US = 1_000_000  # microseconds a second
 _EPOCH = date(1970, 1, 1)
-
+# Composite int64 search keys: (code << 32) + day number shifted to be non-negative.
+_DAY_SHIFT = 1 << 31
 
 
 def online_root(home: Path) -> Path:
@@ -48,15 +54,28 @@ def pointer_path(home: Path) -> Path:
     return online_root(home) / POINTER
 
 
-# --------------------------------------------------------------------------------- load
+# ------------------------------------------------------------------------ keys and times
 
 
-def _us(values: pd.Series) -> np.ndarray:
-    """Naive UTC timestamps as int64 microseconds since the epoch (NaT as int64 min)."""
-    return values.to_numpy(dtype="datetime64[us]").astype(np.int64)
+def day_key(code, day_number):
+    """A search key: a code (carrier, plane, grain key...) and a day number since 1970 (Python
+    numbers or NumPy arrays of them)."""
+    return code * (1 << 32) + (day_number + _DAY_SHIFT)
 
 
-_NAT = np.iinfo(np.int64).min
+def hour_key(origin_code, day_number, hour):
+    """The search key of a (day, origin, local hour) departure count."""
+    return day_key(origin_code, day_number) * 32 + hour
+
+
+def key_text(values) -> str:
+    """A lookup or as-of key as text (in small.json): the same for exported rows and requests."""
+    return json.dumps(key_of(values))
+
+
+def key_of(values) -> tuple:
+    """A lookup or as-of key as the service holds it: days as ISO text, the rest as given."""
+    return tuple(v.isoformat() if isinstance(v, date) else v for v in values)
 
 
 def to_us(ts: datetime) -> int:
@@ -67,7 +86,7 @@ def to_us(ts: datetime) -> int:
 
 def from_us(value: int | None) -> str | None:
     """Microseconds since the epoch as an ISO naive UTC time; None for missing."""
-    if value is None or value == _NAT:
+    if value is None or value == NAT:
         return None
     return (datetime(1970, 1, 1) + timedelta(microseconds=int(value))).isoformat()
 
@@ -83,47 +102,43 @@ def local_to_utc(local: datetime) -> datetime:
     return local.replace(tzinfo=NY).astimezone(UTC).replace(tzinfo=None)
 
 
-def _none(value):
-    """A pandas/NumPy missing value as None, a NumPy scalar as a Python number."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    return value.item() if isinstance(value, np.generic) else value
+def _day_number(day: date) -> int:
+    return day.toordinal() - _EPOCH.toordinal()
 
 
-@dataclass
-class _Series:
-    """Departures of one grain: times sorted, delays' running sums."""
+def _number(value: float):
+    """A stored float as the feature value: NaN is missing."""
+    return None if math.isnan(value) else float(value)
 
-    ts: np.ndarray
-    cum: np.ndarray  # cum[i] = sum of the first i delays
+
+# --------------------------------------------------------------------------------- load
 
 
 @dataclass
 class OnlineStore:
-    """The loaded store: dictionaries and sorted arrays keyed the way the features join."""
+    """The loaded store: memory-mapped columns, and the vocabularies and small rows that say
+    what their codes mean."""
 
     pointer: dict
-    flights: dict = field(default_factory=dict)  # key -> (sched_dep_utc, distance)
-    by_plane_day: dict = field(default_factory=dict)  # (tailnum, day) -> list of flights
-    hour_counts: dict = field(default_factory=dict)  # (day, origin, hour) -> flights
-    days: set = field(default_factory=set)
-    routes: dict = field(default_factory=dict)  # (origin, dest) -> distance
-    rates: dict = field(default_factory=dict)  # (grain, key1, key2, anchor) -> (short, long, n)
-    asof: list = field(default_factory=list)  # per as-of group: (on, names, as-of, {key: rows})
-    planes: dict = field(default_factory=dict)  # tailnum -> year_built
-    lookups: dict = field(default_factory=dict)  # feature -> (request columns, {key: v}, default)
-    dates: dict = field(default_factory=dict)  # day -> (day_of_week, month, days_to_holiday)
-    live: dict = field(default_factory=dict)  # ("origin"|"carrier", key) -> _Series
-    origin_daily: dict = field(default_factory=dict)  # (origin, feature_date) -> row dict
+    columns: dict  # file name -> read-only memory-mapped array
+    small: dict  # small.json as written
+    codes: dict  # vocabulary -> {value: code}
+    rate_codes: dict  # (grain, key1, key2) -> code
+    lookups: dict  # feature -> (request columns, {key_of: value}, default)
+    asof: list  # per as-of group: (on, names, as-of column, {key_of: (start, end)}, kinds)
+    dates: dict  # date -> (day_of_week, month, days_to_holiday)
 
     @property
     def version(self) -> str:
         return self.pointer.get("built_at", "")
 
+    def __getitem__(self, name: str) -> memoryview:
+        return self.columns[name]
+
 
 def load(home: Path, pointer: dict | None = None) -> OnlineStore:
     """The store `online/store.json` points at (or the staged one `pointer` names), each file
-    verified against its sha256."""
+    verified against its sha256, the columns memory-mapped."""
     if pointer is None:
         path = pointer_path(home)
         if not path.exists():
@@ -131,86 +146,46 @@ def load(home: Path, pointer: dict | None = None) -> OnlineStore:
                 f"no online store at {path}: materialize serving/online_store first"
             )
         pointer = json.loads(path.read_text("utf-8"))
+    if pointer.get("format") != FORMAT:
+        raise ValueError(f"the online store {pointer.get('folder')} has format "
+                         f"{pointer.get('format', 1)}; this service reads format {FORMAT}: "
+                         "materialize serving/online_store again")
     folder = online_root(home) / pointer["folder"]
-    frames = {}
+    columns, small = {}, None
     for name, sha in pointer["files"].items():
-        data = files.read_verified(folder / f"{name}.parquet", sha, "online store file")
-        frames[name] = pd.read_parquet(io.BytesIO(data))
-    return _build(pointer, frames)
+        path = folder / name
+        if not path.exists():
+            raise FileNotFoundError(f"online store file not found: {path}")
+        files.check(path, sha, files.sha256_file(path), "online store file")
+        if name == SMALL:
+            small = json.loads(path.read_text("utf-8"))
+        else:
+            # a memoryview of the mapping: a request reads single elements, which a memoryview
+            # gives as Python numbers several times faster than NumPy indexing does, and
+            # `bisect` searches it in C
+            columns[name.removesuffix(".npy")] = memoryview(
+                np.load(path, mmap_mode="r", allow_pickle=False))
+    if small is None:
+        raise ValueError(f"the online store {pointer['folder']} has no {SMALL}")
+    return OnlineStore(
+        pointer, columns, small,
+        codes={name: {v: i for i, v in enumerate(values)}
+               for name, values in small["vocab"].items()},
+        rate_codes={tuple(k): i for i, k in enumerate(small["rate_keys"])},
+        lookups={name: (tuple(d["on"]), {tuple(json.loads(k)): v for k, v in d["rows"]},
+                        d["default"])
+                 for name, d in small["lookups"].items()},
+        asof=[(tuple(g["on"]), tuple(g["features"]), g["as_of_column"],
+               {tuple(json.loads(k)): tuple(v) for k, v in g["offsets"].items()}, g["kinds"])
+              for g in small["as_of"]],
+        dates={date.fromisoformat(d): tuple(v) for d, v in small["dates"].items()},
+    )
 
 
-def _key_values(column: pd.Series) -> list:
-    """A lookup's key column as the request gives it: dates as dates, numbers as ints."""
-    if pd.api.types.is_datetime64_any_dtype(column):
-        return list(column.dt.date)
-    return [_none(v) for v in column.to_numpy(dtype=object)]
-
-
-def _build(pointer: dict, frames: dict[str, pd.DataFrame]) -> OnlineStore:
-    store = OnlineStore(pointer)
-    fl = frames["flights"]
-    day = pd.to_datetime(fl["flight_date"]).dt.date.to_numpy()
-    sched_local = _us(fl["sched_dep_ts"])
-    sched_utc = _us(fl["sched_dep_utc"])
-    known = _us(fl["known_at_utc"])
-    dep = _us(fl["dep_utc"])
-    arr = fl["arr_delay_min"].to_numpy(dtype=float, na_value=np.nan)
-    dep_delay = fl["dep_delay_min"].to_numpy(dtype=float, na_value=np.nan)
-    cols = [
-        fl[c].to_numpy(dtype=object)
-        for c in ("carrier", "flight", "origin", "dest", "tailnum", "sched_hour", "distance_mi")
-    ]
-    carrier, flight, origin, dest, tailnum, hour, distance = cols
-    for i in range(len(fl)):
-        store.flights[(day[i], carrier[i], int(flight[i]), origin[i], int(sched_local[i]))] = (
-            int(sched_utc[i]),
-            int(distance[i]),
-        )
-        store.routes[(origin[i], dest[i])] = int(distance[i])
-        hk = (day[i], origin[i], int(hour[i]))
-        store.hour_counts[hk] = store.hour_counts.get(hk, 0) + 1
-        if tailnum[i] is not None and tailnum[i] is not pd.NA:
-            store.by_plane_day.setdefault((tailnum[i], day[i]), []).append(
-                (int(sched_local[i]), arr[i], int(known[i]), dep_delay[i], int(dep[i]))
-            )
-    store.days = set(day.tolist())
-    departed = dep != _NAT
-    for grain, keys in (("origin", origin), ("carrier", carrier)):
-        frame = pd.DataFrame({"k": keys[departed], "ts": dep[departed],
-                              "v": dep_delay[departed].astype(np.int64)})
-        for k, part in frame.sort_values(["k", "ts"], kind="stable").groupby("k"):
-            cum = np.concatenate([[0], np.cumsum(part["v"].to_numpy(np.int64))])
-            store.live[(grain, k)] = _Series(part["ts"].to_numpy(np.int64), cum)
-    r = frames["rates"]
-    anchor = pd.to_datetime(r["anchor_day"]).dt.date.to_numpy()
-    for g, k1, k2, a, s, lo, n in zip(r["grain"], r["key1"], r["key2"], anchor,
-                                      r["rate_short"], r["rate_long"], r["n_long"],
-                                      strict=True):
-        store.rates[(g, k1, _none(k2), a)] = (_none(s), _none(lo), int(n))
-    for i, group in enumerate(pointer.get("as_of", [])):
-        rows, names = frames[f"asof_{i}"], group["features"]
-        by_key = {}
-        key_columns = [f"k{j}" for j in range(len(group["on"]))]
-        for key, part in rows.groupby(key_columns, sort=False):
-            by_key[tuple(_key_values(pd.Series(key if isinstance(key, tuple) else (key,))))] = (
-                _us(part["known"]), part[names].to_numpy(dtype=object))
-        store.asof.append((tuple(group["on"]), tuple(names), group["as_of_column"], by_key))
-    for t, y in frames["planes"].itertuples(index=False):
-        store.planes[t] = _none(y)
-    for name, declared in pointer.get("lookups", {}).items():
-        rows = frames[f"lookup_{name}"]
-        keys = [_key_values(rows[f"k{i}"]) for i in range(len(declared["on"]))]
-        values = [_none(v) for v in rows["v"].to_numpy(dtype=object)]
-        found = dict(zip(zip(*keys, strict=True), values, strict=True))
-        store.lookups[name] = (tuple(declared["on"]), found, declared["default"])
-    for d, dow, m, h in frames["dates"].itertuples(index=False):
-        store.dates[pd.Timestamp(d).date()] = (int(dow), int(m), int(h))
-    if "origin_daily" in frames:
-        od = frames["origin_daily"]
-        od_dates = pd.to_datetime(od["feature_date"]).dt.date.to_numpy()
-        for row, d in zip(od.to_dict("records"), od_dates, strict=True):
-            store.origin_daily[(row["origin"], d)] = {k: _none(v) for k, v in row.items()}
-    return store
+def _between(sorted_keys: memoryview, lo: int, hi: int | None = None) -> tuple[int, int]:
+    """The positions of the keys equal to `lo` (or in [lo, hi]) in a sorted column."""
+    return (bisect.bisect_left(sorted_keys, lo),
+            bisect.bisect_right(sorted_keys, lo if hi is None else hi))
 
 
 # --------------------------------------------------------------- point-in-time flight features
@@ -240,10 +215,83 @@ class FlightFeatures:
     flags: list
 
 
+def _known_flight(s: OnlineStore, f: FlightRequest, day: date, local_us: int):
+    """The stored row of the requested flight (the last of equal keys, as the SQL's join
+    reads the export), or None."""
+    c = s.columns
+    carrier, origin = s.codes["carrier"].get(f.carrier), s.codes["origin"].get(f.origin)
+    if carrier is None or origin is None:
+        return None
+    lo, hi = _between(c["f_sched_local"], local_us)
+    found = None
+    for i in range(lo, hi):
+        if (c["f_carrier"][i] == carrier and c["f_flight"][i] == f.flight
+                and c["f_origin"][i] == origin and c["f_day"][i] == _day_number(day)):
+            found = i
+    return found
+
+
+def _plane_day(s: OnlineStore, tailnum: str | None, day: date, local_us: int, cutoff: int):
+    """The plane's earlier flights that day: its latest outcome and its latest departure known
+    by the cutoff, each as (known, scheduled, delay)."""
+    c = s.columns
+    tail = s.codes["tailnum"].get(tailnum) if tailnum is not None else None
+    if tail is None:
+        return None, None
+    lo, hi = _between(c["plane_key"], day_key(tail, _day_number(day)))
+    inbound = prev_dep = None
+    for i in c["plane_rows"][lo:hi]:
+        sched = c["f_sched_local"][i]
+        if sched >= local_us:
+            continue
+        known, dep = c["f_known"][i], c["f_dep"][i]
+        if known != NAT and known <= cutoff and (inbound is None or (known, sched) > inbound[:2]):
+            inbound = (known, sched, c["f_arr_delay"][i])
+        if dep != NAT and dep <= cutoff and (prev_dep is None or (dep, sched) > prev_dep[:2]):
+            prev_dep = (dep, sched, c["f_dep_delay"][i])
+    return inbound, prev_dep
+
+
+def _live(s: OnlineStore, grain: str, key: str, cutoff: int, live_us: int):
+    """Departures of the grain's key over the hours before the cutoff: (count, mean delay,
+    latest departure)."""
+    span = s.small["live"][grain].get(key)
+    if span is None:
+        return 0, None, None
+    start, end, cum_start = span
+    ts = s.columns[f"live_{grain}_ts"][start:end]
+    lo = bisect.bisect_left(ts, cutoff - live_us)
+    hi = bisect.bisect_right(ts, cutoff)
+    if hi == lo:
+        return 0, None, None
+    cum = s.columns[f"live_{grain}_cum"]
+    total = cum[cum_start + hi] - cum[cum_start + lo]
+    return hi - lo, total / (hi - lo), ts[hi - 1]
+
+
+def _rates(s: OnlineStore, grain: str, key: tuple, anchor: date):
+    """A grain's (short rate, long rate, outcomes seen) for the anchor day."""
+    c = s.columns
+    code = s.rate_codes.get((grain, key[0], key[1] if len(key) > 1 else None))
+    if code is None:
+        return None, None, 0
+    lo, hi = _between(c["rates_key"], day_key(code, _day_number(anchor)))
+    if hi == lo:
+        return None, None, 0
+    return _number(c["rates_short"][lo]), _number(c["rates_long"][lo]), c["rates_n"][lo]
+
+
+def _as_of_value(value: float, kind: str):
+    if math.isnan(value):
+        return None
+    return int(value) if kind == "int" else bool(value) if kind == "bool" else float(value)
+
+
 def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minutes: int
                     ) -> list[FlightFeatures]:
     """Point-in-time features of each flight at its cutoff (scheduled departure minus
     `lead_minutes`, or `as_of` when earlier), as `features.flight_features` computes them."""
+    s, c = store, store.columns
     out = []
     lead_us = lead_minutes * 60 * _US
     live_us = LIVE_HOURS * 3600 * _US
@@ -251,89 +299,82 @@ def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minut
     for f in flights:
         hk = (f.sched_dep.date(), f.origin, f.sched_dep.hour)
         request_hours[hk] = request_hours.get(hk, 0) + 1
+    last_rate_day = _last_rate_day(store)
     for f in flights:
         flags = []
         day = f.sched_dep.date()
         local_us = to_us(f.sched_dep)
-        known_flight = store.flights.get((day, f.carrier, f.flight, f.origin, local_us))
-        sched_utc = known_flight[0] if known_flight else to_us(local_to_utc(f.sched_dep))
+        row = _known_flight(s, f, day, local_us)
+        sched_utc = c["f_sched_utc"][row] if row is not None else to_us(
+            local_to_utc(f.sched_dep))
         cutoff = sched_utc - lead_us
         if f.as_of is not None:
             cutoff = min(cutoff, to_us(f.as_of))
         v: dict = {"carrier": f.carrier, "origin": f.origin, "dest": f.dest,
                    "sched_hour": f.sched_dep.hour}
-        dow, month, holiday = store.dates.get(day, (None, None, None))
+        dow, month, holiday = s.dates.get(day, (None, None, None))
         if dow is None:
             dow, month = day.isoweekday(), day.month
             flags.append("date_not_in_calendar")
         v |= {"day_of_week": dow, "month": month, "days_to_holiday": holiday}
-        distance = known_flight[1] if known_flight else store.routes.get((f.origin, f.dest))
-        v["distance_mi"] = distance
-        year = store.planes.get(f.tailnum)
+        v["distance_mi"] = (c["f_distance"][row] if row is not None
+                            else s.small["routes"].get(f"{f.origin}|{f.dest}"))
+        year = s.small["planes"].get(f.tailnum) if f.tailnum is not None else None
         v["plane_age_years"] = day.year - year if year is not None else None
         # the request's own columns: the keys of the declared features
         request = {"flight_date": day, "carrier": f.carrier, "flight": f.flight,
                    "origin": f.origin, "dest": f.dest, "tailnum": f.tailnum,
                    "sched_hour": f.sched_dep.hour}
         # lookup features, from their declarations (catalog.Lookup)
-        for name, (on, rows, default) in store.lookups.items():
-            v[name] = rows.get(tuple(request[c] for c in on), default)
+        for name, (on, rows, default) in s.lookups.items():
+            v[name] = rows.get(key_of(request[c] for c in on), default)
         # as-of features, from their declarations (catalog.AsOf): the latest row of each
         # group's table known by the cutoff, for the request's key
         group_as_of = {}
-        for on, names, as_of_column, by_key in store.asof:
-            rows = by_key.get(tuple(request[c] for c in on))
-            i = -1 if rows is None else int(np.searchsorted(rows[0], cutoff, side="right")) - 1
-            v |= ({n: _none(x) for n, x in zip(names, rows[1][i], strict=True)} if i >= 0
+        for i, (on, names, as_of_column, offsets, kinds) in enumerate(s.asof):
+            span = offsets.get(key_of(request[c] for c in on))
+            known = c[f"asof_{i}_known"]
+            j = -1
+            if span is not None:
+                j = bisect.bisect_right(known, cutoff, span[0], span[1]) - 1
+                j = j if j >= span[0] else -1
+            v |= ({n: _as_of_value(c[f"asof_{i}_{n}"][j], k)
+                   for n, k in zip(names, kinds, strict=True)} if j >= 0
                   else dict.fromkeys(names))
             group_as_of[as_of_column.removesuffix("_as_of")] = (
-                from_us(int(rows[0][i])) if i >= 0 else None)
+                from_us(known[j]) if j >= 0 else None)
         # delay rates of the cutoff's New York day
         anchor = ny_day(cutoff)
         for grain, keys in GRAINS.items():
-            k = tuple(getattr(f, key) for key in keys)
-            short, long, n = store.rates.get((grain, k[0], k[1] if len(k) > 1 else None, anchor),
-                                             (None, None, 0))
+            short, long, n = _rates(s, grain, tuple(getattr(f, key) for key in keys), anchor)
             v[f"{grain}_late_rate_{RATE_DAYS[0]}d"] = short
             v[f"{grain}_late_rate_{RATE_DAYS[1]}d"] = long
             if grain == "carrier":
                 v[f"carrier_flights_{RATE_DAYS[1]}d"] = n
         rates_as_of = to_us(local_to_utc(datetime.combine(anchor, datetime.min.time())))
-        if day in store.days:
-            v["origin_hour_departures"] = store.hour_counts.get((day, f.origin, f.sched_dep.hour),
-                                                                0)
+        lo, hi = _between(c["days"], _day_number(day))
+        if hi > lo:
+            origin = s.codes["origin"].get(f.origin)
+            count = 0
+            if origin is not None:
+                a, b = _between(c["hours_key"],
+                                hour_key(origin, _day_number(day), f.sched_dep.hour))
+                count = c["hours_count"][a] if b > a else 0
+            v["origin_hour_departures"] = count
         else:
             v["origin_hour_departures"] = request_hours[(day, f.origin, f.sched_dep.hour)]
             flags.append("schedule_from_request")
-        # the plane's earlier flights that day: latest outcome and latest departure by the cutoff
-        inbound = prev_dep = None
-        for sched, arr, known, dep_delay, dep in store.by_plane_day.get((f.tailnum, day), ()):
-            if sched >= local_us:
-                continue
-            if (
-                known != _NAT
-                and known <= cutoff
-                and (inbound is None or (known, sched) > inbound[:2])
-            ):
-                inbound = (known, sched, arr)
-            if dep != _NAT and dep <= cutoff and (prev_dep is None or (dep, sched) > prev_dep[:2]):
-                prev_dep = (dep, sched, dep_delay)
+        inbound, prev_dep = _plane_day(s, f.tailnum, day, local_us, cutoff)
         v["prev_arr_delay_min"] = int(inbound[2]) if inbound else None
         v["has_prev_flight"] = inbound is not None
         v["prev_dep_delay_min"] = int(prev_dep[2]) if prev_dep else None
         # departures over the hours before the cutoff, at the origin and of the carrier
         live_as_of = []
         for grain, k in (("origin", f.origin), ("carrier", f.carrier)):
-            series = store.live.get((grain, k))
-            n, mean = 0, None
-            if series is not None:
-                lo = bisect.bisect_left(series.ts, cutoff - live_us)
-                hi = bisect.bisect_right(series.ts, cutoff)
-                n = hi - lo
-                if n:
-                    mean = int(series.cum[hi] - series.cum[lo]) / n
-                    live_as_of.append(int(series.ts[hi - 1]))
+            n, mean, latest = _live(s, grain, k, cutoff, live_us)
             v[f"{grain}_dep_delay_3h"] = mean
+            if latest is not None:
+                live_as_of.append(latest)
             if grain == "origin":
                 v["origin_departures_3h"] = n
         as_of = group_as_of | {
@@ -342,7 +383,7 @@ def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minut
             "prev_departure": from_us(prev_dep[0]) if prev_dep else None,
             "live": from_us(max(live_as_of)) if live_as_of else None,
         }
-        if anchor > _last_rate_day(store):
+        if anchor > last_rate_day:
             flags.append("store_behind_cutoff")
         out.append(FlightFeatures(v, as_of, from_us(cutoff), flags))
     return out
@@ -351,11 +392,12 @@ def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minut
 def uncovered(store: OnlineStore, names: list[str], lead_minutes: int) -> list[str]:
     """The registered flight features the online path does not compute: a feature declared in
     the registry but built only in the batch SQL (a lookup feature never is: see catalog)."""
-    if not store.flights:
+    if len(store["f_sched_local"]) == 0:
         return []
-    day, carrier, flight, origin, local_us = next(iter(store.flights))
-    sched = datetime(1970, 1, 1) + timedelta(microseconds=local_us)
-    request = FlightRequest(carrier, flight, origin, "???", sched)
+    vocab = store.small["vocab"]
+    sched = datetime(1970, 1, 1) + timedelta(microseconds=store["f_sched_local"][0])
+    request = FlightRequest(vocab["carrier"][store["f_carrier"][0]], store["f_flight"][0],
+                            vocab["origin"][store["f_origin"][0]], "???", sched)
     (computed,) = flight_features(store, [request], lead_minutes)
     return [n for n in names if n not in computed.values]
 
@@ -369,4 +411,5 @@ def origin_daily_features(store: OnlineStore, origin: str, target_date: date,
                           horizon_days: int) -> dict | None:
     """The forecaster's row for `origin` forecasting `target_date` (its feature day is
     `horizon_days` earlier), as features.origin_daily holds it; None when not in the store."""
-    return store.origin_daily.get((origin, target_date - timedelta(days=horizon_days)))
+    feature_day = target_date - timedelta(days=horizon_days)
+    return store.small["origin_daily"].get(f"{origin}|{feature_day.isoformat()}")

@@ -23,7 +23,8 @@ import pandas as pd
 import pytest
 
 from unified_assets.defs.factory import build_model_assets
-from unified_assets.defs.resources import Settings, load_handoff
+from unified_assets.defs.resources import load_handoff
+from unified_assets.defs.settings import Settings
 from unified_assets.lib.core import artifacts, cluster
 from unified_assets.lib.deployment import manifests
 from unified_assets.lib.models import dask_steps, specs, training

@@ -16,7 +16,8 @@ from unified_assets.definitions import build_defs
 from unified_assets.defs.factory import build_model_assets
 from unified_assets.defs.jobs import key
 from unified_assets.defs.monitoring.sensors import retrain_request
-from unified_assets.defs.resources import HANDOFF_SHA256, Settings, load_handoff, load_latest
+from unified_assets.defs.resources import HANDOFF_SHA256, load_handoff, load_latest
+from unified_assets.defs.settings import Settings
 from unified_assets.lib.core import artifacts
 from unified_assets.lib.deployment import manifests
 from unified_assets.lib.deployment.gates import Gates

@@ -22,13 +22,11 @@ import pytest
 
 from unified_assets.lib.core import artifacts
 from unified_assets.lib.deployment import manifests
-from unified_assets.lib.raw import landing
 from unified_assets.lib.serving import request_log
 from unified_assets_tests.support.reads import query, scalar
-from unified_assets_tests.support.runs import FEATURES_UP, all_assets, run_assets
-from unified_assets_tests.support.runs import train_and_deploy as deploy
-from unified_assets_tests.support.train_small import FEATURE_DAYS
-from unified_assets_tests.support.train_small import spec as small_spec
+from unified_assets_tests.support.receivers import free_port
+from unified_assets_tests.support.runs import all_assets, run_assets
+from unified_assets_tests.support.serving import serve, stop
 
 MODEL = "delay_classifier"
 MAX_BODY = 4 * 1024 * 1024  # the served limit here: 10,000 flights fit, 4 MiB of junk does not
@@ -38,67 +36,16 @@ ONLINE_STORE = dg.AssetKey(["serving", "online_store"])
 ONLINE_PREDICTIONS = dg.AssetKey(["monitoring", "online_predictions"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served_home(tmp_path_factory) -> dict:
-    """Jan 1-14 features; the champion promoted, then the challenger; the online store; the
-    batch predictions of Jan 14 by the challenger."""
-    home = tmp_path_factory.mktemp("serving")
-    landing.land(home, through=date(2013, 1, 15))
-    assets = all_assets()
-    assert run_assets(home, assets, FEATURES_UP, *FEATURE_DAYS).success
-    assert deploy(home, small_spec("champion")).success
-    champion = manifests.current(home, MODEL)
-    assert deploy(home, small_spec("challenger")).success
-    challenger = manifests.current(home, MODEL)
-    assert challenger["version"] != champion["version"]
-    assert run_assets(home, assets, [ONLINE_STORE]).success
-    return {"home": home, "champion": champion, "challenger": challenger}
-
-
-def _serve(home: Path, *options: str) -> tuple[subprocess.Popen, str]:
-    """`unified-assets serve` over `home` on a free loopback port, ready."""
-    port = _free_port()
-    env = dict(os.environ, UNIFIED_ASSETS_HOME=str(home))
-    command = [sys.executable, "-m", "unified_assets.cli", "serve", "--port", str(port), *options]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    with httpx.Client(base_url=url, timeout=5) as client:
-        while True:
-            try:
-                if client.get("/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "the service did not become ready in 60 s"
-            time.sleep(0.2)
-    return process, url
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    process.wait(timeout=20)
-    process.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def server(served_home):
     """The service on a free loopback port, ready: 2 s body and header timeouts, a 4 MiB body
     limit."""
     home = served_home["home"]
-    process, url = _serve(home, "--body-timeout-s", "2", "--header-timeout-s", "2",
+    process, url = serve(home, "--body-timeout-s", "2", "--header-timeout-s", "2",
                           "--max-body-bytes", str(MAX_BODY))
     with httpx.Client(base_url=url, timeout=5) as client:
         yield {"url": url, "client": client, "home": home, "pid": process.pid, **served_home}
-    _stop(process)
+    stop(process)
 
 
 def _flights(home: Path, day: str, limit: int | None = None) -> list[dict]:
@@ -547,7 +494,7 @@ def test_api_keys_guard_every_route_but_the_probes(served_home, tmp_path):
                           env=dict(os.environ, UNIFIED_ASSETS_HOME=str(home)))
     key = made.stdout.split()[0]
     assert key not in keys.read_text() and len(key) >= 40
-    process, url = _serve(home, "--api-keys-file", str(keys))
+    process, url = serve(home, "--api-keys-file", str(keys))
     try:
         with httpx.Client(base_url=url, timeout=5) as anyone:
             for probe in ("/health", "/ready", "/metrics"):
@@ -566,13 +513,13 @@ def test_api_keys_guard_every_route_but_the_probes(served_home, tmp_path):
             assert granted.status_code == 200
             assert _counted(anyone, PREDICT, 401) == 3
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_serve_refuses_an_open_address_without_keys(served_home):
     env = dict(os.environ, UNIFIED_ASSETS_HOME=str(served_home["home"]))
     done = subprocess.run([sys.executable, "-m", "unified_assets.cli", "serve", "--host",
-                           "0.0.0.0", "--port", str(_free_port()), "--api-keys-file",
+                           "0.0.0.0", "--port", str(free_port()), "--api-keys-file",
                            "/nonexistent/keys"], capture_output=True, text=True, env=env,
                           timeout=60)
     assert done.returncode == 2

@@ -47,3 +47,15 @@ def test_a_failed_write_is_counted_and_nothing_queued_is_lost(tmp_path):
     _wait(log, lambda: len(request_log.read_day(tmp_path, date(2013, 1, 1))) == 2)
     log.close()
     assert list(request_log.read_day(tmp_path, date(2013, 1, 1))["i"]) == [1, 2]
+
+
+def test_a_full_queue_drops_and_counts_rows_instead_of_growing(tmp_path):
+    told = []
+    log = request_log.RequestLog(tmp_path, write_every_s=30, max_queued_rows=5,
+                                 on_problem=lambda kind, n: told.append((kind, n)))
+    assert log.write([(date(2013, 1, 1), {"i": i}) for i in range(3)], rows=3)
+    assert not log.write([(date(2013, 1, 1), {"i": 9}) for _ in range(3)], rows=3)  # 6 > 5
+    assert log.write([(date(2013, 1, 1), {"i": 3})], rows=1)  # what still fits is kept
+    assert log.dropped == 3 and told == [("dropped_rows", 3)]
+    log.close()  # writes what was queued
+    assert list(request_log.read_day(tmp_path, date(2013, 1, 1))["i"]) == [0, 1, 2, 3]
