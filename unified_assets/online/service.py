@@ -101,9 +101,9 @@ class Service:
         try:
             self.store = online_store.load(self.config.home)
             self.store_error = None
-            # The store is ~400k long-lived objects: left to the collector, every full
-            # collection scans them (~160 ms here, a stall for each request in flight). Collect
-            # what loading left behind, then keep everything alive now out of later collections.
+            # Collect what loading left behind, then keep what is alive now (the models, the
+            # store's vocabularies and small rows) out of later full collections, which would
+            # otherwise scan it again and again while requests wait.
             gc.collect()
             gc.freeze()
             log.info("online store %s loaded", self.store.version)

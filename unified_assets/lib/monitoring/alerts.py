@@ -10,7 +10,10 @@ Each alert has a key, and one key is one alert, ever: the outbox in `monitoring/
 one file per key, created atomically, so a broken feed seen on every sensor tick is told once.
 Delivery is tried at once, with a short timeout, and a channel that fails is tried again later
 (`deliver_pending`, which the `deliver_alerts` sensor calls) with a growing wait. Raising an
-alert never raises an error and never fails the step that raised it.
+alert never raises an error and never fails the step that raised it. An alert settled (every
+channel delivered or given up) more than `RETENTION_DAYS` ago moves to
+`monitoring/alerts/archive/<month raised>.jsonl`, so the outbox the sensor reads each minute
+holds recent alerts only; its key may then be raised again.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ FORMATS = ("json", "slack")
 FIRST_RETRY_S = 30.0  # a failed channel is tried again after 30 s, then 60, 120 ... 1 h
 MAX_RETRY_S = 3600.0
 MAX_ATTEMPTS = 10  # then the channel is given up on, and the outbox says so
+RETENTION_DAYS = 30  # a settled alert stays in the outbox this long, then is archived
 
 
 @dataclass(frozen=True)
@@ -135,9 +139,36 @@ def deliver_pending(home: Path, channels: Channels, now: datetime | None = None
         return counts
     now = now or datetime.now(UTC)
     for path in sorted(outbox(home).glob("*.json")):
-        if _state(_read(path)) == "pending":
+        document = _read(path)
+        if _state(document) == "pending":
             counts[_deliver_safely(path, channels, now)] += 1
+        elif _raised_before(document, now - timedelta(days=RETENTION_DAYS)):
+            _archive_safely(path)
     return counts
+
+
+def _raised_before(document: dict, moment: datetime) -> bool:
+    try:
+        return datetime.fromisoformat(document["raised_at"]) < moment
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _archive_safely(path: Path) -> None:
+    """Append a settled alert to the month's archive, then take it out of the outbox."""
+    try:
+        with _locked(path) as mine:
+            document = _read(path)
+            if not mine or _state(document) == "pending" or "raised_at" not in document:
+                return
+            archive = path.parent / "archive" / f"{document['raised_at'][:7]}.jsonl"
+            archive.parent.mkdir(exist_ok=True)
+            with open(archive, "a") as out:
+                out.write(json.dumps(document, sort_keys=True, default=str) + "\n")
+            path.unlink()
+        path.with_suffix(".lock").unlink(missing_ok=True)
+    except OSError as exc:  # kept in the outbox; tried again on the next pass
+        log.warning("alert %s could not be archived: %s", path.name, exc)
 
 
 def pending(home: Path) -> list[dict]:

@@ -83,3 +83,26 @@ def test_an_outbox_that_cannot_be_written_leaves_the_alert_pending_and_raises_no
     monkeypatch.setattr(alerts, "_locked", unlockable)
     assert alerts.raise_alert(tmp_path, ALERT, channels) == "pending"
     assert alerts.deliver_pending(tmp_path, channels)["pending"] == 1
+
+
+def test_settled_alerts_move_to_the_archive_after_the_retention_pending_ones_stay(
+        tmp_path, monkeypatch):
+    channels = alerts.Channels(webhook_url=f"http://127.0.0.1:{_closed_port()}/hook",
+                               timeout_s=1)
+    outbox, start = alerts.outbox(tmp_path), datetime(2026, 1, 1, tzinfo=UTC)
+    monkeypatch.setattr(alerts, "MAX_ATTEMPTS", 1)  # given up on at the first failure
+    assert alerts.raise_alert(tmp_path, ALERT, channels, now=start) == "given_up"
+    monkeypatch.setattr(alerts, "MAX_ATTEMPTS", 10)
+    still = alerts.Alert("run_failed", "failed:run-1", "a run failed", "x")
+    assert alerts.raise_alert(tmp_path, still, channels, now=start) == "pending"
+    alerts.deliver_pending(tmp_path, channels, now=start + timedelta(days=29))
+    assert len(list(outbox.glob("*.json"))) == 2  # within the retention: both stay
+    alerts.deliver_pending(tmp_path, channels, now=start + timedelta(days=31))
+    (left,) = outbox.glob("*.json")  # the pending one stays, whatever its age
+    assert json.loads(left.read_text())["alert"]["key"] == "failed:run-1"
+    (line,) = (outbox / "archive" / "2026-01.jsonl").read_text().splitlines()
+    assert json.loads(line)["alert"]["key"] == ALERT.key  # archived whole, nothing lost
+    assert len(list(outbox.glob("*.lock"))) == 1
+    # its key may be raised again once archived
+    assert alerts.raise_alert(tmp_path, ALERT, channels,
+                              now=start + timedelta(days=32)) == "pending"
