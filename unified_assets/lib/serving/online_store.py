@@ -120,7 +120,7 @@ class OnlineStore:
     what their codes mean."""
 
     pointer: dict
-    columns: dict  # file name -> read-only memory-mapped array
+    columns: dict  # file name -> a memoryview of the read-only mapped column
     small: dict  # small.json as written
     codes: dict  # vocabulary -> {value: code}
     rate_codes: dict  # (grain, key1, key2) -> code
@@ -182,10 +182,9 @@ def load(home: Path, pointer: dict | None = None) -> OnlineStore:
     )
 
 
-def _between(sorted_keys: memoryview, lo: int, hi: int | None = None) -> tuple[int, int]:
-    """The positions of the keys equal to `lo` (or in [lo, hi]) in a sorted column."""
-    return (bisect.bisect_left(sorted_keys, lo),
-            bisect.bisect_right(sorted_keys, lo if hi is None else hi))
+def _between(sorted_keys: memoryview, key: int) -> tuple[int, int]:
+    """Where the keys equal to `key` start and end in a sorted column."""
+    return bisect.bisect_left(sorted_keys, key), bisect.bisect_right(sorted_keys, key)
 
 
 # --------------------------------------------------------------- point-in-time flight features
