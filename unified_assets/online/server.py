@@ -76,8 +76,6 @@ def _supervise(config, sock: socket.socket, workers: int) -> int:
     """Fork the workers, replace any that dies, stop them all on SIGTERM or SIGINT."""
     from prometheus_client import multiprocess
 
-    import unified_assets.online.app  # noqa: F401  imported once, shared by the forked workers
-
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
 
@@ -126,8 +124,9 @@ def _supervise(config, sock: socket.socket, workers: int) -> int:
 
 def serve(config, host: str, port: int, workers: int = 1) -> int:
     """Serve until interrupted: in this process, or in `workers` forked workers (their metrics
-    in `config.metrics_dir`, from `share_metrics`, removed when they end)."""
-    keep_out_unserved()
+    in `config.metrics_dir`, from `share_metrics`, removed when they end). The caller has kept
+    the unserved libraries out and imported the app first (`online/commands.py`), so the
+    workers share the imported modules' pages."""
     try:
         sock = _bind(host, port)
     except OSError as exc:

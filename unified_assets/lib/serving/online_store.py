@@ -132,9 +132,6 @@ class OnlineStore:
     def version(self) -> str:
         return self.pointer.get("built_at", "")
 
-    def __getitem__(self, name: str) -> memoryview:
-        return self.columns[name]
-
 
 def load(home: Path, pointer: dict | None = None) -> OnlineStore:
     """The store `online/store.json` points at (or the staged one `pointer` names), each file
@@ -391,12 +388,12 @@ def flight_features(store: OnlineStore, flights: list[FlightRequest], lead_minut
 def uncovered(store: OnlineStore, names: list[str], lead_minutes: int) -> list[str]:
     """The registered flight features the online path does not compute: a feature declared in
     the registry but built only in the batch SQL (a lookup feature never is: see catalog)."""
-    if len(store["f_sched_local"]) == 0:
+    c, vocab = store.columns, store.small["vocab"]
+    if len(c["f_sched_local"]) == 0:
         return []
-    vocab = store.small["vocab"]
-    sched = datetime(1970, 1, 1) + timedelta(microseconds=store["f_sched_local"][0])
-    request = FlightRequest(vocab["carrier"][store["f_carrier"][0]], store["f_flight"][0],
-                            vocab["origin"][store["f_origin"][0]], "???", sched)
+    sched = datetime(1970, 1, 1) + timedelta(microseconds=c["f_sched_local"][0])
+    request = FlightRequest(vocab["carrier"][c["f_carrier"][0]], c["f_flight"][0],
+                            vocab["origin"][c["f_origin"][0]], "???", sched)
     (computed,) = flight_features(store, [request], lead_minutes)
     return [n for n in names if n not in computed.values]
 
