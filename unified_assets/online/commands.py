@@ -66,8 +66,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     server.keep_out_unserved()
     metrics_dir = server.share_metrics(args.workers)
-    import unified_assets.online.app  # noqa: F401  loaded while the child reads the settings,
-    # once, before any worker forks: the workers share its pages
+    # loaded while the child reads the settings, once, before any worker forks (the workers
+    # share its pages)
+    import unified_assets.online.app  # noqa: F401
     from unified_assets.lib.monitoring.alerts import Channels
     from unified_assets.lib.serving import api_keys
     from unified_assets.online.service import ServiceConfig
